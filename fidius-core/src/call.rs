@@ -1,0 +1,190 @@
+//! Calling a method slot of a validated descriptor: buffers, status codes, errors.
+//!
+//! This is the one place that crosses into plugin code for a call. Every way of
+//! calling a plugin (a loaded handle, a hot-reloading handle) goes through
+//! [`invoke`].
+
+use crate::descriptor::{BufferStrategyKind, CallOutput, PluginDescriptor, METHOD_OPTIONAL};
+use crate::error::{CallError, PluginError};
+use crate::status::*;
+use std::cell::RefCell;
+
+/// Initial size of each thread's arena.
+const ARENA_INITIAL: usize = 4 * 1024;
+/// An arena grown past this is released after the call instead of kept.
+const ARENA_MAX_RETAINED: usize = 64 * 1024 * 1024;
+
+thread_local! {
+    // The buffer the host lends to Arena-strategy plugins. Host-side only: a plugin
+    // never touches it, so it cannot pin a plugin library.
+    static ARENA: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(ARENA_INITIAL));
+}
+
+/// Frees a plugin-allocated buffer when dropped, even if decoding panics.
+struct PluginBuffer {
+    out: CallOutput,
+    free: crate::descriptor::FreeBufferFn,
+}
+
+impl PluginBuffer {
+    fn bytes(&self) -> &[u8] {
+        if self.out.ptr.is_null() || self.out.len == 0 {
+            return &[];
+        }
+        // SAFETY: the plugin reported `len` initialised bytes at `ptr`, and the buffer
+        // stays alive until `free` runs in `drop`.
+        unsafe { std::slice::from_raw_parts(self.out.ptr, self.out.len) }
+    }
+}
+
+impl Drop for PluginBuffer {
+    fn drop(&mut self) {
+        if !self.out.ptr.is_null() {
+            // SAFETY: the buffer came from this plugin and is released exactly once,
+            // with the values it reported.
+            unsafe { (self.free)(self.out.ptr, self.out.len, self.out.cap) }
+        }
+    }
+}
+
+/// Calls method `index` of `desc` with the encoded `input` and hands the encoded result
+/// to `decode`.
+///
+/// Checks the index and, for optional methods, the capability bit before crossing the
+/// boundary. Plugin errors, panics and serialization failures become [`CallError`]s.
+///
+/// # Safety
+/// `desc` must be a descriptor validated by [`PluginInfo::from_descriptor`]
+/// (crate::info::PluginInfo::from_descriptor) whose library stays loaded for the
+/// duration of the call.
+pub unsafe fn invoke<R>(
+    desc: &PluginDescriptor,
+    index: usize,
+    input: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    let count = desc.method_count as usize;
+    if index >= count {
+        return Err(CallError::InvalidMethodIndex {
+            plugin: plugin_name(desc),
+            index,
+            count,
+        });
+    }
+    // SAFETY: index < method_count, and a validated descriptor has that many entries.
+    let method = unsafe { &*desc.methods.add(index) };
+    if method.flags & METHOD_OPTIONAL != 0
+        && (method.optional_bit >= 64 || desc.capabilities >> method.optional_bit & 1 == 0)
+    {
+        return Err(CallError::NotImplemented {
+            plugin: plugin_name(desc),
+            // SAFETY: validated descriptors have valid method names.
+            method: unsafe { crate::descriptor::read_c_str(method.name) }
+                .unwrap_or("?")
+                .to_string(),
+        });
+    }
+    // SAFETY: as above, the vtable has `method_count` non-null slots.
+    let slot = unsafe { *desc.vtable.add(index) };
+    // Validation guarantees free_buffer is present.
+    let free = desc.free_buffer.expect("validated descriptor has free_buffer");
+
+    if desc.buffer_strategy == BufferStrategyKind::Arena as u32 {
+        return ARENA.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut arena) => {
+                // SAFETY: forwarded from this function's contract.
+                unsafe { call_arena(slot, free, &mut arena, input, decode) }
+            }
+            // Re-entered on this thread (a decoder calling a plugin): lend a fresh buffer.
+            // SAFETY: forwarded from this function's contract.
+            Err(_) => unsafe {
+                call_arena(slot, free, &mut Vec::with_capacity(ARENA_INITIAL), input, decode)
+            },
+        });
+    }
+
+    let mut out = CallOutput::empty();
+    // SAFETY: the slot follows the MethodFn contract: it reads `input_len` bytes at
+    // `input` and fills `out` with a buffer of its own.
+    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+    let buffer = PluginBuffer { out, free };
+    interpret(status, buffer.bytes(), decode)
+}
+
+/// # Safety
+/// As for [`invoke`]; `slot` and `free` come from the same validated descriptor.
+unsafe fn call_arena<R>(
+    slot: crate::descriptor::MethodFn,
+    free: crate::descriptor::FreeBufferFn,
+    arena: &mut Vec<u8>,
+    input: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    arena.clear();
+    let mut out = CallOutput {
+        ptr: arena.as_mut_ptr(),
+        len: 0,
+        cap: arena.capacity(),
+    };
+    // SAFETY: the slot may write up to `cap` bytes at `ptr` (our spare capacity), or
+    // replace `out` with a buffer of its own and a non-OK status.
+    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+    if status == STATUS_OK {
+        if out.len > arena.capacity() {
+            return Err(CallError::PluginSerialization(format!(
+                "plugin reported {} bytes written into a {}-byte buffer",
+                out.len,
+                arena.capacity()
+            )));
+        }
+        // SAFETY: the plugin initialised the first `out.len` bytes of our buffer.
+        let bytes = unsafe { std::slice::from_raw_parts(arena.as_ptr(), out.len) };
+        return decode(bytes);
+    }
+    let buffer = PluginBuffer { out, free };
+    let needed = buffer.out.len;
+    let result = interpret(status, buffer.bytes(), decode);
+    if status == STATUS_BUFFER_TOO_SMALL {
+        // Grow for next time; the method is never re-run for this call.
+        if needed <= ARENA_MAX_RETAINED {
+            arena.reserve(needed.next_power_of_two());
+        }
+    }
+    if arena.capacity() > ARENA_MAX_RETAINED {
+        *arena = Vec::with_capacity(ARENA_INITIAL);
+    }
+    result
+}
+
+fn interpret<R>(
+    status: i32,
+    bytes: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    match status {
+        STATUS_OK | STATUS_BUFFER_TOO_SMALL => decode(bytes),
+        STATUS_PLUGIN_ERROR => match crate::wire::decode::<PluginError>(bytes) {
+            Ok(e) => Err(CallError::Plugin(e)),
+            Err(e) => Err(CallError::Serialization(format!(
+                "undecodable PluginError from plugin: {e}"
+            ))),
+        },
+        STATUS_PANIC => Err(CallError::Panic(String::from_utf8_lossy(bytes).into_owned())),
+        STATUS_SERIALIZATION_ERROR => Err(CallError::PluginSerialization(
+            String::from_utf8_lossy(bytes).into_owned(),
+        )),
+        other => Err(CallError::UnknownStatus(other)),
+    }
+}
+
+fn plugin_name(desc: &PluginDescriptor) -> String {
+    // SAFETY: validated descriptors have a valid plugin name.
+    unsafe { crate::descriptor::read_c_str(desc.plugin_name) }
+        .unwrap_or("?")
+        .to_string()
+}
+
+/// Decodes a typed result; a failure becomes [`CallError::Serialization`].
+pub fn decode_result<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CallError> {
+    crate::wire::decode(bytes).map_err(|e| CallError::Serialization(format!("decoding result: {e}")))
+}

@@ -1,0 +1,96 @@
+//! [`PluginCaller`]: anything able to call a plugin method. Generated clients are
+//! generic over it.
+
+use crate::error::CallError;
+use crate::interface::{InterfaceInfo, InterfaceMismatch};
+use serde::Serialize;
+use std::cell::RefCell;
+
+/// Something that can call the methods of one plugin: a loaded
+/// [`PluginHandle`](crate::host::PluginHandle) (feature `host`), a hot-reloading
+/// handle, or anything else that implements the trait.
+///
+/// The typed `{Trait}Client` that `#[plugin_interface]` generates works over any
+/// `PluginCaller`, so interface crates need no feature flags.
+pub trait PluginCaller {
+    /// Calls method `index` (vtable order) with encoded `input` and passes the encoded
+    /// result to `decode`, while the plugin's code is guaranteed to stay loaded.
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError>;
+
+    /// True when method `index` exists and is implemented (required methods always
+    /// are; optional ones when their capability bit is set).
+    fn has_method(&self, index: usize) -> bool;
+
+    /// Checks that the plugin behind this caller implements `expected`.
+    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch>;
+}
+
+impl<C: PluginCaller + ?Sized> PluginCaller for &C {
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        (**self).call_with(index, input, decode)
+    }
+    fn has_method(&self, index: usize) -> bool {
+        (**self).has_method(index)
+    }
+    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        (**self).check_interface(expected)
+    }
+}
+
+impl<C: PluginCaller + ?Sized> PluginCaller for std::sync::Arc<C> {
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        (**self).call_with(index, input, decode)
+    }
+    fn has_method(&self, index: usize) -> bool {
+        (**self).has_method(index)
+    }
+    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        (**self).check_interface(expected)
+    }
+}
+
+thread_local! {
+    // Reused buffer for encoding arguments on the host side.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encodes `args` as the wire tuple and calls method `index`. Used by generated clients.
+pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
+    caller: &C,
+    index: usize,
+    args: &A,
+    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            crate::wire::encode_into(args, &mut buf)
+                .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
+            let result = caller.call_with(index, &buf, decode);
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            result
+        }
+        Err(_) => {
+            let buf = crate::wire::encode(args)
+                .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
+            caller.call_with(index, &buf, decode)
+        }
+    })
+}

@@ -1,0 +1,62 @@
+//! FNV-1a hashing of interface signatures.
+//!
+//! The interface hash is the 64-bit FNV-1a of the canonical signatures of the
+//! interface's *required* methods, in declaration order, each followed by a newline.
+//! Optional methods are left out so that adding one keeps old plugins loadable.
+//! A canonical signature looks like `process(String)->String` or
+//! `blob[raw](Vec<u8>)->Vec<u8>`; the macro removes all whitespace from type tokens.
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// 64-bit FNV-1a of `bytes`. Usable in constants.
+///
+/// ```
+/// assert_eq!(fidius_core::hash::fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+/// assert_eq!(fidius_core::hash::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+/// ```
+pub const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash = FNV_OFFSET;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    hash
+}
+
+/// The interface hash of a list of canonical required-method signatures.
+///
+/// ```
+/// use fidius_core::hash::interface_hash;
+/// let a = interface_hash(&["process(String)->String"]);
+/// let b = interface_hash(&["process(String)->Vec<u8>"]);
+/// assert_ne!(a, b);
+/// ```
+pub fn interface_hash(signatures: &[&str]) -> u64 {
+    let mut joined = String::new();
+    for sig in signatures {
+        joined.push_str(sig);
+        joined.push('\n');
+    }
+    fnv1a(joined.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vectors() {
+        // Reference values from the FNV specification's test suite.
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn order_and_separator_matter() {
+        assert_ne!(interface_hash(&["a()", "b()"]), interface_hash(&["b()", "a()"]));
+        assert_ne!(interface_hash(&["ab()"]), interface_hash(&["a", "b()"]));
+    }
+}

@@ -1,0 +1,136 @@
+//! [`PluginHandle`]: a callable plugin that keeps its library loaded.
+
+use super::PluginLibrary;
+use crate::caller::PluginCaller;
+use crate::descriptor::PluginDescriptor;
+use crate::error::CallError;
+use crate::info::PluginInfo;
+use crate::interface::{InterfaceInfo, InterfaceMismatch};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One plugin of a loaded library. Cheap to clone; usable from any thread.
+///
+/// The library stays loaded while any handle (or client built on one) is alive.
+#[derive(Clone)]
+pub struct PluginHandle {
+    desc: *const PluginDescriptor,
+    info: Arc<PluginInfo>,
+    library: Arc<PluginLibrary>,
+}
+
+// SAFETY: the descriptor is immutable 'static data of a library kept loaded by
+// `library`; plugin methods take `&self` of a `Send + Sync` plugin type.
+unsafe impl Send for PluginHandle {}
+// SAFETY: as above.
+unsafe impl Sync for PluginHandle {}
+
+impl std::fmt::Debug for PluginHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHandle")
+            .field("plugin", &self.info.name)
+            .field("interface", &self.info.interface_name)
+            .field("path", &self.library.path())
+            .finish()
+    }
+}
+
+impl PluginHandle {
+    /// # Safety
+    /// `desc` must be a descriptor of `library`, validated by `PluginLibrary::open`.
+    pub(crate) unsafe fn new(
+        library: Arc<PluginLibrary>,
+        desc: *const PluginDescriptor,
+        info: PluginInfo,
+    ) -> Self {
+        Self {
+            desc,
+            info: Arc::new(info),
+            library,
+        }
+    }
+
+    /// What this plugin is and offers.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The file the plugin was loaded from.
+    pub fn path(&self) -> &Path {
+        self.library.path()
+    }
+
+    /// The library this plugin lives in.
+    pub fn library(&self) -> &Arc<PluginLibrary> {
+        &self.library
+    }
+
+    /// Capability bits of the optional methods this plugin implements.
+    pub fn capabilities(&self) -> u64 {
+        self.info.capabilities
+    }
+
+    /// True when capability bit `bit` is set.
+    pub fn has_capability(&self, bit: u32) -> bool {
+        bit < 64 && self.info.capabilities >> bit & 1 == 1
+    }
+
+    /// The vtable index of method `name`.
+    pub fn method_index(&self, name: &str) -> Option<usize> {
+        self.info.method(name).map(|m| m.index)
+    }
+
+    /// The value of `#[method_meta(key, ...)]` on `method`.
+    pub fn method_meta(&self, method: &str, key: &str) -> Option<&str> {
+        self.info.method(method)?.meta(key)
+    }
+
+    /// The value of `#[trait_meta(key, ...)]`.
+    pub fn trait_meta(&self, key: &str) -> Option<&str> {
+        self.info.trait_meta(key)
+    }
+
+    /// Calls method `index` with `args`, the argument tuple (`(a,)`, `(a, b)`, `()`),
+    /// and decodes the result as `R`.
+    ///
+    /// A method returning `Result<T, PluginError>` decodes as `T`; its errors arrive as
+    /// [`CallError::Plugin`].
+    pub fn call_method<A: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        index: usize,
+        args: &A,
+    ) -> Result<R, CallError> {
+        crate::caller::call_encoded(self, index, args, crate::call::decode_result::<R>)
+    }
+
+    /// Calls method `index` with already-encoded input and returns the encoded output:
+    /// the wire tuple and result for ordinary methods, the bytes themselves for
+    /// `#[wire(raw)]` methods.
+    pub fn call_method_raw(&self, index: usize, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call_with(index, input, |bytes| Ok(bytes.to_vec()))
+    }
+}
+
+impl PluginCaller for PluginHandle {
+    #[inline]
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        // SAFETY: the descriptor was validated when the library was opened, and
+        // `self.library` keeps the library loaded for the whole call.
+        unsafe { crate::call::invoke(&*self.desc, index, input, decode) }
+    }
+
+    fn has_method(&self, index: usize) -> bool {
+        self.info.methods.get(index).is_some_and(|m| m.present)
+    }
+
+    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        self.info.check_compatible(expected)
+    }
+}

@@ -1,0 +1,212 @@
+//! [`PluginLibrary`]: one loaded and validated plugin library.
+
+use super::{platform, LoadError, PluginHandle};
+use crate::descriptor::{abi_version_string, PluginDescriptor, ABI_VERSION};
+use crate::info::PluginInfo;
+use crate::interface::InterfaceInfo;
+use crate::registry::{GetRegistryFn, PluginRegistry, FIDIUS_MAGIC, REGISTRY_SYMBOL, REGISTRY_VERSION};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Most plugins one registry may list; more is treated as corruption.
+const MAX_PLUGINS: u32 = 4096;
+
+/// A loaded plugin library whose registry and descriptors passed validation.
+///
+/// Shared through an `Arc`: every [`PluginHandle`] from it holds a clone, so the
+/// library stays mapped until the last handle (and every client built on one) is
+/// dropped. Then it is closed.
+pub struct PluginLibrary {
+    path: PathBuf,
+    plugins: Vec<(PluginInfo, *const PluginDescriptor)>,
+    // Declared last so it is dropped (closed) after everything that points into it.
+    _library: libloading::Library,
+}
+
+// SAFETY: after validation the descriptors are immutable 'static data of a library
+// that stays loaded as long as this value; the raw pointers are only read.
+unsafe impl Send for PluginLibrary {}
+// SAFETY: as above.
+unsafe impl Sync for PluginLibrary {}
+
+impl std::fmt::Debug for PluginLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginLibrary")
+            .field("path", &self.path)
+            .field(
+                "plugins",
+                &self.plugins.iter().map(|(i, _)| &i.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl PluginLibrary {
+    /// Loads `path` and validates it: a shared library of this platform and
+    /// architecture, the registry symbol, magic, registry version, and every
+    /// descriptor's size, ABI version and contents. No plugin method runs.
+    ///
+    /// Loading runs the library's initialisers (as any `dlopen` does): only load
+    /// libraries you trust. See the crate's trust model.
+    pub fn open(path: impl AsRef<Path>) -> Result<Arc<Self>, LoadError> {
+        let path = path.as_ref();
+        platform::check_library_file(path)?;
+        let library = open_library(path)?;
+        let registry_fn: GetRegistryFn = {
+            let symbol = format!("{REGISTRY_SYMBOL}\0");
+            // SAFETY: we only read the symbol's address; its type is fixed by the fidius
+            // ABI, which the magic and version checks below confirm before trusting it.
+            let sym = unsafe { library.get::<GetRegistryFn>(symbol.as_bytes()) }.map_err(|_| {
+                LoadError::MissingRegistry {
+                    path: path.to_path_buf(),
+                }
+            })?;
+            *sym
+        };
+        // SAFETY: a library exporting `fidius_get_registry` declares itself a fidius
+        // plugin; the function takes no arguments and returns a pointer we check below.
+        let registry = unsafe { registry_fn() };
+        if registry.is_null() {
+            return Err(LoadError::NullRegistry {
+                path: path.to_path_buf(),
+            });
+        }
+        // SAFETY: non-null; magic and version sit at fixed offsets in every registry
+        // version, so they are read before anything else is trusted.
+        let registry: &PluginRegistry = unsafe { &*registry };
+        if registry.magic != FIDIUS_MAGIC {
+            return Err(LoadError::BadMagic {
+                path: path.to_path_buf(),
+                expected: FIDIUS_MAGIC,
+                found: registry.magic,
+            });
+        }
+        if registry.registry_version != REGISTRY_VERSION {
+            return Err(LoadError::RegistryVersion {
+                path: path.to_path_buf(),
+                expected: REGISTRY_VERSION,
+                found: registry.registry_version,
+            });
+        }
+        let invalid = |reason: String| LoadError::InvalidDescriptor {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if registry.plugin_count > MAX_PLUGINS {
+            return Err(invalid(format!(
+                "registry lists {} plugins (limit {MAX_PLUGINS})",
+                registry.plugin_count
+            )));
+        }
+        if registry.plugin_count > 0 && registry.descriptors.is_null() {
+            return Err(invalid("registry has a null descriptor table".into()));
+        }
+        let mut plugins = Vec::with_capacity(registry.plugin_count as usize);
+        for index in 0..registry.plugin_count as usize {
+            // SAFETY: index < plugin_count entries of a validated registry.
+            let desc_ptr = unsafe { *registry.descriptors.add(index) };
+            if desc_ptr.is_null() {
+                return Err(invalid(format!("descriptor #{index} is null")));
+            }
+            // SAFETY: non-null; the first two u32 fields are at fixed offsets in every
+            // descriptor version and are checked before the rest is read.
+            let (size, abi) = unsafe {
+                let p = desc_ptr as *const u32;
+                (p.read(), p.add(1).read())
+            };
+            if abi != ABI_VERSION {
+                return Err(LoadError::AbiVersion {
+                    path: path.to_path_buf(),
+                    index,
+                    expected: abi_version_string(ABI_VERSION),
+                    found: abi_version_string(abi),
+                });
+            }
+            let ours = std::mem::size_of::<PluginDescriptor>() as u32;
+            if size < ours {
+                return Err(LoadError::DescriptorTooSmall {
+                    path: path.to_path_buf(),
+                    index,
+                    expected: ours,
+                    found: size,
+                });
+            }
+            // SAFETY: same ABI version and at least our size: the layout is ours.
+            let desc = unsafe { &*desc_ptr };
+            // SAFETY: as above; from_descriptor checks every pointer it follows.
+            let info = unsafe { PluginInfo::from_descriptor(desc) }.map_err(invalid)?;
+            if plugins.iter().any(|(p, _): &(PluginInfo, _)| p.name == info.name) {
+                return Err(LoadError::DuplicatePlugin {
+                    path: path.to_path_buf(),
+                    name: info.name,
+                });
+            }
+            plugins.push((info, desc_ptr));
+        }
+        #[cfg(feature = "host")]
+        tracing::debug!(path = %path.display(), plugins = plugins.len(), "loaded plugin library");
+        Ok(Arc::new(Self {
+            path: path.to_path_buf(),
+            plugins,
+            _library: library,
+        }))
+    }
+
+    /// The file this library was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What each plugin in the library offers.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginInfo> {
+        self.plugins.iter().map(|(info, _)| info)
+    }
+
+    /// A handle to plugin `name`, checked against `expected` when given.
+    pub fn handle(
+        self: &Arc<Self>,
+        name: &str,
+        expected: Option<&InterfaceInfo>,
+    ) -> Result<PluginHandle, LoadError> {
+        let (info, desc) = self
+            .plugins
+            .iter()
+            .find(|(info, _)| info.name == name)
+            .ok_or_else(|| LoadError::PluginNotFound {
+                name: name.to_string(),
+                searched: vec![self.path.clone()],
+                available: self.plugins().map(|p| p.name.clone()).collect(),
+            })?;
+        if let Some(expected) = expected {
+            info.check_compatible(expected)
+                .map_err(|m| LoadError::from_mismatch(self.path.clone(), info.name.clone(), m))?;
+        }
+        // SAFETY: `desc` was validated in `open` and the handle keeps `self` alive.
+        Ok(unsafe { PluginHandle::new(self.clone(), *desc, info.clone()) })
+    }
+}
+
+#[cfg(unix)]
+fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: loading runs the library's initialisers; fidius documents that only
+    // trusted libraries may be loaded. RTLD_NOW resolves every symbol now, so a library
+    // with missing dependencies fails here rather than in the middle of a call;
+    // RTLD_LOCAL keeps its symbols from clashing with other plugins'.
+    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
+        .map(Into::into)
+        .map_err(|e| LoadError::LibraryLoad {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(not(unix))]
+fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
+    // SAFETY: loading runs the library's initialisers; fidius documents that only
+    // trusted libraries may be loaded.
+    unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::LibraryLoad {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,269 @@
+//! [`LoadError`]: why a library or plugin could not be loaded.
+
+use crate::interface::InterfaceMismatch;
+use std::path::PathBuf;
+
+/// Why a plugin library, or a plugin in it, could not be loaded. Every variant names
+/// the file, and both sides of any mismatch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("{path}: cannot read file: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a shared library of this platform (empty, text, random bytes,
+    /// truncated header...).
+    #[error("{path}: not a loadable library: {reason}")]
+    NotALibrary {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A shared library built for another architecture or word size.
+    #[error("{path}: built for {found}, but this host is {expected}")]
+    WrongArchitecture {
+        /// The file.
+        path: PathBuf,
+        /// This host's architecture.
+        expected: String,
+        /// The library's architecture.
+        found: String,
+    },
+    /// The dynamic loader refused the library (truncated, missing dependencies...).
+    #[error("{path}: the dynamic loader failed: {reason}")]
+    LibraryLoad {
+        /// The file.
+        path: PathBuf,
+        /// The loader's message.
+        reason: String,
+    },
+    /// The library does not export `fidius_get_registry`: it is not a fidius plugin.
+    #[error("{path}: not a fidius plugin (no `fidius_get_registry` symbol)")]
+    MissingRegistry {
+        /// The file.
+        path: PathBuf,
+    },
+    /// `fidius_get_registry` returned a null pointer.
+    #[error("{path}: `fidius_get_registry` returned null")]
+    NullRegistry {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The registry does not start with [`FIDIUS_MAGIC`](crate::registry::FIDIUS_MAGIC).
+    #[error("{path}: bad registry magic: expected {expected:02x?}, found {found:02x?}")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The magic this host knows.
+        expected: [u8; 8],
+        /// The bytes found.
+        found: [u8; 8],
+    },
+    /// Another registry layout version.
+    #[error("{path}: registry version: host reads {expected}, library has {found}")]
+    RegistryVersion {
+        /// The file.
+        path: PathBuf,
+        /// This host's registry version.
+        expected: u32,
+        /// The library's.
+        found: u32,
+    },
+    /// The plugin was built against an incompatible fidius ABI.
+    #[error("{path}: plugin #{index} was built with fidius ABI {found}, this host uses ABI {expected}")]
+    AbiVersion {
+        /// The file.
+        path: PathBuf,
+        /// Index of the descriptor in the registry.
+        index: usize,
+        /// This host's ABI (crate version range).
+        expected: String,
+        /// The plugin's.
+        found: String,
+    },
+    /// A descriptor is smaller than this host's descriptor layout.
+    #[error("{path}: plugin #{index} descriptor is {found} bytes, this host needs at least {expected}")]
+    DescriptorTooSmall {
+        /// The file.
+        path: PathBuf,
+        /// Index of the descriptor.
+        index: usize,
+        /// The host's descriptor size.
+        expected: u32,
+        /// The plugin's.
+        found: u32,
+    },
+    /// A descriptor is malformed: null names or vtable, absurd counts...
+    #[error("{path}: invalid plugin descriptor: {reason}")]
+    InvalidDescriptor {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two plugins in one library share a name.
+    #[error("{path}: two plugins are both named `{name}`")]
+    DuplicatePlugin {
+        /// The file.
+        path: PathBuf,
+        /// The name.
+        name: String,
+    },
+    /// The plugin implements a differently named interface.
+    #[error("{path}: plugin `{plugin}` implements interface `{found}`, expected `{expected}`")]
+    InterfaceName {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// The expected trait name.
+        expected: String,
+        /// The plugin's trait name.
+        found: String,
+    },
+    /// The required methods' signatures differ.
+    #[error("{path}: plugin `{plugin}` interface hash {found:#018x} does not match the expected {expected:#018x} (the required methods differ)")]
+    InterfaceHash {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// The expected hash.
+        expected: u64,
+        /// The plugin's hash.
+        found: u64,
+    },
+    /// The plugin was built for a newer interface version than the host's.
+    #[error("{path}: plugin `{plugin}` was built for interface version {found}, this host supports up to {expected}")]
+    InterfaceVersion {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// The host's interface version.
+        expected: u32,
+        /// The plugin's.
+        found: u32,
+    },
+    /// A different buffer strategy.
+    #[error("{path}: plugin `{plugin}` uses buffer strategy {found}, expected {expected}")]
+    BufferStrategy {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// Expected strategy.
+        expected: String,
+        /// The plugin's.
+        found: String,
+    },
+    /// A method both sides know differs (methods were reordered or changed).
+    #[error("{path}: plugin `{plugin}` method {index} is `{found}`, expected `{expected}`")]
+    MethodMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The plugin.
+        plugin: String,
+        /// Vtable index.
+        index: usize,
+        /// Expected signature.
+        expected: String,
+        /// The plugin's.
+        found: String,
+    },
+    /// No plugin of that name in the file or search paths.
+    #[error("plugin `{name}` not found in {}; available: [{}]", display_paths(.searched), .available.join(", "))]
+    PluginNotFound {
+        /// The name asked for.
+        name: String,
+        /// Where it was looked for.
+        searched: Vec<PathBuf>,
+        /// The plugin names that were found.
+        available: Vec<String>,
+    },
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    if paths.is_empty() {
+        return "no search paths".to_string();
+    }
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl LoadError {
+    /// Turns an interface check failure into the matching variant.
+    pub fn from_mismatch(path: PathBuf, plugin: String, mismatch: InterfaceMismatch) -> Self {
+        match mismatch {
+            InterfaceMismatch::Name { expected, found } => Self::InterfaceName {
+                path,
+                plugin,
+                expected,
+                found,
+            },
+            InterfaceMismatch::Hash { expected, found } => Self::InterfaceHash {
+                path,
+                plugin,
+                expected,
+                found,
+            },
+            InterfaceMismatch::Version { expected, found } => Self::InterfaceVersion {
+                path,
+                plugin,
+                expected,
+                found,
+            },
+            InterfaceMismatch::Buffer { expected, found } => Self::BufferStrategy {
+                path,
+                plugin,
+                expected: expected.to_string(),
+                found,
+            },
+            InterfaceMismatch::Method {
+                index,
+                expected,
+                found,
+            } => Self::MethodMismatch {
+                path,
+                plugin,
+                index,
+                expected,
+                found,
+            },
+        }
+    }
+
+    /// The file this error is about, when there is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::PluginNotFound { .. } => None,
+            Self::Io { path, .. }
+            | Self::NotALibrary { path, .. }
+            | Self::WrongArchitecture { path, .. }
+            | Self::LibraryLoad { path, .. }
+            | Self::MissingRegistry { path }
+            | Self::NullRegistry { path }
+            | Self::BadMagic { path, .. }
+            | Self::RegistryVersion { path, .. }
+            | Self::AbiVersion { path, .. }
+            | Self::DescriptorTooSmall { path, .. }
+            | Self::InvalidDescriptor { path, .. }
+            | Self::DuplicatePlugin { path, .. }
+            | Self::InterfaceName { path, .. }
+            | Self::InterfaceHash { path, .. }
+            | Self::InterfaceVersion { path, .. }
+            | Self::BufferStrategy { path, .. }
+            | Self::MethodMismatch { path, .. } => Some(path),
+        }
+    }
+}

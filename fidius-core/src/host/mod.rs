@@ -1,0 +1,197 @@
+//! Host-side loading (feature `host`): find plugin libraries, validate them, and get
+//! callable [`PluginHandle`]s.
+//!
+//! ```no_run
+//! # use fidius_core::host::PluginHost;
+//! let host = PluginHost::builder().search_path("plugins").build();
+//! for found in host.discover().plugins {
+//!     println!("{} offers {}", found.path.display(), found.info.name);
+//! }
+//! let handle = host.load("MyImpl")?;
+//! let out: String = handle.call_method(0, &("hello",))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod handle;
+mod library;
+mod load_error;
+pub mod platform;
+
+pub use handle::PluginHandle;
+pub use library::PluginLibrary;
+pub use load_error::LoadError;
+
+use crate::info::PluginInfo;
+use crate::interface::{Interface, InterfaceInfo};
+use std::path::{Path, PathBuf};
+
+/// Finds and loads plugins from search paths.
+#[derive(Debug, Clone, Default)]
+pub struct PluginHost {
+    search_paths: Vec<PathBuf>,
+    expected: Option<InterfaceInfo>,
+}
+
+/// Builds a [`PluginHost`].
+#[derive(Debug, Clone, Default)]
+pub struct PluginHostBuilder {
+    host: PluginHost,
+}
+
+impl PluginHostBuilder {
+    /// Adds a directory to search for plugin libraries (files ending in
+    /// [`platform::DYLIB_EXTENSION`]).
+    pub fn search_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.host.search_paths.push(dir.into());
+        self
+    }
+
+    /// Requires every loaded plugin to implement interface `I` (write
+    /// `dyn YourTrait`): same name and hash, an interface version not newer than
+    /// `I`'s, the same buffer strategy and method table.
+    pub fn expect_interface<I: Interface + ?Sized>(mut self) -> Self {
+        self.host.expected = Some(I::INFO);
+        self
+    }
+
+    /// As [`expect_interface`](Self::expect_interface), from an [`InterfaceInfo`] value.
+    pub fn expect_interface_info(mut self, info: InterfaceInfo) -> Self {
+        self.host.expected = Some(info);
+        self
+    }
+
+    /// The host.
+    pub fn build(self) -> PluginHost {
+        self.host
+    }
+}
+
+/// A plugin found by [`PluginHost::discover`].
+#[derive(Debug, Clone)]
+pub struct DiscoveredPlugin {
+    /// The library file.
+    pub path: PathBuf,
+    /// What the plugin offers.
+    pub info: PluginInfo,
+}
+
+/// What [`PluginHost::discover`] found: the plugins, and every library file it could
+/// not use, with the reason. Nothing is skipped silently.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Loadable plugins (matching the expected interface, when one is set).
+    pub plugins: Vec<DiscoveredPlugin>,
+    /// Files that could not be read or loaded, and plugins that do not match the
+    /// expected interface.
+    pub failures: Vec<LoadError>,
+}
+
+impl PluginHost {
+    /// Starts building a host.
+    pub fn builder() -> PluginHostBuilder {
+        PluginHostBuilder::default()
+    }
+
+    /// The search paths.
+    pub fn search_paths(&self) -> &[PathBuf] {
+        &self.search_paths
+    }
+
+    /// The interface this host requires, if any.
+    pub fn expected_interface(&self) -> Option<&InterfaceInfo> {
+        self.expected.as_ref()
+    }
+
+    /// The library files in the search paths, sorted by path. A search path that
+    /// cannot be read is reported as a failure.
+    fn library_files(&self, failures: &mut Vec<LoadError>) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for dir in &self.search_paths {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(source) => {
+                    failures.push(LoadError::Io {
+                        path: dir.clone(),
+                        source,
+                    });
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().and_then(|e| e.to_str()) == Some(platform::DYLIB_EXTENSION)
+                    && path.is_file()
+                {
+                    files.push(path);
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+
+    /// Loads each library in the search paths and reports what it offers. Libraries
+    /// are closed again before this returns (unless a handle elsewhere holds them).
+    pub fn discover(&self) -> Discovery {
+        let mut discovery = Discovery::default();
+        for path in self.library_files(&mut discovery.failures) {
+            match PluginLibrary::open(&path) {
+                Ok(lib) => {
+                    for info in lib.plugins() {
+                        match self.check(&path, info) {
+                            Ok(()) => discovery.plugins.push(DiscoveredPlugin {
+                                path: path.clone(),
+                                info: info.clone(),
+                            }),
+                            Err(e) => discovery.failures.push(e),
+                        }
+                    }
+                }
+                Err(e) => discovery.failures.push(e),
+            }
+        }
+        discovery
+    }
+
+    fn check(&self, path: &Path, info: &PluginInfo) -> Result<(), LoadError> {
+        match &self.expected {
+            Some(expected) => info
+                .check_compatible(expected)
+                .map_err(|m| LoadError::from_mismatch(path.to_path_buf(), info.name.clone(), m)),
+            None => Ok(()),
+        }
+    }
+
+    /// Loads plugin `name` from the first library in the search paths (in path order)
+    /// that contains it.
+    ///
+    /// When a plugin of that name exists but does not match the expected interface,
+    /// that mismatch is returned rather than "not found".
+    pub fn load(&self, name: &str) -> Result<PluginHandle, LoadError> {
+        let mut ignored = Vec::new();
+        let mut available = Vec::new();
+        let mut mismatch = None;
+        for path in self.library_files(&mut ignored) {
+            let Ok(lib) = PluginLibrary::open(&path) else {
+                continue;
+            };
+            available.extend(lib.plugins().map(|p| p.name.clone()));
+            match lib.handle(name, self.expected.as_ref()) {
+                Ok(handle) => return Ok(handle),
+                Err(LoadError::PluginNotFound { .. }) => {}
+                Err(e) => mismatch = mismatch.or(Some(e)),
+            }
+        }
+        Err(mismatch.unwrap_or(LoadError::PluginNotFound {
+            name: name.to_string(),
+            searched: self.search_paths.clone(),
+            available,
+        }))
+    }
+
+    /// Loads plugin `name` from the library at `path`, checked against the expected
+    /// interface when one is set.
+    pub fn load_from(&self, path: impl AsRef<Path>, name: &str) -> Result<PluginHandle, LoadError> {
+        PluginLibrary::open(path)?.handle(name, self.expected.as_ref())
+    }
+}

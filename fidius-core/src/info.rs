@@ -1,0 +1,235 @@
+//! Owned, validated views of what a plugin library offers.
+
+use crate::descriptor::{
+    read_c_str, BufferStrategyKind, MetaEntry, PluginDescriptor, METHOD_OPTIONAL, METHOD_RAW,
+    METHOD_RESULT, METHOD_STREAMING,
+};
+use crate::interface::{InterfaceInfo, InterfaceMismatch};
+
+/// The most methods a descriptor may declare; more is treated as corruption.
+pub const MAX_METHODS: u32 = 4096;
+/// The most metadata pairs one list may hold; more is treated as corruption.
+pub const MAX_METADATA: u32 = 4096;
+
+/// One method of a loaded plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodInfo {
+    /// Vtable index.
+    pub index: usize,
+    /// Method name.
+    pub name: String,
+    /// Canonical signature, e.g. `process(String)->String`.
+    pub signature: String,
+    /// Declared `#[optional]`.
+    pub optional: bool,
+    /// For optional methods, the interface version that added it.
+    pub since: u32,
+    /// Implemented by this plugin (always true for required methods).
+    pub present: bool,
+    /// `#[wire(raw)]`.
+    pub raw: bool,
+    /// Returns `Result<_, PluginError>`.
+    pub fallible: bool,
+    /// Returns a `Stream`.
+    pub streaming: bool,
+    /// `#[method_meta]` pairs, in declaration order.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// What one plugin in a library is, as read from its descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// The plugin (implementing type) name.
+    pub name: String,
+    /// The interface (trait) name.
+    pub interface_name: String,
+    /// The interface hash.
+    pub interface_hash: u64,
+    /// The interface version the plugin was built against.
+    pub interface_version: u32,
+    /// The buffer strategy.
+    pub buffer_strategy: BufferStrategyKind,
+    /// Capability bits of the optional methods it implements.
+    pub capabilities: u64,
+    /// Methods in vtable order.
+    pub methods: Vec<MethodInfo>,
+    /// `#[trait_meta]` pairs.
+    pub trait_metadata: Vec<(String, String)>,
+}
+
+impl PluginInfo {
+    /// Reads and checks a descriptor, without calling into the plugin.
+    ///
+    /// Returns a description of the first problem found: null or non-UTF-8 names, a
+    /// null vtable, an absurd method count, an unknown buffer strategy.
+    ///
+    /// # Safety
+    /// `desc` must point at memory laid out as a [`PluginDescriptor`] whose pointers,
+    /// where not null, point at data of the documented shapes. The caller has
+    /// already checked `descriptor_size` and `abi_version`.
+    pub unsafe fn from_descriptor(desc: &PluginDescriptor) -> Result<Self, String> {
+        // SAFETY (whole function): the caller vouches for the descriptor's shape; every
+        // pointer is checked for null and every count for sanity before it is followed.
+        let name = unsafe { read_c_str(desc.plugin_name) }
+            .ok_or("plugin name is null or not UTF-8")?
+            .to_string();
+        let interface_name = unsafe { read_c_str(desc.interface_name) }
+            .ok_or_else(|| format!("plugin `{name}`: interface name is null or not UTF-8"))?
+            .to_string();
+        let buffer_strategy = BufferStrategyKind::from_raw(desc.buffer_strategy).ok_or_else(|| {
+            format!(
+                "plugin `{name}`: unknown buffer strategy {}",
+                desc.buffer_strategy
+            )
+        })?;
+        if desc.method_count > MAX_METHODS {
+            return Err(format!(
+                "plugin `{name}`: method count {} exceeds the limit of {MAX_METHODS}",
+                desc.method_count
+            ));
+        }
+        if desc.method_count > 0 && (desc.vtable.is_null() || desc.methods.is_null()) {
+            return Err(format!("plugin `{name}`: null vtable or method table"));
+        }
+        if desc.free_buffer.is_none() {
+            return Err(format!("plugin `{name}`: null free_buffer function"));
+        }
+        let mut methods = Vec::with_capacity(desc.method_count as usize);
+        for index in 0..desc.method_count as usize {
+            let m = unsafe { &*desc.methods.add(index) };
+            // Read the slot as a plain pointer: a null function pointer is invalid as a fn type.
+            if unsafe { (*(desc.vtable as *const *const ()).add(index)).is_null() } {
+                return Err(format!("plugin `{name}`: method {index} has a null slot"));
+            }
+            let method_name = unsafe { read_c_str(m.name) }
+                .ok_or_else(|| format!("plugin `{name}`: method {index} has no valid name"))?;
+            let signature = unsafe { read_c_str(m.signature) }.ok_or_else(|| {
+                format!("plugin `{name}`: method `{method_name}` has no valid signature")
+            })?;
+            let optional = m.flags & METHOD_OPTIONAL != 0;
+            let present = !optional || (m.optional_bit < 64 && desc.capabilities >> m.optional_bit & 1 == 1);
+            methods.push(MethodInfo {
+                index,
+                name: method_name.to_string(),
+                signature: signature.to_string(),
+                optional,
+                since: m.since,
+                present,
+                raw: m.flags & METHOD_RAW != 0,
+                fallible: m.flags & METHOD_RESULT != 0,
+                streaming: m.flags & METHOD_STREAMING != 0,
+                metadata: unsafe { read_meta(m.metadata, m.metadata_count) }
+                    .map_err(|e| format!("plugin `{name}`: method `{method_name}`: {e}"))?,
+            });
+        }
+        let trait_metadata = unsafe { read_meta(desc.trait_metadata, desc.trait_metadata_count) }
+            .map_err(|e| format!("plugin `{name}`: trait metadata: {e}"))?;
+        Ok(Self {
+            name,
+            interface_name,
+            interface_hash: desc.interface_hash,
+            interface_version: desc.interface_version,
+            buffer_strategy,
+            capabilities: desc.capabilities,
+            methods,
+            trait_metadata,
+        })
+    }
+
+    /// The method called `name`.
+    pub fn method(&self, name: &str) -> Option<&MethodInfo> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+
+    /// The value of trait metadata `key`.
+    pub fn trait_meta(&self, key: &str) -> Option<&str> {
+        lookup(&self.trait_metadata, key)
+    }
+
+    /// `Name (interface v<version>)`, for messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} v{} (hash {:#018x}, {})",
+            self.interface_name, self.interface_version, self.interface_hash, self.buffer_strategy
+        )
+    }
+
+    /// Checks that this plugin can serve a host built against `expected`.
+    ///
+    /// Rules: same trait name and hash (same required methods); a plugin interface
+    /// version not newer than the host's (older plugins simply lack later optional
+    /// methods); same buffer strategy; and every method both sides know sits at the
+    /// same vtable index with the same signature (methods may only be appended).
+    pub fn check_compatible(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        if self.interface_name != expected.name {
+            return Err(InterfaceMismatch::Name {
+                expected: expected.name.to_string(),
+                found: self.interface_name.clone(),
+            });
+        }
+        if self.interface_hash != expected.hash {
+            return Err(InterfaceMismatch::Hash {
+                expected: expected.hash,
+                found: self.interface_hash,
+            });
+        }
+        if self.interface_version > expected.version {
+            return Err(InterfaceMismatch::Version {
+                expected: expected.version,
+                found: self.interface_version,
+            });
+        }
+        if self.buffer_strategy != expected.buffer {
+            return Err(InterfaceMismatch::Buffer {
+                expected: expected.buffer,
+                found: self.buffer_strategy.to_string(),
+            });
+        }
+        for (index, (mine, theirs)) in self.methods.iter().zip(expected.methods).enumerate() {
+            if mine.signature != theirs.signature {
+                return Err(InterfaceMismatch::Method {
+                    index,
+                    expected: theirs.signature.to_string(),
+                    found: mine.signature.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MethodInfo {
+    /// The value of method metadata `key`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        lookup(&self.metadata, key)
+    }
+}
+
+fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// # Safety
+/// `ptr` must be null or point at `count` [`MetaEntry`] values.
+unsafe fn read_meta(ptr: *const MetaEntry, count: u32) -> Result<Vec<(String, String)>, String> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if ptr.is_null() || count > MAX_METADATA {
+        return Err(format!("invalid metadata table ({count} entries)"));
+    }
+    (0..count as usize)
+        .map(|i| {
+            // SAFETY: `i < count` and the caller vouches for `count` entries at `ptr`.
+            let e = unsafe { &*ptr.add(i) };
+            // SAFETY: entries hold null or NUL-terminated strings.
+            match unsafe { (read_c_str(e.key), read_c_str(e.value)) } {
+                (Some(k), Some(v)) => Ok((k.to_string(), v.to_string())),
+                _ => Err(format!("metadata entry {i} is null or not UTF-8")),
+            }
+        })
+        .collect()
+}

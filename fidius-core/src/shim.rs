@@ -1,0 +1,312 @@
+//! Plugin-side runtime used by the code `#[plugin_interface]` and `#[plugin_impl]`
+//! generate: running a method body behind the FFI boundary, writing its reply,
+//! catching panics, building descriptors. Not a public API.
+
+use crate::descriptor::{
+    BufferStrategyKind, CallOutput, PluginDescriptor, ABI_VERSION,
+};
+use crate::error::PluginError;
+use crate::interface::{Interface, Vtable};
+use crate::status::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Gives the shims the one instance of a plugin type.
+pub trait PluginInstance: Send + Sync + 'static {
+    /// The plugin's instance, created on first use.
+    fn instance() -> &'static Self;
+}
+
+/// Creates plugin instances: through `Default` when the type has it, otherwise as a
+/// unit (zero-sized) struct. Picked by autoref specialisation in `#[plugin_impl]`.
+pub struct Ctor<T>(PhantomData<T>);
+
+impl<T> Ctor<T> {
+    /// A constructor for `T`.
+    pub const fn new() -> Self {
+        Ctor(PhantomData)
+    }
+}
+
+/// Preferred: `T: Default`.
+pub trait ViaDefault<T> {
+    /// Builds the instance.
+    fn make(&self) -> T;
+}
+
+impl<T: Default> ViaDefault<T> for Ctor<T> {
+    fn make(&self) -> T {
+        T::default()
+    }
+}
+
+/// Fallback: `T` is a unit struct.
+pub trait ViaUnit<T> {
+    /// Builds the instance.
+    fn make(&self) -> T;
+}
+
+impl<T> ViaUnit<T> for &Ctor<T> {
+    fn make(&self) -> T {
+        const {
+            assert!(
+                std::mem::size_of::<T>() == 0,
+                "a fidius plugin type must be a unit struct or implement Default"
+            )
+        };
+        // SAFETY: `T` is zero-sized (checked at compile time above), so it has no bytes
+        // to initialise and any aligned non-null pointer is valid to read it from. This
+        // is how a unit struct `struct MyImpl;` is created without naming its
+        // constructor. (The plugin author registered this type as a plugin, asking for
+        // an instance of it to exist.)
+        unsafe { std::ptr::NonNull::<T>::dangling().as_ptr().read() }
+    }
+}
+
+/// Where a method body writes its reply.
+pub struct Reply<'a> {
+    out: &'a mut CallOutput,
+    arena: bool,
+}
+
+impl Reply<'_> {
+    /// Writes an encoded value.
+    pub fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> i32 {
+        if self.arena && !self.out.ptr.is_null() {
+            // SAFETY: for the Arena strategy the host lent `cap` writable bytes at `ptr`.
+            let buf = unsafe { std::slice::from_raw_parts_mut(self.out.ptr, self.out.cap) };
+            match crate::wire::encode_into_slice(value, buf) {
+                Ok(Some(n)) => {
+                    self.out.len = n;
+                    return STATUS_OK;
+                }
+                Ok(None) => {
+                    // Too small: encode into a buffer of our own and hand it over. The
+                    // method body has already run and is not run again.
+                    return match crate::wire::encode(value) {
+                        Ok(v) => self.hand_over(v, STATUS_BUFFER_TOO_SMALL),
+                        Err(e) => self.serialization_error(&format!("encoding result: {e}")),
+                    };
+                }
+                Err(e) => return self.serialization_error(&format!("encoding result: {e}")),
+            }
+        }
+        match crate::wire::encode(value) {
+            Ok(v) => self.hand_over(v, STATUS_OK),
+            Err(e) => self.serialization_error(&format!("encoding result: {e}")),
+        }
+    }
+
+    /// Writes the reply of a method returning `Result<T, PluginError>`.
+    pub fn result<T: Serialize>(&mut self, result: &Result<T, PluginError>) -> i32 {
+        match result {
+            Ok(v) => self.value(v),
+            Err(e) => self.plugin_error(e),
+        }
+    }
+
+    /// Writes a `Result<Vec<u8>, PluginError>` reply with the bytes as `bin`.
+    pub fn bytes_result(&mut self, result: &Result<Vec<u8>, PluginError>) -> i32 {
+        match result {
+            Ok(v) => self.value(&crate::wire::AsBin(v)),
+            Err(e) => self.plugin_error(e),
+        }
+    }
+
+    /// Writes a `PluginError`.
+    pub fn plugin_error(&mut self, error: &PluginError) -> i32 {
+        match crate::wire::encode(error) {
+            Ok(v) => self.hand_over(v, STATUS_PLUGIN_ERROR),
+            Err(e) => self.serialization_error(&format!("encoding PluginError: {e}")),
+        }
+    }
+
+    /// Writes raw bytes untouched (`#[wire(raw)]`).
+    pub fn raw(&mut self, bytes: Vec<u8>) -> i32 {
+        if self.arena && !self.out.ptr.is_null() {
+            if bytes.len() <= self.out.cap {
+                // SAFETY: the host lent `cap >= bytes.len()` writable bytes at `ptr`,
+                // which cannot overlap a Vec we own.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.out.ptr, bytes.len())
+                };
+                self.out.len = bytes.len();
+                return STATUS_OK;
+            }
+            return self.hand_over(bytes, STATUS_BUFFER_TOO_SMALL);
+        }
+        self.hand_over(bytes, STATUS_OK)
+    }
+
+    /// Reports that the arguments could not be decoded.
+    pub fn serialization_error(&mut self, message: &str) -> i32 {
+        self.hand_over(message.as_bytes().to_vec(), STATUS_SERIALIZATION_ERROR)
+    }
+
+    fn hand_over(&mut self, bytes: Vec<u8>, status: i32) -> i32 {
+        let mut bytes = std::mem::ManuallyDrop::new(bytes);
+        *self.out = CallOutput {
+            ptr: bytes.as_mut_ptr(),
+            len: bytes.len(),
+            cap: bytes.capacity(),
+        };
+        status
+    }
+}
+
+/// Decodes a method's argument tuple.
+pub fn decode_args<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
+    crate::wire::decode(input).map_err(|e| format!("decoding arguments: {e}"))
+}
+
+/// Runs a method body behind the FFI boundary: builds the input slice, catches panics
+/// and turns them into [`STATUS_PANIC`].
+///
+/// # Safety
+/// `input` must point at `input_len` readable bytes and `out` at a valid
+/// [`CallOutput`] (with the host's buffer filled in for the Arena strategy), as the
+/// [`MethodFn`](crate::descriptor::MethodFn) contract says.
+pub unsafe fn run_method(
+    strategy: BufferStrategyKind,
+    input: *const u8,
+    input_len: usize,
+    out: *mut CallOutput,
+    body: impl FnOnce(&[u8], &mut Reply<'_>) -> i32,
+) -> i32 {
+    // SAFETY: the host passes a valid, exclusive CallOutput for the call's duration.
+    let out = unsafe { &mut *out };
+    let input: &[u8] = if input.is_null() || input_len == 0 {
+        &[]
+    } else {
+        // SAFETY: the host lends `input_len` readable bytes at `input` for the call.
+        unsafe { std::slice::from_raw_parts(input, input_len) }
+    };
+    let arena = strategy == BufferStrategyKind::Arena;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut reply = Reply {
+            out: &mut *out,
+            arena,
+        };
+        body(input, &mut reply)
+    }));
+    match result {
+        Ok(status) => status,
+        Err(payload) => {
+            let message = if let Some(s) = payload.downcast_ref::<&str>() {
+                (*s).to_string()
+            } else if let Some(s) = payload.downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "panic with a non-string payload".to_string()
+            };
+            // Dropping the payload could itself panic; forget it rather than unwind.
+            std::mem::forget(payload);
+            let mut reply = Reply { out, arena };
+            reply.hand_over(message.into_bytes(), STATUS_PANIC)
+        }
+    }
+}
+
+/// The `free_buffer` every descriptor carries: releases a `Vec<u8>` handed over by
+/// [`Reply`], in the plugin's own allocator.
+///
+/// # Safety
+/// `ptr`, `len` and `cap` must be exactly what a [`Reply`] of this library reported,
+/// and each buffer must be freed once.
+pub unsafe extern "C" fn free_buffer(ptr: *mut u8, len: usize, cap: usize) {
+    // SAFETY: the values came from a Vec<u8> we leaked in `hand_over`.
+    drop(unsafe { Vec::from_raw_parts(ptr, len, cap) });
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Capability bits for the optional methods among `implemented` (every method name in
+/// the impl block).
+pub const fn capabilities(optional: &[&str], implemented: &[&str]) -> u64 {
+    let mut bits = 0u64;
+    let mut i = 0;
+    while i < optional.len() {
+        let mut j = 0;
+        while j < implemented.len() {
+            if str_eq(optional[i], implemented[j]) {
+                bits |= 1 << i;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    bits
+}
+
+/// Builds the descriptor of plugin type `T` implementing interface `I`.
+pub const fn descriptor<I, T>(plugin_name: &'static CStr, implemented: &[&str]) -> PluginDescriptor
+where
+    I: Interface + Vtable<T> + ?Sized,
+{
+    PluginDescriptor {
+        descriptor_size: std::mem::size_of::<PluginDescriptor>() as u32,
+        abi_version: ABI_VERSION,
+        interface_name: I::NAME_C.as_ptr(),
+        interface_hash: I::INFO.hash,
+        interface_version: I::INFO.version,
+        buffer_strategy: I::INFO.buffer as u32,
+        capabilities: capabilities(I::INFO.optional, implemented),
+        plugin_name: plugin_name.as_ptr(),
+        vtable: <I as Vtable<T>>::VTABLE.as_ptr(),
+        methods: I::METHODS.as_ptr(),
+        method_count: I::METHODS.len() as u32,
+        trait_metadata_count: I::TRAIT_META.len() as u32,
+        trait_metadata: I::TRAIT_META.as_ptr(),
+        free_buffer: Some(free_buffer),
+    }
+}
+
+/// Fails to compile when `#[plugin_impl(Trait, buffer = X)]` names a strategy other
+/// than the interface's.
+pub const fn assert_buffer(interface: BufferStrategyKind, declared: BufferStrategyKind) {
+    assert!(
+        interface as u32 == declared as u32,
+        "#[plugin_impl(buffer = ...)] differs from the interface's buffer strategy"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_bits_follow_optional_order() {
+        let optional = ["a", "b", "c"];
+        assert_eq!(capabilities(&optional, &["x", "c"]), 0b100);
+        assert_eq!(capabilities(&optional, &["a", "b", "c"]), 0b111);
+        assert_eq!(capabilities(&optional, &[]), 0);
+    }
+
+    #[test]
+    fn unit_and_default_construction() {
+        #[derive(Debug, PartialEq)]
+        struct Unit;
+        #[derive(Debug, PartialEq, Default)]
+        struct WithDefault(u32);
+        let u: Unit = (&Ctor::<Unit>::new()).make();
+        assert_eq!(u, Unit);
+        let d: WithDefault = (&Ctor::<WithDefault>::new()).make();
+        assert_eq!(d, WithDefault(0));
+    }
+}

@@ -1,0 +1,45 @@
+//! Status codes returned by every method slot across the FFI boundary.
+//!
+//! A slot returns one of these as an `i32`. Where the payload lives depends on the
+//! status and the interface's buffer strategy:
+//!
+//! | status | payload | buffer |
+//! |---|---|---|
+//! | [`STATUS_OK`] | the encoded result | plugin-allocated for `PluginAllocated`; the host's arena for `Arena` |
+//! | [`STATUS_BUFFER_TOO_SMALL`] | the encoded result (arena only) | plugin-allocated: the arena was too small, so the plugin handed over its own buffer instead of running the method again |
+//! | [`STATUS_SERIALIZATION_ERROR`] | UTF-8 message | plugin-allocated |
+//! | [`STATUS_PLUGIN_ERROR`] | encoded [`PluginError`](crate::error::PluginError) | plugin-allocated |
+//! | [`STATUS_PANIC`] | UTF-8 panic message | plugin-allocated |
+//!
+//! Every plugin-allocated buffer is released with the descriptor's `free_buffer`.
+
+/// The method ran and the result is in the output buffer.
+pub const STATUS_OK: i32 = 0;
+/// Arena strategy only: the host's buffer was too small. The method ran once and its
+/// result was handed over in a plugin-allocated buffer; the host grows its arena for
+/// the next call.
+pub const STATUS_BUFFER_TOO_SMALL: i32 = 1;
+/// Decoding the arguments or encoding the result failed.
+pub const STATUS_SERIALIZATION_ERROR: i32 = 2;
+/// The method returned `Err(PluginError)`.
+pub const STATUS_PLUGIN_ERROR: i32 = 3;
+/// The method panicked; the panic was caught at the boundary.
+pub const STATUS_PANIC: i32 = 4;
+
+/// True when the payload of a call that returned `status` lives in a plugin-allocated
+/// buffer that the host must release through `free_buffer`.
+pub fn payload_is_plugin_allocated(status: i32, arena: bool) -> bool {
+    !arena || status != STATUS_OK
+}
+
+/// A short human-readable name for a status code.
+pub fn status_name(status: i32) -> &'static str {
+    match status {
+        STATUS_OK => "ok",
+        STATUS_BUFFER_TOO_SMALL => "buffer too small",
+        STATUS_SERIALIZATION_ERROR => "serialization error",
+        STATUS_PLUGIN_ERROR => "plugin error",
+        STATUS_PANIC => "panic",
+        _ => "unknown status",
+    }
+}

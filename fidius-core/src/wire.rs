@@ -1,0 +1,191 @@
+//! The wire format: MessagePack through serde and rmp-serde.
+//!
+//! * A method's arguments are encoded as one tuple (a MessagePack array), even when
+//!   there is a single argument.
+//! * Structs are encoded as maps with field names, so every payload is
+//!   self-describing and can be read as a [`Value`](crate::value::Value).
+//! * A top-level `Vec<u8>` argument or result of a typed method travels as a
+//!   MessagePack `bin` (see [`AsBin`] and [`BinVec`]): one copy per side, not one
+//!   branch per byte. `Vec<u8>` nested inside your own types follows serde's default
+//!   (a sequence) unless you mark it `#[serde(with = "serde_bytes")]`.
+//! * `#[wire(raw)]` methods skip all of this: bytes in, bytes out.
+
+use serde::de::{DeserializeOwned, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// A failure to encode or decode a wire payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WireError(pub String);
+
+/// Appends the MessagePack encoding of `value` to `out`.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+    value
+        .serialize(&mut ser)
+        .map_err(|e| WireError(e.to_string()))
+}
+
+/// The MessagePack encoding of `value`.
+///
+/// ```
+/// let bytes = fidius_core::wire::encode(&("hi", 3u8)).unwrap();
+/// let back: (String, u8) = fidius_core::wire::decode(&bytes).unwrap();
+/// assert_eq!(back, ("hi".to_string(), 3));
+/// ```
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::new();
+    encode_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// Decodes a value from its MessagePack encoding.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    rmp_serde::from_slice(bytes).map_err(|e| WireError(e.to_string()))
+}
+
+/// Encodes into a fixed slice; fails (without partial success) when it does not fit.
+///
+/// Returns the number of bytes written, or `None` when `out` is too small.
+pub fn encode_into_slice<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut [u8],
+) -> Result<Option<usize>, WireError> {
+    let mut writer = SliceWriter {
+        buf: out,
+        written: 0,
+        overflow: false,
+    };
+    let result = {
+        let mut ser = rmp_serde::Serializer::new(&mut writer).with_struct_map();
+        value.serialize(&mut ser)
+    };
+    match result {
+        Ok(()) => Ok(Some(writer.written)),
+        Err(_) if writer.overflow => Ok(None),
+        Err(e) => Err(WireError(e.to_string())),
+    }
+}
+
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    written: usize,
+    overflow: bool,
+}
+
+impl std::io::Write for SliceWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.write_all(data).map(|()| data.len())
+    }
+
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let end = self.written + data.len();
+        if end > self.buf.len() {
+            self.overflow = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "output buffer full",
+            ));
+        }
+        self.buf[self.written..end].copy_from_slice(data);
+        self.written = end;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serializes a byte slice as a MessagePack `bin`. Used by generated code for
+/// `Vec<u8>` arguments and results.
+#[derive(Debug, Clone, Copy)]
+pub struct AsBin<'a>(pub &'a [u8]);
+
+impl Serialize for AsBin<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+/// Deserializes a `Vec<u8>` from a MessagePack `bin` (or, for tolerance, an array of
+/// integers). Used by generated code for `Vec<u8>` arguments and results.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BinVec(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for BinVec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BinVisitor;
+        impl<'de> Visitor<'de> for BinVisitor {
+            type Value = BinVec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte array")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<BinVec, E> {
+                Ok(BinVec(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<BinVec, E> {
+                Ok(BinVec(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BinVec, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(BinVec(out))
+            }
+        }
+        deserializer.deserialize_byte_buf(BinVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_travel_as_bin() {
+        let data = vec![7u8; 300];
+        let encoded = encode(&(AsBin(&data),)).unwrap();
+        // fixarray(1), bin16 marker, 2-byte length, then the bytes themselves.
+        assert_eq!(encoded[0], 0x91);
+        assert_eq!(encoded[1], 0xc5);
+        assert_eq!(encoded.len(), 1 + 3 + 300);
+        let (back,): (BinVec,) = decode(&encoded).unwrap();
+        assert_eq!(back.0, data);
+    }
+
+    #[test]
+    fn bin_vec_accepts_integer_arrays() {
+        let encoded = encode(&vec![1u8, 2, 3]).unwrap();
+        let back: BinVec = decode(&encoded).unwrap();
+        assert_eq!(back.0, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn slice_encoding_reports_overflow() {
+        let mut small = [0u8; 4];
+        assert_eq!(encode_into_slice("a long string", &mut small).unwrap(), None);
+        let mut big = [0u8; 64];
+        let n = encode_into_slice("a long string", &mut big).unwrap().unwrap();
+        let back: String = decode(&big[..n]).unwrap();
+        assert_eq!(back, "a long string");
+    }
+
+    #[test]
+    fn structs_are_self_describing_maps() {
+        #[derive(Serialize)]
+        struct Point {
+            x: i32,
+        }
+        let encoded = encode(&Point { x: 1 }).unwrap();
+        assert_eq!(encoded[0], 0x81, "a one-entry map");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode::<(String, u32)>(&[0xc1, 0xff, 0x00]).is_err());
+        assert!(decode::<String>(&[]).is_err());
+    }
+}
