@@ -94,3 +94,16 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
         }
     })
 }
+
+/// Checks a caller against the interface a generated client speaks.
+pub fn bind_client<C: PluginCaller + ?Sized>(
+    caller: &C,
+    expected: &InterfaceInfo,
+) -> Result<(), CallError> {
+    caller
+        .check_interface(expected)
+        .map_err(|m| CallError::InterfaceMismatch {
+            expected: expected.describe(),
+            found: m.to_string(),
+        })
+}

@@ -34,13 +34,24 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
 /// let b = interface_hash(&["process(String)->Vec<u8>"]);
 /// assert_ne!(a, b);
 /// ```
-pub fn interface_hash(signatures: &[&str]) -> u64 {
-    let mut joined = String::new();
-    for sig in signatures {
-        joined.push_str(sig);
-        joined.push('\n');
+pub const fn interface_hash(signatures: &[&str]) -> u64 {
+    // FNV-1a over `sig1 \n sig2 \n ...`, computed without building the joined string so
+    // that the interface macro can evaluate it in a constant.
+    let mut hash = FNV_OFFSET;
+    let mut s = 0;
+    while s < signatures.len() {
+        let bytes = signatures[s].as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u64;
+            hash = hash.wrapping_mul(FNV_PRIME);
+            i += 1;
+        }
+        hash ^= b'\n' as u64;
+        hash = hash.wrapping_mul(FNV_PRIME);
+        s += 1;
     }
-    fnv1a(joined.as_bytes())
+    hash
 }
 
 #[cfg(test)]
@@ -52,6 +63,12 @@ mod tests {
         // Reference values from the FNV specification's test suite.
         assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn interface_hash_is_fnv_of_joined_lines() {
+        assert_eq!(interface_hash(&["a()", "b(u8)->u8"]), fnv1a(b"a()\nb(u8)->u8\n"));
+        assert_eq!(interface_hash(&[]), fnv1a(b""));
     }
 
     #[test]

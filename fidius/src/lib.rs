@@ -1,0 +1,135 @@
+//! # fidius
+//!
+//! Plugins as ordinary Rust traits: define an interface, implement it in a `cdylib`,
+//! load it in a host and call it through a typed client.
+//!
+//! ## An interface crate
+//!
+//! Depends on `fidius` only; no features, no `cfg`s.
+//!
+//! ```
+//! pub use fidius::{plugin_impl, PluginError};
+//!
+//! #[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
+//! pub trait MyPlugin: Send + Sync {
+//!     fn process(&self, input: String) -> String;
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! ## A plugin crate
+//!
+//! A `cdylib` depending on the interface crate and `fidius`. It imports the trait and
+//! nothing else:
+//!
+//! ```
+//! # mod my_interface {
+//! #     pub use fidius::{plugin_impl, PluginError};
+//! #     #[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
+//! #     pub trait MyPlugin: Send + Sync {
+//! #         fn process(&self, input: String) -> String;
+//! #     }
+//! # }
+//! use my_interface::{plugin_impl, MyPlugin, PluginError};
+//!
+//! pub struct MyImpl;
+//!
+//! #[plugin_impl(MyPlugin)]
+//! impl MyPlugin for MyImpl {
+//!     fn process(&self, input: String) -> String {
+//!         format!("processed: {input}")
+//!     }
+//! }
+//!
+//! fidius::fidius_plugin_registry!();
+//! # fn main() {}
+//! ```
+//!
+//! ## A host (feature `host`)
+//!
+//! ```ignore
+//! use fidius::host::PluginHost;
+//! use my_interface::{MyPlugin, MyPluginClient};
+//!
+//! let host = PluginHost::builder()
+//!     .search_path("target/debug")
+//!     .expect_interface::<dyn MyPlugin>()
+//!     .build();
+//! let client = MyPluginClient::new(host.load("MyImpl")?)?;
+//! assert_eq!(client.process("hi".into())?, "processed: hi");
+//! ```
+//!
+//! ## What the macros accept
+//!
+//! `#[plugin_interface(version = N, buffer = PluginAllocated | Arena)]` on a trait whose
+//! methods take `&self` and owned serde arguments, and return a serde type, `()`, or
+//! `Result<T, PluginError>`. Method attributes:
+//!
+//! * `#[optional(since = N)]`: plugins may leave the method out; the client's
+//!   `has_<method>()` tells, and calling it anyway gives `CallError::NotImplemented`
+//!   without crossing the boundary. Optional methods are not part of the interface
+//!   hash, so adding one (at the end, with a version bump) keeps old plugins loadable.
+//! * `#[method_meta("key", "value")]`, and `#[trait_meta("key", "value")]` on the trait:
+//!   static metadata a host reads without calling anything.
+//! * `#[wire(raw)]` on `fn f(&self, data: Vec<u8>) -> Vec<u8>`: bytes pass untouched.
+//!
+//! `#[plugin_impl(Trait)]` (optionally `buffer = ...`, checked against the interface)
+//! on `impl Trait for Type`, where `Type` is a unit struct or implements `Default`.
+//! Methods are wired by name, so the order of the impl block does not matter. A panic
+//! in a method is caught and reported as `CallError::Panic`.
+//!
+//! Methods may only be appended to an interface: the host checks, by index, that every
+//! method both sides know has the same signature.
+
+#![warn(missing_docs)]
+
+pub use fidius_core::{
+    descriptor, error, hash, python_descriptor, registry, status, stream_ffi, stream_marker,
+    wasm_descriptor, wire,
+};
+pub use fidius_core::{
+    caller, from_value, inventory, to_value, BufferStrategyKind, CallError, InterfaceInfo,
+    InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError, PluginInfo,
+    PluginRegistry, Stream, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
+};
+pub use fidius_core::{fnv1a, interface_hash};
+pub use fidius_macros::{plugin_impl, plugin_interface};
+
+/// Host-side loading: [`PluginHost`](host::PluginHost), [`PluginHandle`](host::PluginHandle),
+/// [`LoadError`](host::LoadError).
+#[cfg(feature = "host")]
+pub use fidius_core::host;
+#[cfg(feature = "host")]
+pub use fidius_core::host::{LoadError, PluginHandle, PluginHost};
+
+/// Emits the `fidius_get_registry` function every plugin library exports. Invoke it
+/// once, at the root of a plugin `cdylib`.
+#[macro_export]
+macro_rules! fidius_plugin_registry {
+    () => {
+        /// The fidius plugin registry of this library.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn fidius_get_registry() -> *const $crate::PluginRegistry {
+            $crate::registry::plugin_registry()
+        }
+    };
+}
+
+/// Items the generated code refers to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use fidius_core::call::decode_result;
+    pub use fidius_core::caller::{bind_client, call_encoded};
+    pub use fidius_core::descriptor::{
+        CallOutput, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT, METHOD_OPTIONAL,
+        METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
+    };
+    pub use fidius_core::hash::interface_hash;
+    pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
+    pub use fidius_core::registry::DescriptorRef;
+    pub use fidius_core::shim::{
+        assert_buffer, decode_args, descriptor, run_method, Ctor, PluginInstance, Reply,
+        ViaDefault, ViaUnit,
+    };
+    pub use fidius_core::wire::{AsBin, BinVec};
+}

@@ -1,0 +1,165 @@
+//! Parsing of attribute arguments: `key = value` lists and `("k", "v")` metadata.
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Ident, LitStr, Token};
+
+/// One `key = value` (or bare `key`) argument.
+pub struct KeyValue {
+    pub key: Ident,
+    pub value: Option<syn::Expr>,
+}
+
+impl Parse for KeyValue {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let key: Ident = input.parse()?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Some(input.parse()?)
+        } else {
+            None
+        };
+        Ok(Self { key, value })
+    }
+}
+
+/// Parses `a = 1, b = X` into its parts.
+pub fn parse_key_values(input: ParseStream) -> syn::Result<Vec<KeyValue>> {
+    Ok(Punctuated::<KeyValue, Token![,]>::parse_terminated(input)?
+        .into_iter()
+        .collect())
+}
+
+/// The buffer strategies as written in attributes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Buffer {
+    PluginAllocated,
+    Arena,
+}
+
+impl Buffer {
+    pub fn ident(self) -> Ident {
+        Ident::new(
+            match self {
+                Buffer::PluginAllocated => "PluginAllocated",
+                Buffer::Arena => "Arena",
+            },
+            Span::call_site(),
+        )
+    }
+}
+
+/// Reads `buffer = PluginAllocated | Arena`.
+pub fn parse_buffer(kv: &KeyValue) -> syn::Result<Buffer> {
+    let value = require_value(kv)?;
+    if let syn::Expr::Path(p) = value {
+        if let Some(ident) = p.path.get_ident() {
+            match ident.to_string().as_str() {
+                "PluginAllocated" => return Ok(Buffer::PluginAllocated),
+                "Arena" => return Ok(Buffer::Arena),
+                _ => {}
+            }
+        }
+    }
+    Err(syn::Error::new_spanned(
+        value,
+        "expected a buffer strategy: `PluginAllocated` or `Arena`",
+    ))
+}
+
+/// Reads an integer value such as `version = 1`.
+pub fn parse_u32(kv: &KeyValue) -> syn::Result<u32> {
+    let value = require_value(kv)?;
+    if let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Int(i),
+        ..
+    }) = value
+    {
+        return i.base10_parse::<u32>();
+    }
+    Err(syn::Error::new_spanned(
+        value,
+        format!("`{}` expects an integer", kv.key),
+    ))
+}
+
+fn require_value(kv: &KeyValue) -> syn::Result<&syn::Expr> {
+    kv.value.as_ref().ok_or_else(|| {
+        syn::Error::new_spanned(&kv.key, format!("`{}` needs a value: `{} = ...`", kv.key, kv.key))
+    })
+}
+
+/// A `("key", "value")` metadata pair.
+pub struct MetaPair {
+    pub key: LitStr,
+    pub value: LitStr,
+}
+
+impl Parse for MetaPair {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let key: LitStr = input.parse()?;
+        input.parse::<Token![,]>()?;
+        let value: LitStr = input.parse()?;
+        let _ = input.parse::<Option<Token![,]>>()?;
+        Ok(Self { key, value })
+    }
+}
+
+/// Adds a metadata pair, rejecting a key already present (spanned at the new key).
+pub fn push_meta(list: &mut Vec<MetaPair>, attr: &Attribute) -> syn::Result<()> {
+    let pair: MetaPair = attr.parse_args()?;
+    if pair.key.value().contains('\0') || pair.value.value().contains('\0') {
+        return Err(syn::Error::new_spanned(
+            &pair.key,
+            "metadata may not contain NUL characters",
+        ));
+    }
+    if list.iter().any(|p| p.key.value() == pair.key.value()) {
+        return Err(syn::Error::new_spanned(
+            &pair.key,
+            format!("duplicate metadata key `{}`", pair.key.value()),
+        ));
+    }
+    list.push(pair);
+    Ok(())
+}
+
+/// `#[optional]` or `#[optional(since = N)]`: returns `since` (1 when absent).
+pub fn parse_optional(attr: &Attribute) -> syn::Result<(u32, Span)> {
+    match &attr.meta {
+        syn::Meta::Path(_) => Ok((1, Span::call_site())),
+        syn::Meta::List(_) => {
+            let kvs = attr.parse_args_with(parse_key_values)?;
+            let mut since = None;
+            for kv in &kvs {
+                if kv.key == "since" {
+                    since = Some((parse_u32(kv)?, kv.key.span()));
+                } else {
+                    return Err(syn::Error::new_spanned(
+                        &kv.key,
+                        format!("unknown key `{}` in #[optional]; expected `since`", kv.key),
+                    ));
+                }
+            }
+            Ok(since.unwrap_or((1, Span::call_site())))
+        }
+        syn::Meta::NameValue(nv) => Err(syn::Error::new_spanned(
+            nv,
+            "expected `#[optional]` or `#[optional(since = N)]`",
+        )),
+    }
+}
+
+/// `#[wire(raw)]`.
+pub fn parse_wire(attr: &Attribute) -> syn::Result<()> {
+    let mode: Ident = attr.parse_args()?;
+    if mode == "raw" {
+        Ok(())
+    } else {
+        Err(syn::Error::new_spanned(
+            mode,
+            "unknown wire mode; the only mode is `#[wire(raw)]`",
+        ))
+    }
+}

@@ -1,0 +1,106 @@
+//! Code generation for the typed `{Trait}Client`, generic over any `PluginCaller`.
+
+use crate::ast::InterfaceDef;
+use crate::types;
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+pub fn generate(def: &InterfaceDef) -> TokenStream {
+    let name = &def.item.ident;
+    let vis = &def.item.vis;
+    let client = format_ident!("{}Client", name);
+    let doc = format!(
+        "Typed client for [`{name}`] plugins, over any [`PluginCaller`](::fidius::PluginCaller): \
+         a loaded `PluginHandle`, a hot-reloading handle, or a reference to either.\n\n\
+         Each method mirrors the trait's and returns `Result<T, CallError>`; a method that \
+         returns `Result<T, PluginError>` reports the plugin's error as `CallError::Plugin`."
+    );
+
+    let methods = def.methods.iter().enumerate().map(|(index, m)| {
+        let ident = &m.ident;
+        let params = m.args.iter().map(|a| {
+            let (i, t) = (&a.ident, &a.ty);
+            quote!(#i: #t)
+        });
+        let ok = m.ret.ok_type();
+        let method_doc = format!("Calls `{}` (method {index}: `{}`).", m.ident, m.signature);
+        let body = if m.raw {
+            let arg = &m.args[0].ident;
+            quote!(::fidius::PluginCaller::call_with(&self.caller, #index, &#arg, |b| {
+                ::core::result::Result::Ok(b.to_vec())
+            }))
+        } else {
+            let enc = m.args.iter().map(|a| {
+                let i = &a.ident;
+                if types::is_byte_vec(&a.ty) {
+                    quote!(::fidius::__private::AsBin(&#i))
+                } else {
+                    quote!(&#i)
+                }
+            });
+            let decode = if types::is_byte_vec(&ok) {
+                quote!(|b| ::fidius::__private::decode_result::<::fidius::__private::BinVec>(b).map(|v| v.0))
+            } else {
+                quote!(::fidius::__private::decode_result::<#ok>)
+            };
+            quote!(::fidius::__private::call_encoded(&self.caller, #index, &(#(#enc,)*), #decode))
+        };
+        let has = m.optional.map(|(since, _)| {
+            let has_ident = format_ident!("has_{}", m.ident);
+            let has_doc = format!(
+                "True when the plugin implements the optional method `{}` (added in interface version {since}).",
+                m.ident
+            );
+            quote! {
+                #[doc = #has_doc]
+                pub fn #has_ident(&self) -> bool {
+                    ::fidius::PluginCaller::has_method(&self.caller, #index)
+                }
+            }
+        });
+        quote! {
+            #[doc = #method_doc]
+            pub fn #ident(&self, #(#params),*) -> ::core::result::Result<#ok, ::fidius::CallError> {
+                #body
+            }
+            #has
+        }
+    });
+
+    quote! {
+        #[doc = #doc]
+        #[derive(Debug, Clone)]
+        #vis struct #client<C> {
+            caller: C,
+        }
+
+        impl<C: ::fidius::PluginCaller> #client<C> {
+            /// Binds a client to `caller`, checking that the plugin implements this
+            /// interface (name, hash, version, buffer strategy and method table).
+            pub fn new(caller: C) -> ::core::result::Result<Self, ::fidius::CallError> {
+                ::fidius::__private::bind_client(
+                    &caller,
+                    &<dyn #name as ::fidius::__private::Interface>::INFO,
+                )?;
+                ::core::result::Result::Ok(Self { caller })
+            }
+
+            /// The interface this client speaks.
+            pub fn interface() -> &'static ::fidius::InterfaceInfo {
+                &<dyn #name as ::fidius::__private::Interface>::INFO
+            }
+
+            /// The caller this client calls through.
+            pub fn caller(&self) -> &C {
+                &self.caller
+            }
+
+            /// Unwraps the caller.
+            pub fn into_caller(self) -> C {
+                self.caller
+            }
+
+            #(#methods)*
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Code generation for `#[plugin_interface]`: the trait, its [`Interface`] and
+//! [`Vtable`] implementations on `dyn Trait`, the shims, and the typed client.
+//!
+//! Everything the plugin side needs hangs off `dyn Trait`, so a plugin crate that
+//! imports only the trait can use `#[plugin_impl(Trait)]`.
+
+use crate::ast::{self, InterfaceDef, MethodDef, ReturnKind};
+use crate::attr::MetaPair;
+use crate::types;
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use std::ffi::CString;
+
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let (def, cleaned, errors) = ast::parse(args, item);
+    match (def, errors.into_result()) {
+        (Some(def), Ok(())) => generate(&def),
+        // Fallback: the cleaned trait plus the errors, so uses of the trait elsewhere
+        // do not produce a cascade of unrelated errors.
+        (_, Err(e)) => {
+            let e = e.to_compile_error();
+            quote!(#cleaned #e)
+        }
+        (None, Ok(())) => unreachable!("a missing definition always comes with an error"),
+    }
+}
+
+pub fn c_str(s: &str) -> syn::LitCStr {
+    syn::LitCStr::new(
+        &CString::new(s).expect("names and signatures contain no NUL"),
+        Span::call_site(),
+    )
+}
+
+pub fn meta_entries(pairs: &[MetaPair]) -> TokenStream {
+    let entries = pairs.iter().map(|p| {
+        let k = c_str(&p.key.value());
+        let v = c_str(&p.value.value());
+        quote!(::fidius::__private::MetaEntry { key: #k.as_ptr(), value: #v.as_ptr() })
+    });
+    quote!(&[#(#entries),*])
+}
+
+fn flags(m: &MethodDef) -> TokenStream {
+    let mut parts = vec![quote!(0u32)];
+    if m.optional.is_some() {
+        parts.push(quote!(::fidius::__private::METHOD_OPTIONAL));
+    }
+    if m.raw {
+        parts.push(quote!(::fidius::__private::METHOD_RAW));
+    }
+    if matches!(m.ret, ReturnKind::Fallible(_)) {
+        parts.push(quote!(::fidius::__private::METHOD_RESULT));
+    }
+    quote!(#(#parts)|*)
+}
+
+fn generate(def: &InterfaceDef) -> TokenStream {
+    let item = &def.item;
+    let name = &item.ident;
+    let name_str = name.to_string();
+    let name_c = c_str(&name_str);
+    let version = def.version;
+    let buffer = def.buffer.ident();
+
+    let specs = def.methods.iter().map(|m| {
+        let n = m.ident.to_string();
+        let sig = &m.signature;
+        let flags = flags(m);
+        quote!(::fidius::__private::MethodSpec { name: #n, signature: #sig, flags: #flags })
+    });
+    let required_sigs = def
+        .methods
+        .iter()
+        .filter(|m| m.optional.is_none())
+        .map(|m| &m.signature);
+    let optional_names = def
+        .methods
+        .iter()
+        .filter(|m| m.optional.is_some())
+        .map(|m| m.ident.to_string());
+    let descriptors = def.methods.iter().map(|m| {
+        let n = c_str(&m.ident.to_string());
+        let sig = c_str(&m.signature);
+        let flags = flags(m);
+        let (since, bit) = m.optional.unwrap_or((0, u32::MAX));
+        let meta = meta_entries(&m.meta);
+        let meta_count = m.meta.len() as u32;
+        quote!(::fidius::__private::MethodDescriptor {
+            name: #n.as_ptr(),
+            signature: #sig.as_ptr(),
+            flags: #flags,
+            since: #since,
+            optional_bit: #bit,
+            metadata_count: #meta_count,
+            metadata: {
+                const META: &[::fidius::__private::MetaEntry] = #meta;
+                META.as_ptr()
+            },
+            direct: ::core::ptr::null(),
+        })
+    });
+    let trait_meta = meta_entries(&def.trait_meta);
+
+    let shim_idents: Vec<_> = def
+        .methods
+        .iter()
+        .map(|m| format_ident!("__fidius_shim_{}", m.ident))
+        .collect();
+    let shims = def
+        .methods
+        .iter()
+        .zip(&shim_idents)
+        .map(|(m, shim)| shim_fn(name, m, shim));
+    let client = crate::client::generate(def);
+
+    quote! {
+        #item
+
+        #[doc(hidden)]
+        // SAFETY: generated from the trait definition above by #[plugin_interface].
+        unsafe impl ::fidius::__private::Interface for dyn #name {
+            const INFO: ::fidius::__private::InterfaceInfo = ::fidius::__private::InterfaceInfo {
+                name: #name_str,
+                hash: ::fidius::__private::interface_hash(&[#(#required_sigs),*]),
+                version: #version,
+                buffer: ::fidius::BufferStrategyKind::#buffer,
+                methods: &[#(#specs),*],
+                optional: &[#(#optional_names),*],
+            };
+            const NAME_C: &'static ::core::ffi::CStr = #name_c;
+            const METHODS: &'static [::fidius::__private::MethodDescriptor] = &[#(#descriptors),*];
+            const TRAIT_META: &'static [::fidius::__private::MetaEntry] = #trait_meta;
+        }
+
+        #[doc(hidden)]
+        impl<__FidiusT: #name + ::fidius::__private::PluginInstance>
+            ::fidius::__private::Vtable<__FidiusT> for dyn #name
+        {
+            const VTABLE: &'static [::fidius::__private::MethodFn] = &[
+                #(<dyn #name>::#shim_idents::<__FidiusT> as ::fidius::__private::MethodFn),*
+            ];
+        }
+
+        #[doc(hidden)]
+        impl dyn #name {
+            #(#shims)*
+        }
+
+        #client
+    }
+}
+
+/// The `extern "C"` shim for one method: decode the argument tuple, call
+/// `<T as Trait>::method` (bound by name), write the reply.
+fn shim_fn(trait_name: &syn::Ident, m: &MethodDef, shim: &syn::Ident) -> TokenStream {
+    let method = &m.ident;
+    let vars: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__a{}", i)).collect();
+    let decode_tys = m.args.iter().map(|a| {
+        if types::is_byte_vec(&a.ty) {
+            quote!(::fidius::__private::BinVec)
+        } else {
+            let ty = &a.ty;
+            quote!(#ty)
+        }
+    });
+    let call_args = m.args.iter().zip(&vars).map(|(a, v)| {
+        if types::is_byte_vec(&a.ty) {
+            quote!(#v.0)
+        } else {
+            quote!(#v)
+        }
+    });
+    let decode = if m.raw {
+        quote!(let __a0 = ::fidius::__private::BinVec(__input.to_vec());)
+    } else if m.args.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            let (#(#vars,)*): (#(#decode_tys,)*) = match ::fidius::__private::decode_args(__input) {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(e) => return __reply.serialization_error(&e),
+            };
+        }
+    };
+    let reply = match (&m.ret, m.raw) {
+        (_, true) => quote!(__reply.raw(__ret)),
+        (ReturnKind::Unit, _) => quote!({ let () = __ret; __reply.value(&()) }),
+        (ReturnKind::Value(t), _) if types::is_byte_vec(t) => {
+            quote!(__reply.value(&::fidius::__private::AsBin(&__ret)))
+        }
+        (ReturnKind::Value(_), _) => quote!(__reply.value(&__ret)),
+        (ReturnKind::Fallible(t), _) if types::is_byte_vec(t) => quote!(__reply.bytes_result(&__ret)),
+        (ReturnKind::Fallible(_), _) => quote!(__reply.result(&__ret)),
+    };
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, clippy::missing_safety_doc)]
+        pub unsafe extern "C" fn #shim<__FidiusT: #trait_name + ::fidius::__private::PluginInstance>(
+            __input: *const u8,
+            __input_len: usize,
+            __out: *mut ::fidius::__private::CallOutput,
+        ) -> i32 {
+            // SAFETY: the host calls this slot under the MethodFn contract, which is
+            // exactly what run_method requires.
+            unsafe {
+                ::fidius::__private::run_method(
+                    <dyn #trait_name as ::fidius::__private::Interface>::INFO.buffer,
+                    __input,
+                    __input_len,
+                    __out,
+                    |__input: &[u8], __reply: &mut ::fidius::__private::Reply<'_>| {
+                        #decode
+                        let __ret = <__FidiusT as #trait_name>::#method(
+                            <__FidiusT as ::fidius::__private::PluginInstance>::instance(),
+                            #(#call_args),*
+                        );
+                        #reply
+                    },
+                )
+            }
+        }
+    }
+}

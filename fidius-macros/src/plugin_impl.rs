@@ -1,0 +1,125 @@
+//! Code generation for `#[plugin_impl(Trait)]`: the instance, the descriptor, and its
+//! registration. The trait's methods are bound by name through the shims the
+//! interface generated; this macro only names the optional methods it defines.
+
+use crate::attr::{self, Buffer};
+use crate::interface::c_str;
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::parse::{Parse, ParseStream};
+use syn::{ImplItem, ItemImpl, Path, Token, Type};
+
+struct Args {
+    trait_path: Path,
+    buffer: Option<Buffer>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let trait_path: Path = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), "expected the interface trait: `#[plugin_impl(MyTrait)]`")
+        })?;
+        let mut buffer = None;
+        if input.parse::<Option<Token![,]>>()?.is_some() {
+            for kv in attr::parse_key_values(input)? {
+                if kv.key == "buffer" {
+                    buffer = Some(attr::parse_buffer(&kv)?);
+                } else {
+                    return Err(syn::Error::new_spanned(
+                        &kv.key,
+                        format!("unknown key `{}` in #[plugin_impl]; expected `buffer`", kv.key),
+                    ));
+                }
+            }
+        }
+        Ok(Self { trait_path, buffer })
+    }
+}
+
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let imp: ItemImpl = match syn::parse2(item.clone()) {
+        Ok(imp) => imp,
+        Err(e) => {
+            let e = e.to_compile_error();
+            return quote!(#item #e);
+        }
+    };
+    match generate(args, &imp) {
+        Ok(ts) => ts,
+        Err(e) => {
+            let e = e.to_compile_error();
+            quote!(#imp #e)
+        }
+    }
+}
+
+fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
+    let args: Args = syn::parse2(args)?;
+    let Some((_, impl_trait, _)) = &imp.trait_ else {
+        return Err(syn::Error::new_spanned(
+            imp.impl_token,
+            "#[plugin_impl] applies to `impl Trait for Type`",
+        ));
+    };
+    let last = |p: &Path| p.segments.last().map(|s| s.ident.clone());
+    if last(impl_trait) != last(&args.trait_path) {
+        return Err(syn::Error::new_spanned(
+            impl_trait,
+            "this impl is for a different trait than the one named in #[plugin_impl(...)]",
+        ));
+    }
+    if !imp.generics.params.is_empty() {
+        return Err(syn::Error::new_spanned(
+            &imp.generics,
+            "a plugin type cannot be generic: each plugin is one concrete type",
+        ));
+    }
+    let self_ty = &imp.self_ty;
+    let plugin_name = match &**self_ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+    .ok_or_else(|| syn::Error::new_spanned(self_ty, "a plugin type must be a named type"))?;
+    let name_c = c_str(&plugin_name);
+    let trait_path = &args.trait_path;
+    let implemented = imp.items.iter().filter_map(|i| match i {
+        ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+        _ => None,
+    });
+    let buffer_check = args.buffer.map(|b| {
+        let b = b.ident();
+        quote! {
+            const _: () = ::fidius::__private::assert_buffer(
+                <dyn #trait_path as ::fidius::__private::Interface>::INFO.buffer,
+                ::fidius::BufferStrategyKind::#b,
+            );
+        }
+    });
+
+    Ok(quote! {
+        #imp
+
+        impl ::fidius::__private::PluginInstance for #self_ty {
+            fn instance() -> &'static Self {
+                static INSTANCE: ::std::sync::OnceLock<#self_ty> = ::std::sync::OnceLock::new();
+                INSTANCE.get_or_init(|| {
+                    #[allow(unused_imports)]
+                    use ::fidius::__private::{ViaDefault as _, ViaUnit as _};
+                    (&::fidius::__private::Ctor::<#self_ty>::new()).make()
+                })
+            }
+        }
+
+        const _: () = {
+            #buffer_check
+            static DESCRIPTOR: ::fidius::PluginDescriptor =
+                ::fidius::__private::descriptor::<dyn #trait_path, #self_ty>(
+                    #name_c,
+                    &[#(#implemented),*],
+                );
+            ::fidius::inventory::submit! {
+                ::fidius::__private::DescriptorRef(&DESCRIPTOR)
+            }
+        };
+    })
+}

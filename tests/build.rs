@@ -1,0 +1,65 @@
+//! Builds the plugin fixtures (real cdylibs) once per build of the test crate, into a
+//! target directory of their own, and tells the tests where they are through the
+//! `FIDIUS_FIXTURE_DIR` environment variable.
+//!
+//! A separate target directory is needed: a nested cargo on the outer build's target
+//! directory would wait forever for the lock the outer build holds.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The fixture packages, all under `tests/plugins/`.
+const FIXTURES: &[&str] = &[
+    "my-plugin",
+    "calc-plugins",
+    "calc-alt",
+    "calc-variants",
+    "bytes-plugin",
+    "not-a-plugin",
+];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let workspace = manifest_dir.parent().unwrap().to_path_buf();
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out; put fixtures beside it.
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let target_root = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| workspace.join("target"));
+    let fixture_target = target_root.join("fidius-fixtures");
+
+    for dir in ["tests/plugins", "fidius/src", "fidius-core/src", "fidius-macros/src"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&fixture_target);
+    for f in FIXTURES {
+        cmd.arg("-p").arg(f);
+    }
+    // Do not inherit the outer build's wrappers (clippy) or encoded flags.
+    for var in [
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET_DIR",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("running cargo to build the plugin fixtures");
+    assert!(status.success(), "building the plugin fixtures failed");
+    println!(
+        "cargo:rustc-env=FIDIUS_FIXTURE_DIR={}",
+        fixture_target.join("debug").display()
+    );
+    println!("cargo:rustc-env=FIDIUS_WORKSPACE_DIR={}", workspace.display());
+}

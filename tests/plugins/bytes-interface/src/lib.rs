@@ -1,0 +1,17 @@
+//! A test interface using the Arena buffer strategy.
+
+pub use fidius::{plugin_impl, PluginError};
+
+#[fidius::plugin_interface(version = 1, buffer = Arena)]
+pub trait Blobs: Send + Sync {
+    fn echo(&self, data: Vec<u8>) -> Vec<u8>;
+    /// `n` bytes of `fill`.
+    fn make(&self, n: u64, fill: u8) -> Vec<u8>;
+    /// A string of `n` characters, to cross the arena with a non-byte type.
+    fn text(&self, n: u64) -> String;
+    /// How many times any method body has run.
+    fn calls(&self) -> u64;
+    #[wire(raw)]
+    fn raw_make(&self, n_le: Vec<u8>) -> Vec<u8>;
+    fn fail(&self, n: u64) -> Result<Vec<u8>, PluginError>;
+}

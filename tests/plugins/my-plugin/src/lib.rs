@@ -1,0 +1,12 @@
+use my_interface::{plugin_impl, MyPlugin, PluginError};
+
+pub struct MyImpl;
+
+#[plugin_impl(MyPlugin)]
+impl MyPlugin for MyImpl {
+    fn process(&self, input: String) -> String {
+        format!("processed: {input}")
+    }
+}
+
+fidius::fidius_plugin_registry!();
