@@ -30,7 +30,12 @@ fn main() {
         .unwrap_or_else(|| workspace.join("target"));
     let fixture_target = target_root.join("fidius-fixtures");
 
-    for dir in ["tests/plugins", "fidius/src", "fidius-core/src", "fidius-macros/src"] {
+    for dir in [
+        "tests/plugins",
+        "fidius/src",
+        "fidius-core/src",
+        "fidius-macros/src",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -55,11 +60,16 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("running cargo to build the plugin fixtures");
+    let status = cmd
+        .status()
+        .expect("running cargo to build the plugin fixtures");
     assert!(status.success(), "building the plugin fixtures failed");
     println!(
         "cargo:rustc-env=FIDIUS_FIXTURE_DIR={}",
         fixture_target.join("debug").display()
     );
-    println!("cargo:rustc-env=FIDIUS_WORKSPACE_DIR={}", workspace.display());
+    println!(
+        "cargo:rustc-env=FIDIUS_WORKSPACE_DIR={}",
+        workspace.display()
+    );
 }

@@ -54,9 +54,9 @@ impl Drop for PluginBuffer {
 /// boundary. Plugin errors, panics and serialization failures become [`CallError`]s.
 ///
 /// # Safety
-/// `desc` must be a descriptor validated by [`PluginInfo::from_descriptor`]
-/// (crate::info::PluginInfo::from_descriptor) whose library stays loaded for the
-/// duration of the call.
+/// `desc` must be a descriptor validated by
+/// [`PluginInfo::from_descriptor`](crate::info::PluginInfo::from_descriptor), whose
+/// library stays loaded for the duration of the call.
 pub unsafe fn invoke<R>(
     desc: &PluginDescriptor,
     index: usize,
@@ -87,7 +87,9 @@ pub unsafe fn invoke<R>(
     // SAFETY: as above, the vtable has `method_count` non-null slots.
     let slot = unsafe { *desc.vtable.add(index) };
     // Validation guarantees free_buffer is present.
-    let free = desc.free_buffer.expect("validated descriptor has free_buffer");
+    let free = desc
+        .free_buffer
+        .expect("validated descriptor has free_buffer");
 
     if desc.buffer_strategy == BufferStrategyKind::Arena as u32 {
         return ARENA.with(|cell| match cell.try_borrow_mut() {
@@ -98,7 +100,13 @@ pub unsafe fn invoke<R>(
             // Re-entered on this thread (a decoder calling a plugin): lend a fresh buffer.
             // SAFETY: forwarded from this function's contract.
             Err(_) => unsafe {
-                call_arena(slot, free, &mut Vec::with_capacity(ARENA_INITIAL), input, decode)
+                call_arena(
+                    slot,
+                    free,
+                    &mut Vec::with_capacity(ARENA_INITIAL),
+                    input,
+                    decode,
+                )
             },
         });
     }
@@ -169,7 +177,9 @@ fn interpret<R>(
                 "undecodable PluginError from plugin: {e}"
             ))),
         },
-        STATUS_PANIC => Err(CallError::Panic(String::from_utf8_lossy(bytes).into_owned())),
+        STATUS_PANIC => Err(CallError::Panic(
+            String::from_utf8_lossy(bytes).into_owned(),
+        )),
         STATUS_SERIALIZATION_ERROR => Err(CallError::PluginSerialization(
             String::from_utf8_lossy(bytes).into_owned(),
         )),
@@ -186,5 +196,6 @@ fn plugin_name(desc: &PluginDescriptor) -> String {
 
 /// Decodes a typed result; a failure becomes [`CallError::Serialization`].
 pub fn decode_result<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CallError> {
-    crate::wire::decode(bytes).map_err(|e| CallError::Serialization(format!("decoding result: {e}")))
+    crate::wire::decode(bytes)
+        .map_err(|e| CallError::Serialization(format!("decoding result: {e}")))
 }

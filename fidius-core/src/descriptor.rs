@@ -300,7 +300,10 @@ mod layout_tests {
 
     #[test]
     fn buffer_strategy_round_trips() {
-        for kind in [BufferStrategyKind::PluginAllocated, BufferStrategyKind::Arena] {
+        for kind in [
+            BufferStrategyKind::PluginAllocated,
+            BufferStrategyKind::Arena,
+        ] {
             assert_eq!(BufferStrategyKind::from_raw(kind as u32), Some(kind));
         }
         assert_eq!(BufferStrategyKind::from_raw(0), None);

@@ -67,13 +67,19 @@ mod tests {
 
     #[test]
     fn interface_hash_is_fnv_of_joined_lines() {
-        assert_eq!(interface_hash(&["a()", "b(u8)->u8"]), fnv1a(b"a()\nb(u8)->u8\n"));
+        assert_eq!(
+            interface_hash(&["a()", "b(u8)->u8"]),
+            fnv1a(b"a()\nb(u8)->u8\n")
+        );
         assert_eq!(interface_hash(&[]), fnv1a(b""));
     }
 
     #[test]
     fn order_and_separator_matter() {
-        assert_ne!(interface_hash(&["a()", "b()"]), interface_hash(&["b()", "a()"]));
+        assert_ne!(
+            interface_hash(&["a()", "b()"]),
+            interface_hash(&["b()", "a()"])
+        );
         assert_ne!(interface_hash(&["ab()"]), interface_hash(&["a", "b()"]));
     }
 }

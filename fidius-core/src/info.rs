@@ -76,12 +76,13 @@ impl PluginInfo {
         let interface_name = unsafe { read_c_str(desc.interface_name) }
             .ok_or_else(|| format!("plugin `{name}`: interface name is null or not UTF-8"))?
             .to_string();
-        let buffer_strategy = BufferStrategyKind::from_raw(desc.buffer_strategy).ok_or_else(|| {
-            format!(
-                "plugin `{name}`: unknown buffer strategy {}",
-                desc.buffer_strategy
-            )
-        })?;
+        let buffer_strategy =
+            BufferStrategyKind::from_raw(desc.buffer_strategy).ok_or_else(|| {
+                format!(
+                    "plugin `{name}`: unknown buffer strategy {}",
+                    desc.buffer_strategy
+                )
+            })?;
         if desc.method_count > MAX_METHODS {
             return Err(format!(
                 "plugin `{name}`: method count {} exceeds the limit of {MAX_METHODS}",
@@ -107,7 +108,8 @@ impl PluginInfo {
                 format!("plugin `{name}`: method `{method_name}` has no valid signature")
             })?;
             let optional = m.flags & METHOD_OPTIONAL != 0;
-            let present = !optional || (m.optional_bit < 64 && desc.capabilities >> m.optional_bit & 1 == 1);
+            let present =
+                !optional || (m.optional_bit < 64 && desc.capabilities >> m.optional_bit & 1 == 1);
             methods.push(MethodInfo {
                 index,
                 name: method_name.to_string(),

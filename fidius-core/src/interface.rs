@@ -109,7 +109,9 @@ pub enum InterfaceMismatch {
         found: u64,
     },
     /// The plugin was built against a newer interface version than the host knows.
-    #[error("interface version: the host supports up to {expected}, the plugin was built for {found}")]
+    #[error(
+        "interface version: the host supports up to {expected}, the plugin was built for {found}"
+    )]
     Version {
         /// The host's interface version.
         expected: u32,

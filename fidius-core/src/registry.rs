@@ -66,8 +66,10 @@ pub fn plugin_registry() -> &'static PluginRegistry {
     static BUILT: OnceLock<Built> = OnceLock::new();
     &BUILT
         .get_or_init(|| {
-            let mut refs: Vec<&'static PluginDescriptor> =
-                inventory::iter::<DescriptorRef>.into_iter().map(|d| d.0).collect();
+            let mut refs: Vec<&'static PluginDescriptor> = inventory::iter::<DescriptorRef>
+                .into_iter()
+                .map(|d| d.0)
+                .collect();
             // SAFETY: every descriptor was built by `#[plugin_impl]` from string literals.
             refs.sort_by_key(|d| unsafe { crate::descriptor::read_c_str(d.plugin_name) });
             let descriptors: Box<[*const PluginDescriptor]> =

@@ -2,9 +2,7 @@
 //! generate: running a method body behind the FFI boundary, writing its reply,
 //! catching panics, building descriptors. Not a public API.
 
-use crate::descriptor::{
-    BufferStrategyKind, CallOutput, PluginDescriptor, ABI_VERSION,
-};
+use crate::descriptor::{BufferStrategyKind, CallOutput, PluginDescriptor, ABI_VERSION};
 use crate::error::PluginError;
 use crate::interface::{Interface, Vtable};
 use crate::status::*;
@@ -26,6 +24,8 @@ pub struct Ctor<T>(PhantomData<T>);
 
 impl<T> Ctor<T> {
     /// A constructor for `T`.
+    // No `Default`: `Ctor<T>` is only ever built by generated code, through `new`.
+    #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Ctor(PhantomData)
     }
@@ -130,9 +130,7 @@ impl Reply<'_> {
             if bytes.len() <= self.out.cap {
                 // SAFETY: the host lent `cap >= bytes.len()` writable bytes at `ptr`,
                 // which cannot overlap a Vec we own.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.out.ptr, bytes.len())
-                };
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.out.ptr, bytes.len()) };
                 self.out.len = bytes.len();
                 return STATUS_OK;
             }
@@ -299,6 +297,8 @@ mod tests {
     }
 
     #[test]
+    // The borrow is the autoref specialisation under test.
+    #[allow(clippy::needless_borrow)]
     fn unit_and_default_construction() {
         #[derive(Debug, PartialEq)]
         struct Unit;

@@ -166,9 +166,14 @@ mod tests {
     #[test]
     fn slice_encoding_reports_overflow() {
         let mut small = [0u8; 4];
-        assert_eq!(encode_into_slice("a long string", &mut small).unwrap(), None);
+        assert_eq!(
+            encode_into_slice("a long string", &mut small).unwrap(),
+            None
+        );
         let mut big = [0u8; 64];
-        let n = encode_into_slice("a long string", &mut big).unwrap().unwrap();
+        let n = encode_into_slice("a long string", &mut big)
+            .unwrap()
+            .unwrap();
         let back: String = decode(&big[..n]).unwrap();
         assert_eq!(back, "a long string");
     }

@@ -85,7 +85,13 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
             ));
             errors.push(e);
             // Nothing sensible to emit; the caller emits only the errors.
-            return (None, parse_quote!(trait __FidiusInvalid {}), errors);
+            return (
+                None,
+                parse_quote!(
+                    trait __FidiusInvalid {}
+                ),
+                errors,
+            );
         }
     };
 
@@ -181,7 +187,10 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
 
         let sig = &f.sig;
         if let Some(a) = &sig.asyncness {
-            errors.push(syn::Error::new_spanned(a, "plugin methods cannot be `async`"));
+            errors.push(syn::Error::new_spanned(
+                a,
+                "plugin methods cannot be `async`",
+            ));
         }
         if !sig.generics.params.is_empty() {
             errors.push(syn::Error::new_spanned(
@@ -190,7 +199,10 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
             ));
         }
         if let Some(w) = &sig.generics.where_clause {
-            errors.push(syn::Error::new_spanned(w, "plugin methods cannot have where clauses"));
+            errors.push(syn::Error::new_spanned(
+                w,
+                "plugin methods cannot have where clauses",
+            ));
         }
         match sig.inputs.first() {
             Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}

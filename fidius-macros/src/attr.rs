@@ -86,7 +86,10 @@ pub fn parse_u32(kv: &KeyValue) -> syn::Result<u32> {
 
 fn require_value(kv: &KeyValue) -> syn::Result<&syn::Expr> {
     kv.value.as_ref().ok_or_else(|| {
-        syn::Error::new_spanned(&kv.key, format!("`{}` needs a value: `{} = ...`", kv.key, kv.key))
+        syn::Error::new_spanned(
+            &kv.key,
+            format!("`{}` needs a value: `{} = ...`", kv.key, kv.key),
+        )
     })
 }
 

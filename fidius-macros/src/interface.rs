@@ -1,5 +1,5 @@
-//! Code generation for `#[plugin_interface]`: the trait, its [`Interface`] and
-//! [`Vtable`] implementations on `dyn Trait`, the shims, and the typed client.
+//! Code generation for `#[plugin_interface]`: the trait, its `Interface` and
+//! `Vtable` implementations on `dyn Trait`, the shims, and the typed client.
 //!
 //! Everything the plugin side needs hangs off `dyn Trait`, so a plugin crate that
 //! imports only the trait can use `#[plugin_impl(Trait)]`.
@@ -155,7 +155,9 @@ fn generate(def: &InterfaceDef) -> TokenStream {
 /// `<T as Trait>::method` (bound by name), write the reply.
 fn shim_fn(trait_name: &syn::Ident, m: &MethodDef, shim: &syn::Ident) -> TokenStream {
     let method = &m.ident;
-    let vars: Vec<_> = (0..m.args.len()).map(|i| format_ident!("__a{}", i)).collect();
+    let vars: Vec<_> = (0..m.args.len())
+        .map(|i| format_ident!("__a{}", i))
+        .collect();
     let decode_tys = m.args.iter().map(|a| {
         if types::is_byte_vec(&a.ty) {
             quote!(::fidius::__private::BinVec)
@@ -185,12 +187,17 @@ fn shim_fn(trait_name: &syn::Ident, m: &MethodDef, shim: &syn::Ident) -> TokenSt
     };
     let reply = match (&m.ret, m.raw) {
         (_, true) => quote!(__reply.raw(__ret)),
-        (ReturnKind::Unit, _) => quote!({ let () = __ret; __reply.value(&()) }),
+        (ReturnKind::Unit, _) => quote!({
+            let () = __ret;
+            __reply.value(&())
+        }),
         (ReturnKind::Value(t), _) if types::is_byte_vec(t) => {
             quote!(__reply.value(&::fidius::__private::AsBin(&__ret)))
         }
         (ReturnKind::Value(_), _) => quote!(__reply.value(&__ret)),
-        (ReturnKind::Fallible(t), _) if types::is_byte_vec(t) => quote!(__reply.bytes_result(&__ret)),
+        (ReturnKind::Fallible(t), _) if types::is_byte_vec(t) => {
+            quote!(__reply.bytes_result(&__ret))
+        }
         (ReturnKind::Fallible(_), _) => quote!(__reply.result(&__ret)),
     };
     quote! {

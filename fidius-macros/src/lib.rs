@@ -1,10 +1,10 @@
 //! Procedural macros of fidius. Use them through the `fidius` crate, which re-exports
 //! them; the generated code refers to `::fidius`.
 //!
-//! Layout, one file per stage: [`attr`] parses attribute arguments, [`ast`] builds a
-//! checked model of the interface trait, [`types`] classifies argument and return
-//! types, [`interface`] and [`client`] generate the interface side, and
-//! [`plugin_impl`] the plugin side.
+//! Layout, one file per stage: `attr` parses attribute arguments, `ast` builds a
+//! checked model of the interface trait, `types` classifies argument and return
+//! types, `interface` and `client` generate the interface side, and
+//! `plugin_impl` the plugin side.
 
 mod ast;
 mod attr;

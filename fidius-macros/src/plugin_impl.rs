@@ -17,7 +17,10 @@ struct Args {
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let trait_path: Path = input.parse().map_err(|e| {
-            syn::Error::new(e.span(), "expected the interface trait: `#[plugin_impl(MyTrait)]`")
+            syn::Error::new(
+                e.span(),
+                "expected the interface trait: `#[plugin_impl(MyTrait)]`",
+            )
         })?;
         let mut buffer = None;
         if input.parse::<Option<Token![,]>>()?.is_some() {
@@ -27,7 +30,10 @@ impl Parse for Args {
                 } else {
                     return Err(syn::Error::new_spanned(
                         &kv.key,
-                        format!("unknown key `{}` in #[plugin_impl]; expected `buffer`", kv.key),
+                        format!(
+                            "unknown key `{}` in #[plugin_impl]; expected `buffer`",
+                            kv.key
+                        ),
                     ));
                 }
             }
@@ -102,6 +108,8 @@ fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
         impl ::fidius::__private::PluginInstance for #self_ty {
             fn instance() -> &'static Self {
                 static INSTANCE: ::std::sync::OnceLock<#self_ty> = ::std::sync::OnceLock::new();
+                // The borrow selects Default over the unit-struct fallback.
+                #[allow(clippy::needless_borrow)]
                 INSTANCE.get_or_init(|| {
                     #[allow(unused_imports)]
                     use ::fidius::__private::{ViaDefault as _, ViaUnit as _};

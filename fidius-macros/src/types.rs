@@ -86,7 +86,7 @@ mod tests {
         assert!(is_plugin_error(&parse_quote!(fidius::PluginError)));
         assert!(stream_item(&parse_quote!(fidius::Stream<u8>)).is_some());
         assert!(is_unit(&parse_quote!(())));
-        assert_eq!(canonical(&parse_quote!(Vec < u8 >)), "Vec<u8>");
+        assert_eq!(canonical(&parse_quote!(Vec<u8>)), "Vec<u8>");
         assert_eq!(
             canonical(&parse_quote!(Result<Vec<u8>, PluginError>)),
             "Result<Vec<u8>,PluginError>"

@@ -84,19 +84,18 @@
 #![warn(missing_docs)]
 
 pub use fidius_core::{
-    descriptor, error, hash, python_descriptor, registry, status, stream_ffi, stream_marker,
-    wasm_descriptor, wire,
-};
-pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, InterfaceInfo,
     InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError, PluginInfo,
     PluginRegistry, Stream, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
 };
+pub use fidius_core::{
+    descriptor, error, hash, python_descriptor, registry, status, stream_ffi, stream_marker,
+    wasm_descriptor, wire,
+};
 pub use fidius_core::{fnv1a, interface_hash};
 pub use fidius_macros::{plugin_impl, plugin_interface};
 
-/// Host-side loading: [`PluginHost`](host::PluginHost), [`PluginHandle`](host::PluginHandle),
-/// [`LoadError`](host::LoadError).
+/// Host-side loading: `PluginHost`, `PluginHandle`, `LoadError`.
 #[cfg(feature = "host")]
 pub use fidius_core::host;
 #[cfg(feature = "host")]

@@ -123,7 +123,9 @@ fn not_implemented_does_not_cross_the_boundary() {
     // CountingCalc counts every method body that runs; a NotImplemented call must not
     // reach it. A private copy of the library gives this test its own instance.
     let dir = fidius_tests::dir_with(&["calc-plugins"]);
-    let copy = dir.path().join(fixture("calc-plugins").file_name().unwrap());
+    let copy = dir
+        .path()
+        .join(fixture("calc-plugins").file_name().unwrap());
     let c = CalculatorClient::new(host().load_from(copy, "CountingCalc").unwrap()).unwrap();
     for _ in 0..5 {
         assert!(c.square(2).is_err());
@@ -193,7 +195,9 @@ fn call_method_by_index_with_typed_arguments() {
     let sum: i64 = handle.call_method(add, &(20i64, 22i64)).unwrap();
     assert_eq!(sum, 42);
     let divide = handle.method_index("divide").unwrap();
-    let err = handle.call_method::<_, i64>(divide, &(1i64, 0i64)).unwrap_err();
+    let err = handle
+        .call_method::<_, i64>(divide, &(1i64, 0i64))
+        .unwrap_err();
     assert!(matches!(err, CallError::Plugin(e) if e.code == "DIV_ZERO"));
 }
 
@@ -202,16 +206,22 @@ fn invalid_index_and_wrong_arguments_are_errors() {
     let handle = host().load("BasicCalc").unwrap();
     let count = handle.info().methods.len();
     let err = handle.call_method_raw(count, &[]).unwrap_err();
-    assert!(matches!(err, CallError::InvalidMethodIndex { index, count: c, .. } if index == count && c == count));
+    assert!(
+        matches!(err, CallError::InvalidMethodIndex { index, count: c, .. } if index == count && c == count)
+    );
 
     let add = handle.method_index("add").unwrap();
-    let err = handle.call_method::<_, i64>(add, &("not", "numbers")).unwrap_err();
+    let err = handle
+        .call_method::<_, i64>(add, &("not", "numbers"))
+        .unwrap_err();
     assert!(matches!(err, CallError::PluginSerialization(_)), "{err:?}");
     let err = handle.call_method_raw(add, &[0xc1, 0xff]).unwrap_err();
     assert!(matches!(err, CallError::PluginSerialization(_)), "{err:?}");
 
     // A result decoded as the wrong type is a host-side serialization error.
-    let err = handle.call_method::<_, String>(add, &(1i64, 2i64)).unwrap_err();
+    let err = handle
+        .call_method::<_, String>(add, &(1i64, 2i64))
+        .unwrap_err();
     assert!(matches!(err, CallError::Serialization(_)), "{err:?}");
     // And the handle still works.
     assert_eq!(handle.call_method::<_, i64>(add, &(1i64, 2i64)).unwrap(), 3);
@@ -224,7 +234,10 @@ fn client_refuses_a_plugin_of_another_interface() {
         .load_from(fixture("calc-variants"), "HelloGreeter")
         .unwrap();
     let err = CalculatorClient::new(greeter).unwrap_err();
-    assert!(matches!(err, CallError::InterfaceMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, CallError::InterfaceMismatch { .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("Greeter"), "{err}");
 }
 

@@ -40,7 +40,10 @@ fn plugin_info_describes_the_plugin() {
     assert_eq!(info.name, "MyImpl");
     assert_eq!(info.interface_name, "MyPlugin");
     assert_eq!(info.interface_version, 1);
-    assert_eq!(info.interface_hash, fidius::interface_hash(&["process(String)->String"]));
+    assert_eq!(
+        info.interface_hash,
+        fidius::interface_hash(&["process(String)->String"])
+    );
     assert_eq!(info.methods.len(), 1);
     assert_eq!(info.methods[0].signature, "process(String)->String");
 }
@@ -50,7 +53,10 @@ fn plugin_info_describes_the_plugin() {
 fn fixture_sources_match_the_readme() {
     let readme = std::fs::read_to_string(workspace_dir().join("README.md")).unwrap();
     for (file, marker) in [
-        ("tests/plugins/my-interface/src/lib.rs", "pub trait MyPlugin"),
+        (
+            "tests/plugins/my-interface/src/lib.rs",
+            "pub trait MyPlugin",
+        ),
         ("tests/plugins/my-plugin/src/lib.rs", "pub struct MyImpl;"),
     ] {
         let source = std::fs::read_to_string(workspace_dir().join(file)).unwrap();

@@ -4,7 +4,9 @@ use super::{platform, LoadError, PluginHandle};
 use crate::descriptor::{abi_version_string, PluginDescriptor, ABI_VERSION};
 use crate::info::PluginInfo;
 use crate::interface::InterfaceInfo;
-use crate::registry::{GetRegistryFn, PluginRegistry, FIDIUS_MAGIC, REGISTRY_SYMBOL, REGISTRY_VERSION};
+use crate::registry::{
+    GetRegistryFn, PluginRegistry, FIDIUS_MAGIC, REGISTRY_SYMBOL, REGISTRY_VERSION,
+};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,7 +37,11 @@ impl std::fmt::Debug for PluginLibrary {
             .field("path", &self.path)
             .field(
                 "plugins",
-                &self.plugins.iter().map(|(i, _)| &i.name).collect::<Vec<_>>(),
+                &self
+                    .plugins
+                    .iter()
+                    .map(|(i, _)| &i.name)
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -135,7 +141,10 @@ impl PluginLibrary {
             let desc = unsafe { &*desc_ptr };
             // SAFETY: as above; from_descriptor checks every pointer it follows.
             let info = unsafe { PluginInfo::from_descriptor(desc) }.map_err(invalid)?;
-            if plugins.iter().any(|(p, _): &(PluginInfo, _)| p.name == info.name) {
+            if plugins
+                .iter()
+                .any(|(p, _): &(PluginInfo, _)| p.name == info.name)
+            {
                 return Err(LoadError::DuplicatePlugin {
                     path: path.to_path_buf(),
                     name: info.name,

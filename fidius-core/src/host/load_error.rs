@@ -77,7 +77,9 @@ pub enum LoadError {
         found: u32,
     },
     /// The plugin was built against an incompatible fidius ABI.
-    #[error("{path}: plugin #{index} was built with fidius ABI {found}, this host uses ABI {expected}")]
+    #[error(
+        "{path}: plugin #{index} was built with fidius ABI {found}, this host uses ABI {expected}"
+    )]
     AbiVersion {
         /// The file.
         path: PathBuf,
@@ -89,7 +91,9 @@ pub enum LoadError {
         found: String,
     },
     /// A descriptor is smaller than this host's descriptor layout.
-    #[error("{path}: plugin #{index} descriptor is {found} bytes, this host needs at least {expected}")]
+    #[error(
+        "{path}: plugin #{index} descriptor is {found} bytes, this host needs at least {expected}"
+    )]
     DescriptorTooSmall {
         /// The file.
         path: PathBuf,

@@ -94,10 +94,16 @@ fn check_header(h: &[u8]) -> Result<(), HeaderError> {
     let found = format!(
         "{bits}-bit {} ({})",
         elf_machine_name(machine),
-        if little { "little-endian" } else { "big-endian" }
+        if little {
+            "little-endian"
+        } else {
+            "big-endian"
+        }
     );
     let host_machine = elf_machine_for_host();
-    if bits != usize::BITS || little != cfg!(target_endian = "little") || Some(machine) != host_machine
+    if bits != usize::BITS
+        || little != cfg!(target_endian = "little")
+        || Some(machine) != host_machine
     {
         // Report the architecture mismatch only when we know the host's machine code.
         if host_machine.is_some() || bits != usize::BITS {
@@ -187,11 +193,27 @@ mod tests {
 
     #[test]
     fn rejects_other_machines_and_kinds() {
-        let other = if elf_machine_for_host() == Some(62) { 183 } else { 62 };
-        assert!(matches!(check_header(&elf(2, other, 3)), Err(HeaderError::Arch { .. })));
-        assert!(matches!(check_header(&elf(1, 3, 3)), Err(HeaderError::Arch { .. })));
+        let other = if elf_machine_for_host() == Some(62) {
+            183
+        } else {
+            62
+        };
+        assert!(matches!(
+            check_header(&elf(2, other, 3)),
+            Err(HeaderError::Arch { .. })
+        ));
+        assert!(matches!(
+            check_header(&elf(1, 3, 3)),
+            Err(HeaderError::Arch { .. })
+        ));
         let m = elf_machine_for_host().unwrap();
-        assert!(matches!(check_header(&elf(2, m, 2)), Err(HeaderError::Format(_))));
-        assert!(matches!(check_header(b"hello world, this is text"), Err(HeaderError::Format(_))));
+        assert!(matches!(
+            check_header(&elf(2, m, 2)),
+            Err(HeaderError::Format(_))
+        ));
+        assert!(matches!(
+            check_header(b"hello world, this is text"),
+            Err(HeaderError::Format(_))
+        ));
     }
 }

@@ -36,8 +36,10 @@ impl Calculator for BasicCalc {
     }
     fn divide(&self, a: i64, b: i64) -> Result<i64, PluginError> {
         if b == 0 {
-            return Err(PluginError::new("DIV_ZERO", format!("cannot divide {a} by zero"))
-                .with_details("b was 0"));
+            return Err(
+                PluginError::new("DIV_ZERO", format!("cannot divide {a} by zero"))
+                    .with_details("b was 0"),
+            );
         }
         Ok(a / b)
     }
