@@ -107,3 +107,15 @@ pub fn bind_client<C: PluginCaller + ?Sized>(
             found: m.to_string(),
         })
 }
+
+/// For optional methods: a plugin built against an older interface version has no slot
+/// for a method added later, which is the same as not implementing it.
+pub fn absent_as_not_implemented(error: CallError, method: &str) -> CallError {
+    match error {
+        CallError::InvalidMethodIndex { plugin, .. } => CallError::NotImplemented {
+            plugin,
+            method: method.to_string(),
+        },
+        other => other,
+    }
+}

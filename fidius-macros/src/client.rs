@@ -45,6 +45,12 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
             };
             quote!(::fidius::__private::call_encoded(&self.caller, #index, &(#(#enc,)*), #decode))
         };
+        let body = if m.optional.is_some() {
+            let method_name = m.ident.to_string();
+            quote!((#body).map_err(|e| ::fidius::__private::absent_as_not_implemented(e, #method_name)))
+        } else {
+            body
+        };
         let has = m.optional.map(|(since, _)| {
             let has_ident = format_ident!("has_{}", m.ident);
             let has_doc = format!(

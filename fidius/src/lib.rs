@@ -118,7 +118,7 @@ macro_rules! fidius_plugin_registry {
 #[doc(hidden)]
 pub mod __private {
     pub use fidius_core::call::decode_result;
-    pub use fidius_core::caller::{bind_client, call_encoded};
+    pub use fidius_core::caller::{absent_as_not_implemented, bind_client, call_encoded};
     pub use fidius_core::descriptor::{
         CallOutput, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT, METHOD_OPTIONAL,
         METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,

@@ -8,26 +8,30 @@ use std::path::Path;
 /// The file extension of shared libraries on this platform (`so`, `dylib`, `dll`).
 pub const DYLIB_EXTENSION: &str = std::env::consts::DLL_EXTENSION;
 
-/// Reads the header of `path` and checks format, word size, byte order and machine.
+/// Reads the headers of `path` and checks format, word size, byte order, machine and,
+/// for ELF, that every loadable segment lies inside the file.
+///
+/// The last check matters: the dynamic loader maps a truncated library without
+/// complaint, and the first touch of a page past the end of the file kills the process
+/// with SIGBUS.
 pub fn check_library_file(path: &Path) -> Result<(), LoadError> {
-    let mut header = [0u8; 64];
-    let mut file = std::fs::File::open(path).map_err(|source| LoadError::Io {
+    let io_err = |source| LoadError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    // The file header and, in any library we build, the program headers right after it.
+    let mut header = vec![0u8; file_len.min(64 * 1024) as usize];
     let mut n = 0;
     while n < header.len() {
         match file.read(&mut header[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(source) => {
-                return Err(LoadError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
+            Err(source) => return Err(io_err(source)),
         }
     }
+    header.truncate(n);
     let not_lib = |reason: String| LoadError::NotALibrary {
         path: path.to_path_buf(),
         reason,
@@ -35,7 +39,7 @@ pub fn check_library_file(path: &Path) -> Result<(), LoadError> {
     if n == 0 {
         return Err(not_lib("the file is empty".into()));
     }
-    check_header(&header[..n]).map_err(|e| match e {
+    check_header(&header, file_len).map_err(|e| match e {
         HeaderError::Format(reason) => not_lib(reason),
         HeaderError::Arch { expected, found } => LoadError::WrongArchitecture {
             path: path.to_path_buf(),
@@ -64,7 +68,7 @@ fn host_description() -> String {
 }
 
 #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
-fn check_header(h: &[u8]) -> Result<(), HeaderError> {
+fn check_header(h: &[u8], file_len: u64) -> Result<(), HeaderError> {
     if h.len() < 20 || &h[..4] != b"\x7fELF" {
         return Err(HeaderError::Format(format!(
             "not an ELF file (starts with {:02x?})",
@@ -118,6 +122,75 @@ fn check_header(h: &[u8]) -> Result<(), HeaderError> {
             "an ELF file but not a shared object (e_type {e_type})"
         )));
     }
+    check_elf_extents(h, bits == 64, little, file_len)
+}
+
+/// Checks that the program headers, every `PT_LOAD` segment's file bytes and the
+/// section header table lie inside the file.
+#[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
+fn check_elf_extents(h: &[u8], is64: bool, little: bool, file_len: u64) -> Result<(), HeaderError> {
+    let truncated = |what: String| {
+        HeaderError::Format(format!(
+            "truncated or corrupt ELF file ({file_len} bytes): {what}"
+        ))
+    };
+    let rd = |o: usize, size: usize| -> Option<u64> {
+        let b = h.get(o..o + size)?;
+        let mut v = 0u64;
+        for i in 0..size {
+            let byte = if little { b[size - 1 - i] } else { b[i] };
+            v = v << 8 | byte as u64;
+        }
+        Some(v)
+    };
+    let word = if is64 { 8 } else { 4 };
+    // (e_phoff, e_shoff, e_phentsize, e_phnum, e_shentsize, e_shnum) offsets.
+    let (phoff_at, shoff_at, rest_at) = if is64 { (32, 40, 54) } else { (28, 32, 42) };
+    let fields = (|| {
+        Some((
+            rd(phoff_at, word)?,
+            rd(shoff_at, word)?,
+            rd(rest_at, 2)?,
+            rd(rest_at + 2, 2)?,
+            rd(rest_at + 4, 2)?,
+            rd(rest_at + 6, 2)?,
+        ))
+    })();
+    let Some((phoff, shoff, phentsize, phnum, shentsize, shnum)) = fields else {
+        return Err(truncated("the ELF header is incomplete".into()));
+    };
+    let ph_end = phoff.saturating_add(phentsize.saturating_mul(phnum));
+    if ph_end > file_len {
+        return Err(truncated(format!("program headers end at byte {ph_end}")));
+    }
+    if shoff != 0 {
+        let sh_end = shoff.saturating_add(shentsize.saturating_mul(shnum));
+        if sh_end > file_len {
+            return Err(truncated(format!("section headers end at byte {sh_end}")));
+        }
+    }
+    for i in 0..phnum {
+        let base = (phoff + i * phentsize) as usize;
+        // p_type, then p_offset and p_filesz at class-specific offsets.
+        let (off_at, filesz_at) = if is64 { (8, 32) } else { (4, 16) };
+        let (Some(p_type), Some(offset), Some(filesz)) = (
+            rd(base, 4),
+            rd(base + off_at, word),
+            rd(base + filesz_at, word),
+        ) else {
+            return Err(truncated(format!(
+                "program header {i} lies beyond the first {} bytes read",
+                h.len()
+            )));
+        };
+        const PT_LOAD: u64 = 1;
+        if p_type == PT_LOAD && offset.saturating_add(filesz) > file_len {
+            return Err(truncated(format!(
+                "loadable segment {i} needs bytes up to {}",
+                offset.saturating_add(filesz)
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -152,7 +225,7 @@ fn elf_machine_name(m: u16) -> String {
 }
 
 #[cfg(any(target_os = "macos", target_os = "ios"))]
-fn check_header(h: &[u8]) -> Result<(), HeaderError> {
+fn check_header(h: &[u8], _file_len: u64) -> Result<(), HeaderError> {
     const MH_MAGIC_64: [u8; 4] = [0xcf, 0xfa, 0xed, 0xfe];
     const FAT: [u8; 4] = [0xca, 0xfe, 0xba, 0xbe];
     if h.len() >= 4 && (h[..4] == MH_MAGIC_64 || h[..4] == FAT) {
@@ -163,7 +236,7 @@ fn check_header(h: &[u8]) -> Result<(), HeaderError> {
 }
 
 #[cfg(windows)]
-fn check_header(h: &[u8]) -> Result<(), HeaderError> {
+fn check_header(h: &[u8], _file_len: u64) -> Result<(), HeaderError> {
     if h.len() >= 2 && &h[..2] == b"MZ" {
         return Ok(());
     }
@@ -175,6 +248,7 @@ fn check_header(h: &[u8]) -> Result<(), HeaderError> {
 mod tests {
     use super::*;
 
+    /// An ELF header with no program or section headers.
     fn elf(class: u8, machine: u16, e_type: u16) -> Vec<u8> {
         let mut h = vec![0u8; 64];
         h[..4].copy_from_slice(b"\x7fELF");
@@ -188,7 +262,7 @@ mod tests {
     #[test]
     fn accepts_own_shared_objects() {
         let m = elf_machine_for_host().unwrap();
-        assert!(check_header(&elf(2, m, 3)).is_ok());
+        assert!(check_header(&elf(2, m, 3), 64).is_ok());
     }
 
     #[test]
@@ -198,22 +272,31 @@ mod tests {
         } else {
             62
         };
-        assert!(matches!(
-            check_header(&elf(2, other, 3)),
-            Err(HeaderError::Arch { .. })
-        ));
-        assert!(matches!(
-            check_header(&elf(1, 3, 3)),
-            Err(HeaderError::Arch { .. })
-        ));
+        let arch = |r| matches!(r, Err(HeaderError::Arch { .. }));
+        let format = |r| matches!(r, Err(HeaderError::Format(_)));
+        assert!(arch(check_header(&elf(2, other, 3), 64)));
+        assert!(arch(check_header(&elf(1, 3, 3), 64)));
         let m = elf_machine_for_host().unwrap();
-        assert!(matches!(
-            check_header(&elf(2, m, 2)),
-            Err(HeaderError::Format(_))
-        ));
-        assert!(matches!(
-            check_header(b"hello world, this is text"),
-            Err(HeaderError::Format(_))
-        ));
+        assert!(format(check_header(&elf(2, m, 2), 64)));
+        assert!(format(check_header(b"hello world, this is text", 25)));
+    }
+
+    #[test]
+    fn rejects_segments_past_the_end_of_the_file() {
+        let m = elf_machine_for_host().unwrap();
+        let mut h = elf(2, m, 3);
+        // One program header at offset 64: PT_LOAD, p_offset 0, p_filesz 10_000.
+        h[32..40].copy_from_slice(&64u64.to_le_bytes());
+        h[54..56].copy_from_slice(&56u16.to_le_bytes());
+        h[56..58].copy_from_slice(&1u16.to_le_bytes());
+        let mut ph = vec![0u8; 56];
+        ph[0..4].copy_from_slice(&1u32.to_le_bytes());
+        ph[32..40].copy_from_slice(&10_000u64.to_le_bytes());
+        h.extend_from_slice(&ph);
+        let format = |r| matches!(r, Err(HeaderError::Format(_)));
+        assert!(check_header(&h, 10_000).is_ok());
+        assert!(format(check_header(&h, 9_999)));
+        // The program headers themselves cut off.
+        assert!(format(check_header(&h[..100], 100)));
     }
 }

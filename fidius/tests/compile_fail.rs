@@ -1,0 +1,8 @@
+//! Compile errors of the macros, each spanned at the offending token.
+//! Refresh the expected output with `TRYBUILD=overwrite cargo test -p fidius --test compile_fail`.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+}
