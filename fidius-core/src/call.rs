@@ -164,6 +164,52 @@ unsafe fn call_arena<R>(
     result
 }
 
+/// Calls the scalar fast path of method `index`, if `desc` has one.
+///
+/// `call` receives the type-erased entry point and the error output, calls the entry
+/// with the scalar arguments and a pointer for the result, and returns its status.
+/// Returns `None` when the method has no direct entry (the caller then uses the wire
+/// path, which also reports an out-of-range index).
+///
+/// # Safety
+/// As for [`invoke`]; in addition `call` must transmute the entry to the exact
+/// signature the interface declares for method `index`.
+#[inline]
+pub unsafe fn invoke_direct(
+    desc: &PluginDescriptor,
+    index: usize,
+    call: impl FnOnce(crate::descriptor::ErasedFn, *mut CallOutput) -> i32,
+) -> Option<Result<(), CallError>> {
+    if index >= desc.method_count as usize || desc.direct.is_null() {
+        return None;
+    }
+    // SAFETY: index < method_count and the direct table has method_count entries.
+    let entry = unsafe { *desc.direct.add(index) }?;
+    // SAFETY: as above for the method table.
+    let method = unsafe { &*desc.methods.add(index) };
+    if method.flags & METHOD_OPTIONAL != 0
+        && (method.optional_bit >= 64 || desc.capabilities >> method.optional_bit & 1 == 0)
+    {
+        return Some(Err(CallError::NotImplemented {
+            plugin: plugin_name(desc),
+            // SAFETY: validated descriptors have valid method names.
+            method: unsafe { crate::descriptor::read_c_str(method.name) }
+                .unwrap_or("?")
+                .to_string(),
+        }));
+    }
+    let mut err = CallOutput::empty();
+    let status = call(entry, &mut err);
+    if status == STATUS_OK {
+        return Some(Ok(()));
+    }
+    let free = desc
+        .free_buffer
+        .expect("validated descriptor has free_buffer");
+    let buffer = PluginBuffer { out: err, free };
+    Some(interpret(status, buffer.bytes(), |_| Ok(())))
+}
+
 fn interpret<R>(
     status: i32,
     bytes: &[u8],

@@ -1,6 +1,7 @@
 //! [`PluginCaller`]: anything able to call a plugin method. Generated clients are
 //! generic over it.
 
+use crate::descriptor::{CallOutput, ErasedFn};
 use crate::error::CallError;
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 use serde::Serialize;
@@ -28,6 +29,23 @@ pub trait PluginCaller {
 
     /// Checks that the plugin behind this caller implements `expected`.
     fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch>;
+
+    /// Calls the scalar fast path of method `index` while the plugin's code stays
+    /// loaded: `call` gets the type-erased entry point and the error output and returns
+    /// the entry's status. `None` when there is no fast path; callers then use
+    /// [`call_with`](Self::call_with). The default has none.
+    ///
+    /// Generated clients use this for methods whose arguments and result are all plain
+    /// scalars; `call` transmutes the entry to the signature the interface declares.
+    #[inline]
+    fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        let _ = (index, call);
+        None
+    }
 }
 
 impl<C: PluginCaller + ?Sized> PluginCaller for &C {
@@ -45,6 +63,14 @@ impl<C: PluginCaller + ?Sized> PluginCaller for &C {
     fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
         (**self).check_interface(expected)
     }
+    #[inline]
+    fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        (**self).call_direct(index, call)
+    }
 }
 
 impl<C: PluginCaller + ?Sized> PluginCaller for std::sync::Arc<C> {
@@ -61,6 +87,14 @@ impl<C: PluginCaller + ?Sized> PluginCaller for std::sync::Arc<C> {
     }
     fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
         (**self).check_interface(expected)
+    }
+    #[inline]
+    fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        (**self).call_direct(index, call)
     }
 }
 

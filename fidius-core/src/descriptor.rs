@@ -11,7 +11,7 @@
 //! * new fields are only ever appended, and a host reads a field only when
 //!   `descriptor_size` says the plugin wrote it.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, CStr};
 
 /// The ABI version, derived from this crate's version: `major << 16 | minor` while the
 /// major version is 0 (where a minor bump is breaking), `major << 16` after 1.0.
@@ -147,8 +147,19 @@ pub const METHOD_RAW: u32 = 1 << 1;
 pub const METHOD_RESULT: u32 = 1 << 2;
 /// The method returns a `Stream<T>`.
 pub const METHOD_STREAMING: u32 = 1 << 3;
-/// [`MethodDescriptor::direct`] holds a scalar fast-path entry point.
+/// Every argument and the result are plain scalars: the plugin's
+/// [`PluginDescriptor::direct`] table holds an entry point that takes them as they are.
 pub const METHOD_DIRECT: u32 = 1 << 4;
+
+/// A type-erased `extern "C"` function pointer, as stored in the direct table.
+///
+/// The real signature of a direct entry for `fn m(&self, a: A, b: B) -> R` is
+/// `unsafe extern "C" fn(a: A, b: B, out: *mut R, err: *mut CallOutput) -> i32`: the
+/// result is written to `out` on [`STATUS_OK`](crate::status::STATUS_OK); a panic
+/// message is handed over in `err` (plugin-allocated) on
+/// [`STATUS_PANIC`](crate::status::STATUS_PANIC). Both sides know the signature from the
+/// interface, whose hash covers the argument and result types.
+pub type ErasedFn = unsafe extern "C" fn();
 
 /// Static facts about one method, in vtable order.
 #[repr(C)]
@@ -168,9 +179,6 @@ pub struct MethodDescriptor {
     pub metadata_count: u32,
     /// `#[method_meta]` pairs.
     pub metadata: *const MetaEntry,
-    /// With [`METHOD_DIRECT`]: an `extern "C"` function taking the scalar arguments
-    /// and a pointer to the result, returning a status. Null otherwise.
-    pub direct: *const c_void,
 }
 
 // SAFETY: a MethodDescriptor only points at immutable 'static data and functions.
@@ -210,6 +218,9 @@ pub struct PluginDescriptor {
     pub trait_metadata: *const MetaEntry,
     /// Frees buffers the plugin allocated.
     pub free_buffer: Option<FreeBufferFn>,
+    /// `method_count` entries: for [`METHOD_DIRECT`] methods the scalar fast path (see
+    /// [`ErasedFn`]), `None` for the others. May be null when no method has one.
+    pub direct: *const Option<ErasedFn>,
 }
 
 // SAFETY: a PluginDescriptor is immutable after construction and only points at
@@ -242,7 +253,7 @@ mod layout_tests {
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn plugin_descriptor_layout() {
-        assert_eq!(size_of::<PluginDescriptor>(), 88);
+        assert_eq!(size_of::<PluginDescriptor>(), 96);
         assert_eq!(align_of::<PluginDescriptor>(), 8);
         assert_eq!(offset_of!(PluginDescriptor, descriptor_size), 0);
         assert_eq!(offset_of!(PluginDescriptor, abi_version), 4);
@@ -258,12 +269,13 @@ mod layout_tests {
         assert_eq!(offset_of!(PluginDescriptor, trait_metadata_count), 68);
         assert_eq!(offset_of!(PluginDescriptor, trait_metadata), 72);
         assert_eq!(offset_of!(PluginDescriptor, free_buffer), 80);
+        assert_eq!(offset_of!(PluginDescriptor, direct), 88);
     }
 
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn method_descriptor_layout() {
-        assert_eq!(size_of::<MethodDescriptor>(), 48);
+        assert_eq!(size_of::<MethodDescriptor>(), 40);
         assert_eq!(align_of::<MethodDescriptor>(), 8);
         assert_eq!(offset_of!(MethodDescriptor, name), 0);
         assert_eq!(offset_of!(MethodDescriptor, signature), 8);
@@ -272,7 +284,6 @@ mod layout_tests {
         assert_eq!(offset_of!(MethodDescriptor, optional_bit), 24);
         assert_eq!(offset_of!(MethodDescriptor, metadata_count), 28);
         assert_eq!(offset_of!(MethodDescriptor, metadata), 32);
-        assert_eq!(offset_of!(MethodDescriptor, direct), 40);
     }
 
     #[cfg(target_pointer_width = "64")]
@@ -287,6 +298,7 @@ mod layout_tests {
         assert_eq!(offset_of!(CallOutput, cap), 16);
         assert_eq!(size_of::<BufferStrategyKind>(), 4);
         assert_eq!(size_of::<Option<FreeBufferFn>>(), size_of::<usize>());
+        assert_eq!(size_of::<Option<ErasedFn>>(), size_of::<usize>());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Owned, validated views of what a plugin library offers.
 
 use crate::descriptor::{
-    read_c_str, BufferStrategyKind, MetaEntry, PluginDescriptor, METHOD_OPTIONAL, METHOD_RAW,
-    METHOD_RESULT, METHOD_STREAMING,
+    read_c_str, BufferStrategyKind, MetaEntry, PluginDescriptor, METHOD_DIRECT, METHOD_OPTIONAL,
+    METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
 };
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 
@@ -32,6 +32,8 @@ pub struct MethodInfo {
     pub fallible: bool,
     /// Returns a `Stream`.
     pub streaming: bool,
+    /// Has a scalar fast path (all arguments and the result are plain scalars).
+    pub direct: bool,
     /// `#[method_meta]` pairs, in declaration order.
     pub metadata: Vec<(String, String)>,
 }
@@ -120,6 +122,7 @@ impl PluginInfo {
                 raw: m.flags & METHOD_RAW != 0,
                 fallible: m.flags & METHOD_RESULT != 0,
                 streaming: m.flags & METHOD_STREAMING != 0,
+                direct: m.flags & METHOD_DIRECT != 0,
                 metadata: unsafe { read_meta(m.metadata, m.metadata_count) }
                     .map_err(|e| format!("plugin `{name}`: method `{method_name}`: {e}"))?,
             });

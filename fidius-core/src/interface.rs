@@ -77,6 +77,8 @@ pub unsafe trait Interface {
 pub trait Vtable<T> {
     /// One slot per method, in the order of [`Interface::METHODS`].
     const VTABLE: &'static [crate::descriptor::MethodFn];
+    /// One entry per method: the scalar fast path of `METHOD_DIRECT` methods.
+    const DIRECT: &'static [Option<crate::descriptor::ErasedFn>];
 }
 
 /// Returns the [`InterfaceInfo`] of `dyn YourTrait`.

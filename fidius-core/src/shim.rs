@@ -193,13 +193,7 @@ pub unsafe fn run_method(
     match result {
         Ok(status) => status,
         Err(payload) => {
-            let message = if let Some(s) = payload.downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = payload.downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "panic with a non-string payload".to_string()
-            };
+            let message = panic_message(&*payload);
             // Dropping the payload could itself panic; forget it rather than unwind.
             std::mem::forget(payload);
             let mut reply = Reply { out, arena };
@@ -272,6 +266,44 @@ where
         trait_metadata_count: I::TRAIT_META.len() as u32,
         trait_metadata: I::TRAIT_META.as_ptr(),
         free_buffer: Some(free_buffer),
+        direct: <I as Vtable<T>>::DIRECT.as_ptr(),
+    }
+}
+
+/// Runs the body of a scalar fast-path entry: writes the result to `out`, or catches a
+/// panic and hands its message over in `err`.
+///
+/// # Safety
+/// `out` must be valid for writing an `R` and `err` must point at a valid
+/// [`CallOutput`], as the direct-entry contract says.
+#[inline(always)]
+pub unsafe fn run_direct<R>(out: *mut R, err: *mut CallOutput, body: impl FnOnce() -> R) -> i32 {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => {
+            // SAFETY: the host passes a pointer to writable storage for an `R`.
+            unsafe { out.write(value) };
+            STATUS_OK
+        }
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            std::mem::forget(payload);
+            // SAFETY: the host passes a valid CallOutput for the error.
+            let mut reply = Reply {
+                out: unsafe { &mut *err },
+                arena: false,
+            };
+            reply.hand_over(message.into_bytes(), STATUS_PANIC)
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
     }
 }
 

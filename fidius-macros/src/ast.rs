@@ -52,6 +52,9 @@ pub struct MethodDef {
     /// `(since, capability bit)` for optional methods.
     pub optional: Option<(u32, u32)>,
     pub raw: bool,
+    /// Every argument and the result are plain scalars: the method gets a direct
+    /// `extern "C"` entry besides its wire slot.
+    pub direct: bool,
     pub meta: Vec<MetaPair>,
     /// Canonical signature, e.g. `process(String)->String`.
     pub signature: String,
@@ -305,7 +308,11 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
         };
 
         let signature = signature(&sig.ident, raw, &args, &ret);
+        let direct = !raw
+            && matches!(&ret, ReturnKind::Value(t) if types::is_scalar(t))
+            && args.iter().all(|a| types::is_scalar(&a.ty));
         methods.push(MethodDef {
+            direct,
             ident: sig.ident.clone(),
             args,
             ret,

@@ -43,7 +43,35 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
             } else {
                 quote!(::fidius::__private::decode_result::<#ok>)
             };
-            quote!(::fidius::__private::call_encoded(&self.caller, #index, &(#(#enc,)*), #decode))
+            let wire = quote!(::fidius::__private::call_encoded(&self.caller, #index, &(#(#enc,)*), #decode));
+            if m.direct {
+                let fn_ty = crate::interface::direct_fn_type(m);
+                let args = m.args.iter().map(|a| &a.ident);
+                quote! {{
+                    let mut __result = ::core::mem::MaybeUninit::<#ok>::uninit();
+                    let __direct = ::fidius::PluginCaller::call_direct(&self.caller, #index, |__f, __err| {
+                        // SAFETY: the entry has exactly this signature: the caller's
+                        // plugin was checked against this interface, whose hash covers
+                        // the argument and result types.
+                        unsafe {
+                            let __f = ::core::mem::transmute::<::fidius::__private::ErasedFn, #fn_ty>(__f);
+                            __f(#(#args,)* __result.as_mut_ptr(), __err)
+                        }
+                    });
+                    match __direct {
+                        // SAFETY: STATUS_OK means the entry wrote the result.
+                        ::core::option::Option::Some(::core::result::Result::Ok(())) => {
+                            ::core::result::Result::Ok(unsafe { __result.assume_init() })
+                        }
+                        ::core::option::Option::Some(::core::result::Result::Err(e)) => {
+                            ::core::result::Result::Err(e)
+                        }
+                        ::core::option::Option::None => #wire,
+                    }
+                }}
+            } else {
+                wire
+            }
         };
         let body = if m.optional.is_some() {
             let method_name = m.ident.to_string();

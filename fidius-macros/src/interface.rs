@@ -52,6 +52,9 @@ fn flags(m: &MethodDef) -> TokenStream {
     if matches!(m.ret, ReturnKind::Fallible(_)) {
         parts.push(quote!(::fidius::__private::METHOD_RESULT));
     }
+    if m.direct {
+        parts.push(quote!(::fidius::__private::METHOD_DIRECT));
+    }
     quote!(#(#parts)|*)
 }
 
@@ -97,7 +100,6 @@ fn generate(def: &InterfaceDef) -> TokenStream {
                 const META: &[::fidius::__private::MetaEntry] = #meta;
                 META.as_ptr()
             },
-            direct: ::core::ptr::null(),
         })
     });
     let trait_meta = meta_entries(&def.trait_meta);
@@ -112,6 +114,27 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         .iter()
         .zip(&shim_idents)
         .map(|(m, shim)| shim_fn(name, m, shim));
+    let direct_entries = def.methods.iter().map(|m| {
+        if !m.direct {
+            return quote!(::core::option::Option::None);
+        }
+        let f = format_ident!("__fidius_direct_{}", m.ident);
+        let fn_ty = direct_fn_type(m);
+        quote!(::core::option::Option::Some(
+            // SAFETY: only the type is erased; hosts transmute the pointer back to
+            // exactly this signature (the interface hash covers its types).
+            unsafe {
+                ::core::mem::transmute::<#fn_ty, ::fidius::__private::ErasedFn>(
+                    <dyn #name>::#f::<__FidiusT> as #fn_ty,
+                )
+            }
+        ))
+    });
+    let direct_fns = def
+        .methods
+        .iter()
+        .filter(|m| m.direct)
+        .map(|m| direct_fn(name, m));
     let client = crate::client::generate(def);
 
     quote! {
@@ -140,14 +163,58 @@ fn generate(def: &InterfaceDef) -> TokenStream {
             const VTABLE: &'static [::fidius::__private::MethodFn] = &[
                 #(<dyn #name>::#shim_idents::<__FidiusT> as ::fidius::__private::MethodFn),*
             ];
+            const DIRECT: &'static [::core::option::Option<::fidius::__private::ErasedFn>] = &[
+                #(#direct_entries),*
+            ];
         }
 
         #[doc(hidden)]
         impl dyn #name {
             #(#shims)*
+            #(#direct_fns)*
         }
 
         #client
+    }
+}
+
+/// The signature of a method's direct entry:
+/// `unsafe extern "C" fn(A0, A1, ..., *mut R, *mut CallOutput) -> i32`.
+pub fn direct_fn_type(m: &MethodDef) -> TokenStream {
+    let args = m.args.iter().map(|a| &a.ty);
+    let ret = m.ret.ok_type();
+    quote!(unsafe extern "C" fn(#(#args,)* *mut #ret, *mut ::fidius::__private::CallOutput) -> i32)
+}
+
+/// The scalar fast path of a method whose arguments and result are plain scalars.
+fn direct_fn(trait_name: &syn::Ident, m: &MethodDef) -> TokenStream {
+    let method = &m.ident;
+    let f = format_ident!("__fidius_direct_{}", m.ident);
+    let vars: Vec<_> = (0..m.args.len())
+        .map(|i| format_ident!("__a{}", i))
+        .collect();
+    let tys = m.args.iter().map(|a| &a.ty);
+    let ret = m.ret.ok_type();
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, clippy::missing_safety_doc)]
+        #[inline(never)]
+        pub unsafe extern "C" fn #f<__FidiusT: #trait_name + ::fidius::__private::PluginInstance>(
+            #(#vars: #tys,)*
+            __out: *mut #ret,
+            __err: *mut ::fidius::__private::CallOutput,
+        ) -> i32 {
+            // SAFETY: the host passes a result slot and an error output, as the direct
+            // entry contract (which run_direct requires) says.
+            unsafe {
+                ::fidius::__private::run_direct(__out, __err, || {
+                    <__FidiusT as #trait_name>::#method(
+                        <__FidiusT as ::fidius::__private::PluginInstance>::instance(),
+                        #(#vars),*
+                    )
+                })
+            }
+        }
     }
 }
 

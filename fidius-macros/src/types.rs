@@ -67,6 +67,16 @@ pub fn stream_item(ty: &Type) -> Option<&Type> {
     }
 }
 
+/// True for the plain scalars that may cross the boundary without serialization:
+/// integers (not 128-bit), floats and `bool`.
+pub fn is_scalar(ty: &Type) -> bool {
+    const SCALARS: &[&str] = &[
+        "i8", "i16", "i32", "i64", "isize", "u8", "u16", "u32", "u64", "usize", "f32", "f64",
+        "bool",
+    ];
+    SCALARS.iter().any(|s| is_ident(ty, s))
+}
+
 /// True for `()`.
 pub fn is_unit(ty: &Type) -> bool {
     matches!(ty, Type::Tuple(t) if t.elems.is_empty())
@@ -86,6 +96,8 @@ mod tests {
         assert!(is_plugin_error(&parse_quote!(fidius::PluginError)));
         assert!(stream_item(&parse_quote!(fidius::Stream<u8>)).is_some());
         assert!(is_unit(&parse_quote!(())));
+        assert!(is_scalar(&parse_quote!(i64)) && is_scalar(&parse_quote!(bool)));
+        assert!(!is_scalar(&parse_quote!(char)) && !is_scalar(&parse_quote!(String)));
         assert_eq!(canonical(&parse_quote!(Vec<u8>)), "Vec<u8>");
         assert_eq!(
             canonical(&parse_quote!(Result<Vec<u8>, PluginError>)),

@@ -120,15 +120,15 @@ pub mod __private {
     pub use fidius_core::call::decode_result;
     pub use fidius_core::caller::{absent_as_not_implemented, bind_client, call_encoded};
     pub use fidius_core::descriptor::{
-        CallOutput, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT, METHOD_OPTIONAL,
-        METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
+        CallOutput, ErasedFn, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT,
+        METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
     };
     pub use fidius_core::hash::interface_hash;
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
-        assert_buffer, decode_args, descriptor, run_method, Ctor, PluginInstance, Reply,
-        ViaDefault, ViaUnit,
+        assert_buffer, decode_args, descriptor, run_direct, run_method, Ctor, PluginInstance,
+        Reply, ViaDefault, ViaUnit,
     };
     pub use fidius_core::wire::{AsBin, BinVec};
 }

@@ -95,3 +95,22 @@ fn arenas_are_per_thread() {
     }
     assert_eq!(c.calls().unwrap(), 800);
 }
+
+#[test]
+fn scalar_methods_take_the_direct_path_and_report_panics() {
+    let (_dir, c) = private_client();
+    let info = c.caller().info();
+    assert!(info.method("div").unwrap().direct);
+    assert!(!info.method("echo").unwrap().direct);
+    assert_eq!(c.div(84, 2).unwrap(), 42);
+    assert_eq!(c.div(0, 7).unwrap(), 0);
+    assert_eq!(
+        c.div(1, 0).unwrap_err(),
+        CallError::Panic("div: 1 / 0".into())
+    );
+    // The wire slot of the same method agrees, and the body ran once per call.
+    let index = c.caller().method_index("div").unwrap();
+    let q: u32 = c.caller().call_method(index, &(9u32, 3u32)).unwrap();
+    assert_eq!(q, 3);
+    assert_eq!(c.calls().unwrap(), 4);
+}

@@ -2,7 +2,7 @@
 
 use super::PluginLibrary;
 use crate::caller::PluginCaller;
-use crate::descriptor::PluginDescriptor;
+use crate::descriptor::{CallOutput, ErasedFn, PluginDescriptor};
 use crate::error::CallError;
 use crate::info::PluginInfo;
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
@@ -124,6 +124,17 @@ impl PluginCaller for PluginHandle {
         // SAFETY: the descriptor was validated when the library was opened, and
         // `self.library` keeps the library loaded for the whole call.
         unsafe { crate::call::invoke(&*self.desc, index, input, decode) }
+    }
+
+    #[inline]
+    fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        // SAFETY: as in `call_with`; the generated client transmutes the entry to the
+        // signature its interface declares, which the hash check made this plugin's.
+        unsafe { crate::call::invoke_direct(&*self.desc, index, call) }
     }
 
     fn has_method(&self, index: usize) -> bool {

@@ -14,4 +14,6 @@ pub trait Blobs: Send + Sync {
     #[wire(raw)]
     fn raw_make(&self, n_le: Vec<u8>) -> Vec<u8>;
     fn fail(&self, n: u64) -> Result<Vec<u8>, PluginError>;
+    /// Scalars only: takes the direct path. Panics when `b` is 0.
+    fn div(&self, a: u32, b: u32) -> u32;
 }

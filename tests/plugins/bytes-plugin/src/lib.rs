@@ -34,6 +34,13 @@ impl Blobs for BlobStore {
         let n = u64::from_le_bytes(n_le.try_into().unwrap_or([0; 8]));
         vec![0xab; n as usize]
     }
+    fn div(&self, a: u32, b: u32) -> u32 {
+        self.tick();
+        if b == 0 {
+            panic!("div: {a} / 0");
+        }
+        a / b
+    }
     fn fail(&self, n: u64) -> Result<Vec<u8>, PluginError> {
         self.tick();
         if n == 0 {
