@@ -4,7 +4,9 @@
 //! calling a plugin (a loaded handle, a hot-reloading handle) goes through
 //! [`invoke`].
 
-use crate::descriptor::{BufferStrategyKind, CallOutput, PluginDescriptor, METHOD_OPTIONAL};
+use crate::descriptor::{
+    BufferStrategyKind, CallOutput, ErasedFn, MethodFn, PluginDescriptor, METHOD_OPTIONAL,
+};
 use crate::error::{CallError, PluginError};
 use crate::status::*;
 use std::cell::RefCell;
@@ -63,6 +65,47 @@ pub unsafe fn invoke<R>(
     input: &[u8],
     decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
+    // SAFETY: forwarded from this function's contract.
+    match unsafe { checked_slot(desc, index, false) } {
+        Ok(Some(slot)) => unsafe { call_slot(desc, slot, input, decode) },
+        Ok(None) => unreachable!("every method has a wire slot"),
+        Err(e) => Err(e),
+    }
+}
+
+/// Calls the direct bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method: `input` is the
+/// argument's bytes, unframed, and the result arrives unframed too. `None` when the
+/// method has no such entry.
+///
+/// # Safety
+/// As for [`invoke`]; method `index` must be a byte method, whose direct entry is a
+/// [`MethodFn`] with raw semantics.
+pub unsafe fn invoke_bytes<R>(
+    desc: &PluginDescriptor,
+    index: usize,
+    input: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+) -> Option<Result<R, CallError>> {
+    // SAFETY: forwarded from this function's contract.
+    match unsafe { checked_slot(desc, index, true) } {
+        // SAFETY: the caller vouches that this entry is a MethodFn.
+        Ok(Some(slot)) => Some(unsafe { call_slot(desc, slot, input, decode) }),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// The slot of method `index` (its direct entry when `direct`), after the index and
+/// capability checks.
+///
+/// # Safety
+/// As for [`invoke`].
+#[inline]
+unsafe fn checked_slot(
+    desc: &PluginDescriptor,
+    index: usize,
+    direct: bool,
+) -> Result<Option<MethodFn>, CallError> {
     let count = desc.method_count as usize;
     if index >= count {
         return Err(CallError::InvalidMethodIndex {
@@ -84,8 +127,30 @@ pub unsafe fn invoke<R>(
                 .to_string(),
         });
     }
+    if direct {
+        if desc.direct.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: the direct table has method_count entries; the caller vouches that
+        // this method's entry has the MethodFn signature.
+        return Ok(unsafe { *desc.direct.add(index) }
+            .map(|f| unsafe { std::mem::transmute::<ErasedFn, MethodFn>(f) }));
+    }
     // SAFETY: as above, the vtable has `method_count` non-null slots.
-    let slot = unsafe { *desc.vtable.add(index) };
+    Ok(Some(unsafe { *desc.vtable.add(index) }))
+}
+
+/// Runs one slot with the descriptor's buffer strategy.
+///
+/// # Safety
+/// As for [`invoke`]; `slot` belongs to `desc`.
+#[inline]
+unsafe fn call_slot<R>(
+    desc: &PluginDescriptor,
+    slot: MethodFn,
+    input: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+) -> Result<R, CallError> {
     // Validation guarantees free_buffer is present.
     let free = desc
         .free_buffer

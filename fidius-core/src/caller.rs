@@ -46,6 +46,21 @@ pub trait PluginCaller {
         let _ = (index, call);
         None
     }
+
+    /// Calls the direct bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method: `input` is the
+    /// argument itself and `decode` receives the result itself, neither framed. `None`
+    /// when there is no such entry; callers then use [`call_with`](Self::call_with).
+    /// The default has none.
+    #[inline]
+    fn call_bytes<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Option<Result<R, CallError>> {
+        let _ = (index, input, decode);
+        None
+    }
 }
 
 impl<C: PluginCaller + ?Sized> PluginCaller for &C {
@@ -71,6 +86,15 @@ impl<C: PluginCaller + ?Sized> PluginCaller for &C {
     ) -> Option<Result<(), CallError>> {
         (**self).call_direct(index, call)
     }
+    #[inline]
+    fn call_bytes<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Option<Result<R, CallError>> {
+        (**self).call_bytes(index, input, decode)
+    }
 }
 
 impl<C: PluginCaller + ?Sized> PluginCaller for std::sync::Arc<C> {
@@ -95,6 +119,15 @@ impl<C: PluginCaller + ?Sized> PluginCaller for std::sync::Arc<C> {
         call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
     ) -> Option<Result<(), CallError>> {
         (**self).call_direct(index, call)
+    }
+    #[inline]
+    fn call_bytes<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Option<Result<R, CallError>> {
+        (**self).call_bytes(index, input, decode)
     }
 }
 

@@ -151,6 +151,11 @@ pub const METHOD_STREAMING: u32 = 1 << 3;
 /// [`PluginDescriptor::direct`] table holds an entry point that takes them as they are.
 pub const METHOD_DIRECT: u32 = 1 << 4;
 
+/// The method is exactly `fn(&self, Vec<u8>) -> Vec<u8>`: its entry in
+/// [`PluginDescriptor::direct`] is a [`MethodFn`] that takes the argument's bytes and
+/// returns the result's bytes, both unframed (as `#[wire(raw)]` does).
+pub const METHOD_DIRECT_BYTES: u32 = 1 << 5;
+
 /// A type-erased `extern "C"` function pointer, as stored in the direct table.
 ///
 /// The real signature of a direct entry for `fn m(&self, a: A, b: B) -> R` is
@@ -218,8 +223,9 @@ pub struct PluginDescriptor {
     pub trait_metadata: *const MetaEntry,
     /// Frees buffers the plugin allocated.
     pub free_buffer: Option<FreeBufferFn>,
-    /// `method_count` entries: for [`METHOD_DIRECT`] methods the scalar fast path (see
-    /// [`ErasedFn`]), `None` for the others. May be null when no method has one.
+    /// `method_count` entries: the scalar fast path of [`METHOD_DIRECT`] methods (see
+    /// [`ErasedFn`]), the unframed bytes entry of [`METHOD_DIRECT_BYTES`] methods,
+    /// `None` for the others. May be null when no method has one.
     pub direct: *const Option<ErasedFn>,
 }
 

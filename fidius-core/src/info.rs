@@ -1,8 +1,8 @@
 //! Owned, validated views of what a plugin library offers.
 
 use crate::descriptor::{
-    read_c_str, BufferStrategyKind, MetaEntry, PluginDescriptor, METHOD_DIRECT, METHOD_OPTIONAL,
-    METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
+    read_c_str, BufferStrategyKind, MetaEntry, PluginDescriptor, METHOD_DIRECT,
+    METHOD_DIRECT_BYTES, METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
 };
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 
@@ -10,6 +10,17 @@ use crate::interface::{InterfaceInfo, InterfaceMismatch};
 pub const MAX_METHODS: u32 = 4096;
 /// The most metadata pairs one list may hold; more is treated as corruption.
 pub const MAX_METADATA: u32 = 4096;
+
+/// The fast path a method has besides its wire slot, decided by its types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastPath {
+    /// Only the wire slot.
+    None,
+    /// Every argument and the result are plain scalars, passed as they are.
+    Scalar,
+    /// `fn(Vec<u8>) -> Vec<u8>`: bytes in and out, unframed.
+    Bytes,
+}
 
 /// One method of a loaded plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +43,8 @@ pub struct MethodInfo {
     pub fallible: bool,
     /// Returns a `Stream`.
     pub streaming: bool,
-    /// Has a scalar fast path (all arguments and the result are plain scalars).
-    pub direct: bool,
+    /// Which fast path, besides the wire slot, the method has.
+    pub fast_path: FastPath,
     /// `#[method_meta]` pairs, in declaration order.
     pub metadata: Vec<(String, String)>,
 }
@@ -122,7 +133,13 @@ impl PluginInfo {
                 raw: m.flags & METHOD_RAW != 0,
                 fallible: m.flags & METHOD_RESULT != 0,
                 streaming: m.flags & METHOD_STREAMING != 0,
-                direct: m.flags & METHOD_DIRECT != 0,
+                fast_path: if m.flags & METHOD_DIRECT != 0 {
+                    FastPath::Scalar
+                } else if m.flags & METHOD_DIRECT_BYTES != 0 {
+                    FastPath::Bytes
+                } else {
+                    FastPath::None
+                },
                 metadata: unsafe { read_meta(m.metadata, m.metadata_count) }
                     .map_err(|e| format!("plugin `{name}`: method `{method_name}`: {e}"))?,
             });

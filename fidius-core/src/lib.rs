@@ -42,7 +42,7 @@ pub use caller::PluginCaller;
 pub use descriptor::{BufferStrategyKind, PluginDescriptor, ABI_VERSION};
 pub use error::{CallError, PluginError};
 pub use hash::{fnv1a, interface_hash};
-pub use info::{MethodInfo, PluginInfo};
+pub use info::{FastPath, MethodInfo, PluginInfo};
 pub use interface::{InterfaceInfo, InterfaceMismatch};
 pub use registry::{PluginRegistry, FIDIUS_MAGIC, REGISTRY_VERSION};
 pub use stream_marker::Stream;

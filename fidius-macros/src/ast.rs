@@ -55,6 +55,9 @@ pub struct MethodDef {
     /// Every argument and the result are plain scalars: the method gets a direct
     /// `extern "C"` entry besides its wire slot.
     pub direct: bool,
+    /// Exactly `fn(Vec<u8>) -> Vec<u8>` (not raw): the method gets an unframed bytes
+    /// entry besides its wire slot.
+    pub bytes_direct: bool,
     pub meta: Vec<MetaPair>,
     /// Canonical signature, e.g. `process(String)->String`.
     pub signature: String,
@@ -311,8 +314,13 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
         let direct = !raw
             && matches!(&ret, ReturnKind::Value(t) if types::is_scalar(t))
             && args.iter().all(|a| types::is_scalar(&a.ty));
+        let bytes_direct = !raw
+            && args.len() == 1
+            && types::is_byte_vec(&args[0].ty)
+            && matches!(&ret, ReturnKind::Value(t) if types::is_byte_vec(t));
         methods.push(MethodDef {
             direct,
+            bytes_direct,
             ident: sig.ident.clone(),
             args,
             ret,

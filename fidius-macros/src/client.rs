@@ -18,22 +18,43 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
 
     let methods = def.methods.iter().enumerate().map(|(index, m)| {
         let ident = &m.ident;
+        // Byte arguments are only read, so any byte slice will do.
         let params = m.args.iter().map(|a| {
             let (i, t) = (&a.ident, &a.ty);
-            quote!(#i: #t)
+            if types::is_byte_vec(t) {
+                quote!(#i: impl ::core::convert::AsRef<[u8]>)
+            } else {
+                quote!(#i: #t)
+            }
         });
         let ok = m.ret.ok_type();
         let method_doc = format!("Calls `{}` (method {index}: `{}`).", m.ident, m.signature);
         let body = if m.raw {
             let arg = &m.args[0].ident;
-            quote!(::fidius::PluginCaller::call_with(&self.caller, #index, &#arg, |b| {
+            quote!(::fidius::PluginCaller::call_with(&self.caller, #index, #arg.as_ref(), |b| {
                 ::core::result::Result::Ok(b.to_vec())
             }))
+        } else if m.bytes_direct {
+            let arg = &m.args[0].ident;
+            quote! {{
+                let __bytes: &[u8] = #arg.as_ref();
+                match ::fidius::PluginCaller::call_bytes(&self.caller, #index, __bytes, |b| {
+                    ::core::result::Result::Ok(b.to_vec())
+                }) {
+                    ::core::option::Option::Some(result) => result,
+                    ::core::option::Option::None => ::fidius::__private::call_encoded(
+                        &self.caller,
+                        #index,
+                        &(::fidius::__private::AsBin(__bytes),),
+                        |b| ::fidius::__private::decode_result::<::fidius::__private::BinVec>(b).map(|v| v.0),
+                    ),
+                }
+            }}
         } else {
             let enc = m.args.iter().map(|a| {
                 let i = &a.ident;
                 if types::is_byte_vec(&a.ty) {
-                    quote!(::fidius::__private::AsBin(&#i))
+                    quote!(::fidius::__private::AsBin(#i.as_ref()))
                 } else {
                     quote!(&#i)
                 }

@@ -55,6 +55,9 @@ fn flags(m: &MethodDef) -> TokenStream {
     if m.direct {
         parts.push(quote!(::fidius::__private::METHOD_DIRECT));
     }
+    if m.bytes_direct {
+        parts.push(quote!(::fidius::__private::METHOD_DIRECT_BYTES));
+    }
     quote!(#(#parts)|*)
 }
 
@@ -113,8 +116,19 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         .methods
         .iter()
         .zip(&shim_idents)
-        .map(|(m, shim)| shim_fn(name, m, shim));
+        .map(|(m, shim)| shim_fn(name, m, shim, false));
     let direct_entries = def.methods.iter().map(|m| {
+        if m.bytes_direct {
+            let f = format_ident!("__fidius_bytes_{}", m.ident);
+            return quote!(::core::option::Option::Some(
+                // SAFETY: only the type is erased; hosts transmute it back to MethodFn.
+                unsafe {
+                    ::core::mem::transmute::<::fidius::__private::MethodFn, ::fidius::__private::ErasedFn>(
+                        <dyn #name>::#f::<__FidiusT> as ::fidius::__private::MethodFn,
+                    )
+                }
+            ));
+        }
         if !m.direct {
             return quote!(::core::option::Option::None);
         }
@@ -135,6 +149,10 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         .iter()
         .filter(|m| m.direct)
         .map(|m| direct_fn(name, m));
+    let bytes_fns = def.methods.iter().filter(|m| m.bytes_direct).map(|m| {
+        let f = format_ident!("__fidius_bytes_{}", m.ident);
+        shim_fn(name, m, &f, true)
+    });
     let client = crate::client::generate(def);
 
     quote! {
@@ -172,6 +190,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         impl dyn #name {
             #(#shims)*
             #(#direct_fns)*
+            #(#bytes_fns)*
         }
 
         #client
@@ -220,7 +239,15 @@ fn direct_fn(trait_name: &syn::Ident, m: &MethodDef) -> TokenStream {
 
 /// The `extern "C"` shim for one method: decode the argument tuple, call
 /// `<T as Trait>::method` (bound by name), write the reply.
-fn shim_fn(trait_name: &syn::Ident, m: &MethodDef, shim: &syn::Ident) -> TokenStream {
+///
+/// With `unframed`, the shim is the bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method:
+/// the argument and result travel as they are, as for `#[wire(raw)]`.
+fn shim_fn(
+    trait_name: &syn::Ident,
+    m: &MethodDef,
+    shim: &syn::Ident,
+    unframed: bool,
+) -> TokenStream {
     let method = &m.ident;
     let vars: Vec<_> = (0..m.args.len())
         .map(|i| format_ident!("__a{}", i))
@@ -240,7 +267,8 @@ fn shim_fn(trait_name: &syn::Ident, m: &MethodDef, shim: &syn::Ident) -> TokenSt
             quote!(#v)
         }
     });
-    let decode = if m.raw {
+    let raw = m.raw || unframed;
+    let decode = if raw {
         quote!(let __a0 = ::fidius::__private::BinVec(__input.to_vec());)
     } else if m.args.is_empty() {
         quote!()
@@ -252,7 +280,7 @@ fn shim_fn(trait_name: &syn::Ident, m: &MethodDef, shim: &syn::Ident) -> TokenSt
             };
         }
     };
-    let reply = match (&m.ret, m.raw) {
+    let reply = match (&m.ret, raw) {
         (_, true) => quote!(__reply.raw(__ret)),
         (ReturnKind::Unit, _) => quote!({
             let () = __ret;

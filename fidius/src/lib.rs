@@ -84,9 +84,10 @@
 #![warn(missing_docs)]
 
 pub use fidius_core::{
-    caller, from_value, inventory, to_value, BufferStrategyKind, CallError, InterfaceInfo,
-    InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError, PluginInfo,
-    PluginRegistry, Stream, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
+    caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
+    InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError,
+    PluginInfo, PluginRegistry, Stream, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC,
+    REGISTRY_VERSION,
 };
 pub use fidius_core::{
     descriptor, error, hash, python_descriptor, registry, status, stream_ffi, stream_marker,
@@ -121,7 +122,7 @@ pub mod __private {
     pub use fidius_core::caller::{absent_as_not_implemented, bind_client, call_encoded};
     pub use fidius_core::descriptor::{
         CallOutput, ErasedFn, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT,
-        METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
+        METHOD_DIRECT_BYTES, METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
     };
     pub use fidius_core::hash::interface_hash;
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};

@@ -100,8 +100,18 @@ fn arenas_are_per_thread() {
 fn scalar_methods_take_the_direct_path_and_report_panics() {
     let (_dir, c) = private_client();
     let info = c.caller().info();
-    assert!(info.method("div").unwrap().direct);
-    assert!(!info.method("echo").unwrap().direct);
+    assert_eq!(
+        info.method("div").unwrap().fast_path,
+        fidius::FastPath::Scalar
+    );
+    assert_eq!(
+        info.method("echo").unwrap().fast_path,
+        fidius::FastPath::Bytes
+    );
+    assert_eq!(
+        info.method("text").unwrap().fast_path,
+        fidius::FastPath::None
+    );
     assert_eq!(c.div(84, 2).unwrap(), 42);
     assert_eq!(c.div(0, 7).unwrap(), 0);
     assert_eq!(

@@ -4,7 +4,7 @@ use super::PluginLibrary;
 use crate::caller::PluginCaller;
 use crate::descriptor::{CallOutput, ErasedFn, PluginDescriptor};
 use crate::error::CallError;
-use crate::info::PluginInfo;
+use crate::info::{FastPath, PluginInfo};
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -135,6 +135,21 @@ impl PluginCaller for PluginHandle {
         // SAFETY: as in `call_with`; the generated client transmutes the entry to the
         // signature its interface declares, which the hash check made this plugin's.
         unsafe { crate::call::invoke_direct(&*self.desc, index, call) }
+    }
+
+    #[inline]
+    fn call_bytes<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Option<Result<R, CallError>> {
+        if self.info.methods.get(index)?.fast_path != FastPath::Bytes {
+            return None;
+        }
+        // SAFETY: as in `call_with`; the descriptor marks method `index` as a byte
+        // method, whose direct entry is a MethodFn.
+        unsafe { crate::call::invoke_bytes(&*self.desc, index, input, decode) }
     }
 
     fn has_method(&self, index: usize) -> bool {
