@@ -59,7 +59,7 @@ fn non_byte_results_and_raw_methods_use_the_arena_too() {
     let (_dir, c) = private_client();
     for n in [0u64, 10, 10_000, 500_000] {
         assert_eq!(c.text(n).unwrap().len() as u64, n);
-        let raw = c.raw_make(n.to_le_bytes().to_vec()).unwrap();
+        let raw = c.raw_make(n.to_le_bytes()).unwrap();
         assert_eq!(raw.len() as u64, n);
         assert!(raw.iter().all(|&b| b == 0xab));
     }
