@@ -16,6 +16,7 @@ const FIXTURES: &[&str] = &[
     "calc-variants",
     "bytes-plugin",
     "not-a-plugin",
+    "bench-plugin",
 ];
 
 fn main() {
@@ -40,6 +41,8 @@ fn main() {
     }
     println!("cargo:rerun-if-changed=build.rs");
 
+    // Benchmarks (the release profile) measure release builds of the plugins.
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
@@ -49,6 +52,9 @@ fn main() {
         .arg(&fixture_target);
     for f in FIXTURES {
         cmd.arg("-p").arg(f);
+    }
+    if release {
+        cmd.arg("--release");
     }
     // Do not inherit the outer build's wrappers (clippy) or encoded flags.
     for var in [
@@ -66,7 +72,9 @@ fn main() {
     assert!(status.success(), "building the plugin fixtures failed");
     println!(
         "cargo:rustc-env=FIDIUS_FIXTURE_DIR={}",
-        fixture_target.join("debug").display()
+        fixture_target
+            .join(if release { "release" } else { "debug" })
+            .display()
     );
     println!(
         "cargo:rustc-env=FIDIUS_WORKSPACE_DIR={}",
