@@ -17,6 +17,7 @@ const FIXTURES: &[&str] = &[
     "bytes-plugin",
     "not-a-plugin",
     "bench-plugin",
+    "forged",
 ];
 
 fn main() {

@@ -47,7 +47,15 @@
 //!
 //! ## A host (feature `host`)
 //!
-//! ```ignore
+//! ```no_run
+//! # mod my_interface {
+//! #     #[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
+//! #     pub trait MyPlugin: Send + Sync {
+//! #         fn process(&self, input: String) -> String;
+//! #     }
+//! # }
+//! # #[cfg(feature = "host")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use fidius::host::PluginHost;
 //! use my_interface::{MyPlugin, MyPluginClient};
 //!
@@ -57,6 +65,10 @@
 //!     .build();
 //! let client = MyPluginClient::new(host.load("MyImpl")?)?;
 //! assert_eq!(client.process("hi".into())?, "processed: hi");
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "host"))]
+//! # fn main() {}
 //! ```
 //!
 //! ## What the macros accept
