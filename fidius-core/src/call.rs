@@ -13,10 +13,16 @@ use std::cell::RefCell;
 
 /// Initial size of each thread's arena.
 const ARENA_INITIAL: usize = 4 * 1024;
+/// Byte results expected to be larger than this are not written into a freshly
+/// allocated result buffer (see [`invoke_bytes`]). 128 KiB is glibc's default mmap
+/// threshold: above it, a fresh allocation per call measured 40x slower (page faults).
+pub const LEND_RESULT_MAX: usize = 128 * 1024;
 /// An arena grown past this is released after the call instead of kept.
 const ARENA_MAX_RETAINED: usize = 64 * 1024 * 1024;
 
 thread_local! {
+    // Size of the last byte result too large for the buffer lent, to size the next one.
+    static BYTES_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     // The buffer the host lends to Arena-strategy plugins. Host-side only: a plugin
     // never touches it, so it cannot pin a plugin library.
     static ARENA: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(ARENA_INITIAL));
@@ -74,25 +80,65 @@ pub unsafe fn invoke<R>(
 }
 
 /// Calls the direct bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method: `input` is the
-/// argument's bytes, unframed, and the result arrives unframed too. `None` when the
+/// argument's bytes, unframed, and the result comes back as its bytes. `None` when the
 /// method has no such entry.
+///
+/// With the Arena strategy and an expected result below [`LEND_RESULT_MAX`], the buffer
+/// lent to the plugin is the result `Vec` itself, sized from the input and from this
+/// thread's previous results: a result that fits is returned without another copy. One
+/// that does not fit is handed over by the plugin once (the method never runs twice),
+/// copied, and remembered to size the next buffer. Larger results go through the
+/// thread's persistent arena and one more copy, which measured far cheaper than a fresh
+/// large allocation per call (see BENCHMARKS.md).
 ///
 /// # Safety
 /// As for [`invoke`]; method `index` must be a byte method, whose direct entry is a
 /// [`MethodFn`] with raw semantics.
-pub unsafe fn invoke_bytes<R>(
+pub unsafe fn invoke_bytes(
     desc: &PluginDescriptor,
     index: usize,
     input: &[u8],
-    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-) -> Option<Result<R, CallError>> {
+) -> Option<Result<Vec<u8>, CallError>> {
     // SAFETY: forwarded from this function's contract.
-    match unsafe { checked_slot(desc, index, true) } {
-        // SAFETY: the caller vouches that this entry is a MethodFn.
-        Ok(Some(slot)) => Some(unsafe { call_slot(desc, slot, input, decode) }),
-        Ok(None) => None,
-        Err(e) => Some(Err(e)),
+    let slot = match unsafe { checked_slot(desc, index, true) } {
+        Ok(Some(slot)) => slot,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    let expected = input.len().max(BYTES_HINT.get()).max(64);
+    if desc.buffer_strategy != BufferStrategyKind::Arena as u32 || expected > LEND_RESULT_MAX {
+        // SAFETY: the caller vouches that this entry is a MethodFn of `desc`.
+        return Some(unsafe { call_slot(desc, slot, input, |b| Ok(b.to_vec())) });
     }
+    let free = desc
+        .free_buffer
+        .expect("validated descriptor has free_buffer");
+    let mut result = Vec::with_capacity(expected);
+    let mut out = CallOutput {
+        ptr: result.as_mut_ptr(),
+        len: 0,
+        cap: result.capacity(),
+    };
+    // SAFETY: the slot may write up to `cap` bytes into `result`'s spare capacity, or
+    // replace `out` with a buffer of its own and a non-OK status.
+    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+    if status == STATUS_OK {
+        if out.len > result.capacity() {
+            return Some(Err(CallError::PluginSerialization(format!(
+                "plugin reported {} bytes written into a {}-byte buffer",
+                out.len,
+                result.capacity()
+            ))));
+        }
+        // SAFETY: the plugin initialised the first `out.len` bytes.
+        unsafe { result.set_len(out.len) };
+        return Some(Ok(result));
+    }
+    let buffer = PluginBuffer { out, free };
+    if status == STATUS_BUFFER_TOO_SMALL {
+        BYTES_HINT.set(buffer.out.len);
+    }
+    Some(interpret(status, buffer.bytes(), |b| Ok(b.to_vec())))
 }
 
 /// The slot of method `index` (its direct entry when `direct`), after the index and

@@ -48,17 +48,12 @@ pub trait PluginCaller {
     }
 
     /// Calls the direct bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method: `input` is the
-    /// argument itself and `decode` receives the result itself, neither framed. `None`
+    /// argument itself and the result is returned as it is, neither framed. `None`
     /// when there is no such entry; callers then use [`call_with`](Self::call_with).
     /// The default has none.
     #[inline]
-    fn call_bytes<R>(
-        &self,
-        index: usize,
-        input: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-    ) -> Option<Result<R, CallError>> {
-        let _ = (index, input, decode);
+    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+        let _ = (index, input);
         None
     }
 }
@@ -87,13 +82,8 @@ impl<C: PluginCaller + ?Sized> PluginCaller for &C {
         (**self).call_direct(index, call)
     }
     #[inline]
-    fn call_bytes<R>(
-        &self,
-        index: usize,
-        input: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-    ) -> Option<Result<R, CallError>> {
-        (**self).call_bytes(index, input, decode)
+    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+        (**self).call_bytes(index, input)
     }
 }
 
@@ -121,13 +111,8 @@ impl<C: PluginCaller + ?Sized> PluginCaller for std::sync::Arc<C> {
         (**self).call_direct(index, call)
     }
     #[inline]
-    fn call_bytes<R>(
-        &self,
-        index: usize,
-        input: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-    ) -> Option<Result<R, CallError>> {
-        (**self).call_bytes(index, input, decode)
+    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+        (**self).call_bytes(index, input)
     }
 }
 

@@ -38,9 +38,7 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
             let arg = &m.args[0].ident;
             quote! {{
                 let __bytes: &[u8] = #arg.as_ref();
-                match ::fidius::PluginCaller::call_bytes(&self.caller, #index, __bytes, |b| {
-                    ::core::result::Result::Ok(b.to_vec())
-                }) {
+                match ::fidius::PluginCaller::call_bytes(&self.caller, #index, __bytes) {
                     ::core::option::Option::Some(result) => result,
                     ::core::option::Option::None => ::fidius::__private::call_encoded(
                         &self.caller,

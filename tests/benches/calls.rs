@@ -85,8 +85,17 @@ impl<'a> Case<'a> {
     }
 }
 
-/// Runs a group interleaved; the first case is the baseline of the ratios.
+/// Runs a group interleaved; the first case is the baseline of the ratios. With a
+/// filter argument (`cargo bench -p fidius-tests --bench calls -- Arena`), only the
+/// baseline and the cases whose name contains it run.
 fn group(title: &str, mut cases: Vec<Case<'_>>) {
+    if let Some(filter) = std::env::args().skip(1).find(|a| !a.starts_with("--")) {
+        let mut i = 0;
+        cases.retain(|c| {
+            i += 1;
+            i == 1 || c.name.contains(&filter)
+        });
+    }
     for c in &mut cases {
         c.calibrate();
     }
@@ -113,7 +122,6 @@ fn group(title: &str, mut cases: Vec<Case<'_>>) {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument, if any, is ignored.
     let lib = fidius_tests::fixture("bench-plugin");
     let host = PluginHost::builder().build();
     let arena = BenchArenaClient::new(host.load_from(&lib, "ArenaBench").unwrap()).unwrap();
@@ -187,11 +195,11 @@ fn main() {
                 Case::new("copy into a fresh Vec (to_vec)", move || {
                     black_box(black_box(data).to_vec());
                 }),
-                Case::new("typed client, PluginAllocated", move || {
-                    black_box(alloc.echo(black_box(data)).unwrap());
-                }),
                 Case::new("typed client, Arena", move || {
                     black_box(arena.echo(black_box(data)).unwrap());
+                }),
+                Case::new("typed client, PluginAllocated", move || {
+                    black_box(alloc.echo(black_box(data)).unwrap());
                 }),
                 Case::new("#[wire(raw)] client, PluginAllocated", move || {
                     black_box(alloc.echo_raw(black_box(data)).unwrap());

@@ -138,18 +138,13 @@ impl PluginCaller for PluginHandle {
     }
 
     #[inline]
-    fn call_bytes<R>(
-        &self,
-        index: usize,
-        input: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-    ) -> Option<Result<R, CallError>> {
+    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
         if self.info.methods.get(index)?.fast_path != FastPath::Bytes {
             return None;
         }
         // SAFETY: as in `call_with`; the descriptor marks method `index` as a byte
         // method, whose direct entry is a MethodFn.
-        unsafe { crate::call::invoke_bytes(&*self.desc, index, input, decode) }
+        unsafe { crate::call::invoke_bytes(&*self.desc, index, input) }
     }
 
     fn has_method(&self, index: usize) -> bool {
