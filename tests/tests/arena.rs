@@ -124,3 +124,21 @@ fn scalar_methods_take_the_direct_path_and_report_panics() {
     assert_eq!(q, 3);
     assert_eq!(c.calls().unwrap(), 4);
 }
+
+#[test]
+fn byte_results_larger_than_the_lent_buffer_run_once() {
+    // The host lends a result buffer sized from the input; `triple` overflows it, so
+    // the plugin hands its own buffer over instead of running again.
+    let (_dir, c) = private_client();
+    for n in [10usize, 1000, 30_000, 50_000, 200_000, 10, 30_000] {
+        let data: Vec<u8> = (0..n).map(|i| (i % 7) as u8).collect();
+        let before = c.calls().unwrap();
+        let out = c.triple(&data).unwrap();
+        assert_eq!(out, data.repeat(3), "size {n}");
+        assert_eq!(
+            c.calls().unwrap(),
+            before + 1,
+            "triple({n}) ran more than once"
+        );
+    }
+}

@@ -5,6 +5,8 @@ pub use fidius::{plugin_impl, PluginError};
 #[fidius::plugin_interface(version = 1, buffer = Arena)]
 pub trait Blobs: Send + Sync {
     fn echo(&self, data: Vec<u8>) -> Vec<u8>;
+    /// The input three times over: a byte result larger than its input.
+    fn triple(&self, data: Vec<u8>) -> Vec<u8>;
     /// `n` bytes of `fill`.
     fn make(&self, n: u64, fill: u8) -> Vec<u8>;
     /// A string of `n` characters, to cross the arena with a non-byte type.

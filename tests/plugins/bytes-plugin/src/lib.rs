@@ -18,6 +18,10 @@ impl Blobs for BlobStore {
         self.tick();
         data
     }
+    fn triple(&self, data: Vec<u8>) -> Vec<u8> {
+        self.tick();
+        data.repeat(3)
+    }
     fn make(&self, n: u64, fill: u8) -> Vec<u8> {
         self.tick();
         vec![fill; n as usize]
