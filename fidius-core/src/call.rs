@@ -152,6 +152,26 @@ unsafe fn checked_slot(
     index: usize,
     direct: bool,
 ) -> Result<Option<MethodFn>, CallError> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { check_method(desc, index) }?;
+    if direct {
+        // SAFETY: the caller vouches that this method's direct entry has the MethodFn
+        // signature.
+        return Ok(unsafe { direct_entry(desc, index) }
+            .map(|f| unsafe { std::mem::transmute::<ErasedFn, MethodFn>(f) }));
+    }
+    // SAFETY: check_method confirmed index < method_count; the vtable has that many
+    // non-null slots.
+    Ok(Some(unsafe { *desc.vtable.add(index) }))
+}
+
+/// The checks every call makes before it crosses: the index is in range and, for an
+/// optional method, the plugin implements it.
+///
+/// # Safety
+/// As for [`invoke`].
+#[inline]
+unsafe fn check_method(desc: &PluginDescriptor, index: usize) -> Result<(), CallError> {
     let count = desc.method_count as usize;
     if index >= count {
         return Err(CallError::InvalidMethodIndex {
@@ -173,17 +193,20 @@ unsafe fn checked_slot(
                 .to_string(),
         });
     }
-    if direct {
-        if desc.direct.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: the direct table has method_count entries; the caller vouches that
-        // this method's entry has the MethodFn signature.
-        return Ok(unsafe { *desc.direct.add(index) }
-            .map(|f| unsafe { std::mem::transmute::<ErasedFn, MethodFn>(f) }));
+    Ok(())
+}
+
+/// Method `index`'s entry in the direct table, if it has one.
+///
+/// # Safety
+/// As for [`invoke`], with `index < method_count`.
+#[inline]
+unsafe fn direct_entry(desc: &PluginDescriptor, index: usize) -> Option<ErasedFn> {
+    if desc.direct.is_null() {
+        return None;
     }
-    // SAFETY: as above, the vtable has `method_count` non-null slots.
-    Ok(Some(unsafe { *desc.vtable.add(index) }))
+    // SAFETY: the direct table has method_count entries and index is below that.
+    unsafe { *desc.direct.add(index) }
 }
 
 /// Runs one slot with the descriptor's buffer strategy.
@@ -289,26 +312,14 @@ unsafe fn call_arena<R>(
 pub unsafe fn invoke_direct(
     desc: &PluginDescriptor,
     index: usize,
-    call: impl FnOnce(crate::descriptor::ErasedFn, *mut CallOutput) -> i32,
+    call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
 ) -> Option<Result<(), CallError>> {
-    if index >= desc.method_count as usize || desc.direct.is_null() {
-        return None;
+    // SAFETY: forwarded from this function's contract.
+    if let Err(e) = unsafe { check_method(desc, index) } {
+        return Some(Err(e));
     }
-    // SAFETY: index < method_count and the direct table has method_count entries.
-    let entry = unsafe { *desc.direct.add(index) }?;
-    // SAFETY: as above for the method table.
-    let method = unsafe { &*desc.methods.add(index) };
-    if method.flags & METHOD_OPTIONAL != 0
-        && (method.optional_bit >= 64 || desc.capabilities >> method.optional_bit & 1 == 0)
-    {
-        return Some(Err(CallError::NotImplemented {
-            plugin: plugin_name(desc),
-            // SAFETY: validated descriptors have valid method names.
-            method: unsafe { crate::descriptor::read_c_str(method.name) }
-                .unwrap_or("?")
-                .to_string(),
-        }));
-    }
+    // SAFETY: check_method confirmed the index.
+    let entry = unsafe { direct_entry(desc, index) }?;
     let mut err = CallOutput::empty();
     let status = call(entry, &mut err);
     if status == STATUS_OK {

@@ -58,63 +58,42 @@ pub trait PluginCaller {
     }
 }
 
-impl<C: PluginCaller + ?Sized> PluginCaller for &C {
-    fn call_with<R>(
-        &self,
-        index: usize,
-        input: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
-        (**self).call_with(index, input, decode)
-    }
-    fn has_method(&self, index: usize) -> bool {
-        (**self).has_method(index)
-    }
-    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
-        (**self).check_interface(expected)
-    }
-    #[inline]
-    fn call_direct(
-        &self,
-        index: usize,
-        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
-    ) -> Option<Result<(), CallError>> {
-        (**self).call_direct(index, call)
-    }
-    #[inline]
-    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        (**self).call_bytes(index, input)
-    }
+/// Implements [`PluginCaller`] for smart pointers and references by forwarding.
+macro_rules! forward_plugin_caller {
+    ($($ty:ty),*) => {$(
+        impl<C: PluginCaller + ?Sized> PluginCaller for $ty {
+            #[inline]
+            fn call_with<R>(
+                &self,
+                index: usize,
+                input: &[u8],
+                decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+            ) -> Result<R, CallError> {
+                (**self).call_with(index, input, decode)
+            }
+            fn has_method(&self, index: usize) -> bool {
+                (**self).has_method(index)
+            }
+            fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+                (**self).check_interface(expected)
+            }
+            #[inline]
+            fn call_direct(
+                &self,
+                index: usize,
+                call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+            ) -> Option<Result<(), CallError>> {
+                (**self).call_direct(index, call)
+            }
+            #[inline]
+            fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+                (**self).call_bytes(index, input)
+            }
+        }
+    )*};
 }
 
-impl<C: PluginCaller + ?Sized> PluginCaller for std::sync::Arc<C> {
-    fn call_with<R>(
-        &self,
-        index: usize,
-        input: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
-        (**self).call_with(index, input, decode)
-    }
-    fn has_method(&self, index: usize) -> bool {
-        (**self).has_method(index)
-    }
-    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
-        (**self).check_interface(expected)
-    }
-    #[inline]
-    fn call_direct(
-        &self,
-        index: usize,
-        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
-    ) -> Option<Result<(), CallError>> {
-        (**self).call_direct(index, call)
-    }
-    #[inline]
-    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        (**self).call_bytes(index, input)
-    }
-}
+forward_plugin_caller!(&C, std::sync::Arc<C>, Box<C>);
 
 thread_local! {
     // Reused buffer for encoding arguments on the host side.
