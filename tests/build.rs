@@ -5,7 +5,7 @@
 //! A separate target directory is needed: a nested cargo on the outer build's target
 //! directory would wait forever for the lock the outer build holds.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The fixture packages, all under `tests/plugins/`.
@@ -18,6 +18,15 @@ const FIXTURES: &[&str] = &[
     "not-a-plugin",
     "bench-plugin",
     "forged",
+];
+
+/// The builds of `hot-plugin`, each kept under its own name: (feature, library name).
+/// Three versions of one plugin, and one build of another interface.
+const HOT_BUILDS: &[(&str, &str)] = &[
+    ("", "hot_v1"),
+    ("v2", "hot_v2"),
+    ("v3", "hot_v3"),
+    ("other-interface", "hot_other"),
 ];
 
 fn main() {
@@ -44,16 +53,64 @@ fn main() {
 
     // Benchmarks (the release profile) measure release builds of the plugins.
     let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    let profile_dir = fixture_target.join(if release { "release" } else { "debug" });
+    let cargo = |packages: &[&str], feature: &str| {
+        let mut cmd = cargo_build(&workspace, &fixture_target, release);
+        for p in packages {
+            cmd.arg("-p").arg(p);
+        }
+        if !feature.is_empty() {
+            cmd.arg("--features").arg(feature);
+        }
+        let status = cmd
+            .status()
+            .expect("running cargo to build plugin fixtures");
+        assert!(
+            status.success(),
+            "building plugin fixtures {packages:?} {feature} failed"
+        );
+    };
+
+    cargo(FIXTURES, "");
+
+    let versions_dir = profile_dir.join("versions");
+    std::fs::create_dir_all(&versions_dir).unwrap();
+    for (feature, name) in HOT_BUILDS {
+        cargo(&["hot-plugin"], feature);
+        std::fs::copy(
+            profile_dir.join(lib_file("hot_plugin")),
+            versions_dir.join(lib_file(name)),
+        )
+        .unwrap();
+    }
+
+    println!(
+        "cargo:rustc-env=FIDIUS_FIXTURE_DIR={}",
+        profile_dir.display()
+    );
+    println!(
+        "cargo:rustc-env=FIDIUS_WORKSPACE_DIR={}",
+        workspace.display()
+    );
+}
+
+fn lib_file(name: &str) -> String {
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// `cargo build` of this workspace into the fixture target directory.
+fn cargo_build(workspace: &Path, target_dir: &Path, release: bool) -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&fixture_target);
-    for f in FIXTURES {
-        cmd.arg("-p").arg(f);
-    }
+        .arg(target_dir);
     if release {
         cmd.arg("--release");
     }
@@ -67,18 +124,5 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd
-        .status()
-        .expect("running cargo to build the plugin fixtures");
-    assert!(status.success(), "building the plugin fixtures failed");
-    println!(
-        "cargo:rustc-env=FIDIUS_FIXTURE_DIR={}",
-        fixture_target
-            .join(if release { "release" } else { "debug" })
-            .display()
-    );
-    println!(
-        "cargo:rustc-env=FIDIUS_WORKSPACE_DIR={}",
-        workspace.display()
-    );
+    cmd
 }

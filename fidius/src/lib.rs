@@ -95,7 +95,7 @@
 
 #![warn(missing_docs)]
 
-pub use fidius_core::interface::interface_info;
+pub use fidius_core::interface::{interface_info, Interface};
 pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
     InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError,

@@ -38,3 +38,113 @@ pub fn dir_with(fixtures: &[&str]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// One of the builds of `tests/plugins/hot-plugin`: `"v1"`, `"v2"`, `"v3"` (three
+/// versions of plugin `Hot`), or `"other"` (a plugin `Hot` of another interface).
+pub fn hot_build(which: &str) -> PathBuf {
+    let file = format!(
+        "{}hot_{which}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let path = fixture_dir().join("versions").join(file);
+    assert!(path.exists(), "hot build {} was not built", path.display());
+    path
+}
+
+/// A directory holding a watched plugin file and its shadow directory, for one
+/// hot-reload test.
+pub struct HotDir {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+    /// The watched plugin file.
+    pub file: PathBuf,
+    /// Where shadow copies go.
+    pub shadow: PathBuf,
+}
+
+/// How a new build replaces the watched file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deploy {
+    /// Written next to it, then renamed over it (`mv`, `install`).
+    Rename,
+    /// Removed, then hard-linked from the finished build, as cargo does.
+    CargoStyle,
+    /// Rewritten in place in several chunks, then closed (`cp` over it).
+    InPlace,
+}
+
+impl HotDir {
+    /// A fresh directory whose watched file starts as hot build `which`.
+    pub fn new(which: &str) -> Self {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        let file = dir.path().join(format!(
+            "{}hot{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ));
+        let shadow = dir.path().join("shadow");
+        std::fs::copy(hot_build(which), &file).unwrap();
+        Self { dir, file, shadow }
+    }
+
+    /// Replaces the watched file with `bytes`, the way `how` says.
+    pub fn deploy_bytes(&self, bytes: &[u8], how: Deploy) {
+        use std::io::Write;
+        let staged = self
+            .dir
+            .path()
+            .join(format!("staged-{}", std::process::id()));
+        match how {
+            Deploy::Rename => {
+                std::fs::write(&staged, bytes).unwrap();
+                std::fs::rename(&staged, &self.file).unwrap();
+            }
+            Deploy::CargoStyle => {
+                std::fs::write(&staged, bytes).unwrap();
+                let _ = std::fs::remove_file(&self.file);
+                std::fs::hard_link(&staged, &self.file).unwrap();
+                std::fs::remove_file(&staged).unwrap();
+            }
+            Deploy::InPlace => {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&self.file)
+                    .unwrap();
+                for chunk in bytes.chunks(bytes.len().div_ceil(8).max(1)) {
+                    f.write_all(chunk).unwrap();
+                    f.flush().unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                f.sync_all().unwrap();
+            }
+        }
+    }
+
+    /// Replaces the watched file with hot build `which`.
+    pub fn deploy(&self, which: &str, how: Deploy) {
+        self.deploy_bytes(&std::fs::read(hot_build(which)).unwrap(), how);
+    }
+
+    /// Files currently in the shadow directory.
+    pub fn shadow_files(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(&self.shadow)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// How many mappings of files in `dir` this process has (Linux).
+pub fn mapped_files_in(dir: &Path) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let dir = dir.display().to_string();
+    let mut files: Vec<&str> = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    files.sort();
+    files.dedup();
+    files.len()
+}

@@ -67,6 +67,15 @@ impl PluginHandle {
         &self.library
     }
 
+    /// True when both handles call into the same loaded copy of the same plugin.
+    ///
+    /// The dynamic loader recognises a library it already has by path and by
+    /// (device, inode), and then hands back the old copy; a hot reloader uses this to
+    /// refuse such a "new" version.
+    pub fn same_code(&self, other: &PluginHandle) -> bool {
+        std::ptr::eq(self.desc, other.desc)
+    }
+
     /// Capability bits of the optional methods this plugin implements.
     pub fn capabilities(&self) -> u64 {
         self.info.capabilities

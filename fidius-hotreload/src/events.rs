@@ -1,0 +1,198 @@
+//! What a hot-reloading plugin reports: [`ReloadEvent`]s, delivered to channel
+//! subscribers and callbacks, and emitted as `tracing` events.
+
+use crate::unload::UnloadState;
+use fidius::LoadError;
+use parking_lot::{Mutex, RwLock};
+use std::path::PathBuf;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+
+/// The stage of the reload pipeline where a new build was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stage {
+    /// The file was missing when its turn came (removed, or renamed away).
+    Detect,
+    /// Copying it to the shadow directory failed.
+    Copy,
+    /// The copy is not a loadable fidius library: not a library of this platform,
+    /// truncated, no registry, bad magic or versions, invalid descriptors.
+    Load,
+    /// The library loaded, but does not hold the expected plugin with the expected
+    /// interface, or the loader handed back a library already loaded.
+    Validate,
+    /// Too many old versions are still draining; see
+    /// [`HotPluginBuilder::max_retained`](crate::HotPluginBuilder::max_retained).
+    Retention,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Detect => "detect",
+            Stage::Copy => "copy",
+            Stage::Load => "load",
+            Stage::Validate => "validate",
+            Stage::Retention => "retention",
+        })
+    }
+}
+
+/// A new build that was refused. The version that was serving keeps serving.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// The plugin file.
+    pub path: PathBuf,
+    /// Where the pipeline stopped.
+    pub stage: Stage,
+    /// Why, naming both sides of any mismatch.
+    pub reason: String,
+    /// The load error behind the rejection, for the load and validate stages.
+    pub error: Option<Arc<LoadError>>,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "rejected {} at the {} stage: {}",
+            self.path.display(),
+            self.stage,
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// Facts about one loaded version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// Starts at 1 and grows by one for every version loaded.
+    pub generation: u64,
+    /// FNV-1a of the library file's content.
+    pub content_hash: u64,
+    /// The interface version the plugin was built against.
+    pub interface_version: u32,
+    /// The shadow copy the version was loaded from.
+    pub shadow: PathBuf,
+}
+
+/// Everything that happens to a hot-reloading plugin.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ReloadEvent {
+    /// A change to the plugin file was noticed (or a reload was asked for) and the
+    /// pipeline starts.
+    Detected {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// The file's content is identical to the running version: nothing to do.
+    Unchanged {
+        /// The plugin file.
+        path: PathBuf,
+        /// The generation that keeps serving.
+        generation: u64,
+    },
+    /// A new version was copied, loaded and validated; it is about to be swapped in.
+    Loaded(VersionInfo),
+    /// A new build was refused; the current version keeps serving.
+    Rejected(Rejection),
+    /// New calls now go to `to`; calls already running finish on `from`.
+    Swapped {
+        /// The version swapped out.
+        from: VersionInfo,
+        /// The version swapped in.
+        to: VersionInfo,
+    },
+    /// An old version still has calls, clients' references or streams in flight.
+    Draining {
+        /// Its generation.
+        generation: u64,
+        /// References still holding it (in-flight calls and anything kept from them).
+        in_flight: usize,
+    },
+    /// An old version was closed; `state` says whether its library really left memory.
+    Unloaded {
+        /// Its generation.
+        generation: u64,
+        /// Unmapped, pinned, or unknown on this platform.
+        state: UnloadState,
+    },
+    /// The plugin file was removed and nothing replaced it. The current version keeps
+    /// serving.
+    Removed {
+        /// The plugin file.
+        path: PathBuf,
+    },
+}
+
+/// An event callback.
+pub(crate) type Callback = Arc<dyn Fn(&ReloadEvent) + Send + Sync>;
+
+/// Fans events out to subscribers, callbacks and `tracing`.
+#[derive(Default)]
+pub(crate) struct EventHub {
+    subscribers: Mutex<Vec<Sender<ReloadEvent>>>,
+    callbacks: RwLock<Vec<Callback>>,
+}
+
+impl EventHub {
+    pub fn subscribe(&self) -> Receiver<ReloadEvent> {
+        let (tx, rx) = channel();
+        self.subscribers.lock().push(tx);
+        rx
+    }
+
+    pub fn on_event(&self, f: Callback) {
+        self.callbacks.write().push(f);
+    }
+
+    pub fn emit(&self, plugin: &str, event: ReloadEvent) {
+        trace(plugin, &event);
+        for cb in self.callbacks.read().iter() {
+            // A panicking callback must not take the reload machinery down with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&event)));
+        }
+        self.subscribers
+            .lock()
+            .retain(|tx| tx.send(event.clone()).is_ok());
+    }
+}
+
+fn trace(plugin: &str, event: &ReloadEvent) {
+    match event {
+        ReloadEvent::Detected { path } => {
+            tracing::debug!(plugin, path = %path.display(), "change detected")
+        }
+        ReloadEvent::Unchanged { generation, .. } => {
+            tracing::debug!(plugin, generation, "content unchanged; nothing to reload")
+        }
+        ReloadEvent::Loaded(v) => {
+            tracing::debug!(plugin, generation = v.generation, shadow = %v.shadow.display(), "new version loaded")
+        }
+        ReloadEvent::Rejected(r) => {
+            tracing::warn!(plugin, stage = %r.stage, reason = %r.reason, "new build rejected")
+        }
+        ReloadEvent::Swapped { from, to } => {
+            tracing::info!(
+                plugin,
+                from = from.generation,
+                to = to.generation,
+                "plugin swapped"
+            )
+        }
+        ReloadEvent::Draining {
+            generation,
+            in_flight,
+        } => tracing::debug!(plugin, generation, in_flight, "old version draining"),
+        ReloadEvent::Unloaded { generation, state } => {
+            tracing::info!(plugin, generation, state = ?state, "old version unloaded")
+        }
+        ReloadEvent::Removed { path } => {
+            tracing::warn!(plugin, path = %path.display(), "plugin file removed; current version keeps serving")
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! [`HotHandle`]: calls always go to the version current when they start.
+
+use crate::hot_plugin::Shared;
+use fidius::descriptor::{CallOutput, ErasedFn};
+use fidius::{CallError, InterfaceInfo, InterfaceMismatch, PluginCaller, PluginInfo};
+use std::sync::Arc;
+
+/// A callable view of a [`HotPlugin`](crate::HotPlugin): cheap to clone, usable from
+/// any thread, and a [`PluginCaller`], so the interface's typed client works over it.
+///
+/// Each call loads the current version through an arc-swap guard (no shared
+/// reference-count traffic between calling threads) and holds it until the call
+/// returns: a swap during the call never affects it, and the old library stays loaded
+/// until the call is done.
+#[derive(Clone)]
+pub struct HotHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for HotHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HotHandle")
+            .field("plugin", &self.shared.plugin())
+            .field("generation", &self.generation())
+            .finish()
+    }
+}
+
+impl HotHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The generation new calls go to.
+    pub fn generation(&self) -> u64 {
+        self.shared.current.load().generation
+    }
+
+    /// What the current version offers.
+    pub fn info(&self) -> PluginInfo {
+        self.shared.current.load().handle.info().clone()
+    }
+}
+
+impl PluginCaller for HotHandle {
+    #[inline]
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let version = self.shared.current.load();
+        version.handle.call_with(index, input, decode)
+    }
+
+    #[inline]
+    fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        let version = self.shared.current.load();
+        version.handle.call_direct(index, call)
+    }
+
+    #[inline]
+    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+        let version = self.shared.current.load();
+        version.handle.call_bytes(index, input)
+    }
+
+    fn has_method(&self, index: usize) -> bool {
+        self.shared.current.load().handle.has_method(index)
+    }
+
+    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        // Every version is validated against the interface the hot plugin was built
+        // for, so checking the current one checks them all.
+        self.shared.current.load().handle.check_interface(expected)
+    }
+}

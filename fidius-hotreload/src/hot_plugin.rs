@@ -1,0 +1,585 @@
+//! [`HotPlugin`]: one plugin that is swapped for each new build of its library file.
+
+use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage, VersionInfo};
+use crate::handle::HotHandle;
+use crate::shadow;
+use crate::unload::{self, UnloadState};
+use crate::version::{Msg, Version};
+use arc_swap::ArcSwap;
+use fidius::host::PluginLibrary;
+use fidius::{InterfaceInfo, PluginHandle};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use std::mem::ManuallyDrop;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+/// Default debounce: how long the file must be quiet before a reload starts.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(25);
+/// Default bound on old versions still draining at once.
+pub const DEFAULT_MAX_RETAINED: usize = 16;
+
+/// Settings of a [`HotPlugin`].
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub debounce: Duration,
+    pub shadow_dir: PathBuf,
+    pub watch: bool,
+    pub max_retained: usize,
+    pub load_retries: u32,
+}
+
+/// Builds a [`HotPlugin`]; see [`HotPlugin::builder`].
+pub struct HotPluginBuilder {
+    path: PathBuf,
+    plugin: String,
+    expected: InterfaceInfo,
+    config: Config,
+    callbacks: Vec<Callback>,
+}
+
+impl HotPluginBuilder {
+    /// How long the file must be quiet before a reload starts (default 25 ms). After
+    /// that the file must also keep the same size and modification time over a
+    /// further half debounce before it is copied.
+    pub fn debounce(mut self, debounce: Duration) -> Self {
+        self.config.debounce = debounce;
+        self
+    }
+
+    /// Where shadow copies go (default: `fidius-shadow` in the temporary directory).
+    pub fn shadow_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.shadow_dir = dir.into();
+        self
+    }
+
+    /// Watch the file and reload on change (default), or not: with `false`, reloads
+    /// happen only through [`HotPlugin::reload_now`].
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.config.watch = watch;
+        self
+    }
+
+    /// The most old versions that may still be draining at once (default 16). A new
+    /// build that arrives while that many are still in use is rejected at the
+    /// [`Stage::Retention`] stage; the current version keeps serving, and the next
+    /// change (or `reload_now`) tries again.
+    pub fn max_retained(mut self, max: usize) -> Self {
+        self.config.max_retained = max.max(1);
+        self
+    }
+
+    /// How often a watched file that fails to load is tried again, one debounce
+    /// apart, before the build is reported rejected (default 3): a file can still be
+    /// settling when its events have stopped.
+    pub fn load_retries(mut self, retries: u32) -> Self {
+        self.config.load_retries = retries;
+        self
+    }
+
+    /// A callback for every event, from the initial load on.
+    pub fn on_event(mut self, f: impl Fn(&ReloadEvent) + Send + Sync + 'static) -> Self {
+        self.callbacks.push(Arc::new(f));
+        self
+    }
+
+    /// Loads the first version and, unless disabled, starts watching.
+    pub fn build(self) -> Result<HotPlugin, Rejection> {
+        HotPlugin::start(self)
+    }
+}
+
+/// An old version still in use.
+struct Draining {
+    generation: u64,
+    version: Weak<Version>,
+}
+
+/// State shared by the hot plugin, its handles and its worker.
+pub(crate) struct Shared {
+    pub current: ArcSwap<Version>,
+    pub expected: InterfaceInfo,
+    plugin: String,
+    source: PathBuf,
+    config: Config,
+    hub: EventHub,
+    draining: Mutex<Vec<Draining>>,
+    pinned: Mutex<Vec<u64>>,
+    next_generation: AtomicU64,
+    reloads: AtomicU64,
+    rejections: AtomicU64,
+    reload_lock: Mutex<()>,
+    hold: RwLock<()>,
+    paused: AtomicBool,
+    tx: Sender<Msg>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new version was swapped in.
+    Swapped {
+        /// The version swapped out.
+        from: u64,
+        /// The version now serving.
+        to: u64,
+    },
+    /// The file's content equals the running version's; nothing changed.
+    Unchanged {
+        /// The generation that keeps serving.
+        generation: u64,
+    },
+}
+
+/// A version still draining, as seen by [`HotPlugin::status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainingVersion {
+    /// Its generation.
+    pub generation: u64,
+    /// References still holding it (in-flight calls and anything kept from them).
+    pub in_flight: usize,
+}
+
+/// A snapshot of a hot-reloading plugin.
+#[derive(Debug, Clone)]
+pub struct HotStatus {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The watched file.
+    pub source: PathBuf,
+    /// The current version.
+    pub current: VersionInfo,
+    /// When the current version was loaded.
+    pub loaded_at: SystemTime,
+    /// Old versions still in use.
+    pub draining: Vec<DrainingVersion>,
+    /// Old versions closed but still mapped (see [`UnloadState::Pinned`]).
+    pub pinned: Vec<u64>,
+    /// Versions swapped in since the start (the first load not counted).
+    pub reloads: u64,
+    /// Builds refused since the start.
+    pub rejections: u64,
+    /// Watching is paused.
+    pub paused: bool,
+    /// The file is watched at all.
+    pub watching: bool,
+}
+
+/// A plugin that follows its library file: each new build is copied, loaded,
+/// validated and swapped in while calls already running finish on the version they
+/// started on. See the crate docs.
+pub struct HotPlugin {
+    shared: Arc<Shared>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    _watcher: Option<crate::watch::Watcher>,
+}
+
+/// Holds reloads off while alive; see [`HotPlugin::hold`].
+pub struct ReloadHold<'a> {
+    _guard: RwLockReadGuard<'a, ()>,
+}
+
+impl HotPlugin {
+    /// Starts building a hot plugin for plugin `plugin` in the library at `path`,
+    /// implementing interface `I` (write `dyn YourTrait`).
+    ///
+    /// ```no_run
+    /// # mod my_interface {
+    /// #     #[fidius::plugin_interface(version = 1)]
+    /// #     pub trait MyPlugin: Send + Sync { fn process(&self, input: String) -> String; }
+    /// # }
+    /// use fidius_hotreload::HotPlugin;
+    /// use my_interface::{MyPlugin, MyPluginClient};
+    ///
+    /// let hot = HotPlugin::builder::<dyn MyPlugin>("target/debug/libmy_plugin.so", "MyImpl")
+    ///     .build()?;
+    /// let client = MyPluginClient::new(hot.handle())?;
+    /// println!("{}", client.process("hello".into())?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn builder<I: fidius::Interface + ?Sized>(
+        path: impl Into<PathBuf>,
+        plugin: &str,
+    ) -> HotPluginBuilder {
+        HotPluginBuilder {
+            path: path.into(),
+            plugin: plugin.to_string(),
+            expected: *fidius::interface_info::<I>(),
+            config: Config {
+                debounce: DEFAULT_DEBOUNCE,
+                shadow_dir: shadow::default_shadow_dir(),
+                watch: true,
+                max_retained: DEFAULT_MAX_RETAINED,
+                load_retries: 3,
+            },
+            callbacks: Vec::new(),
+        }
+    }
+
+    fn start(b: HotPluginBuilder) -> Result<Self, Rejection> {
+        let (tx, rx) = channel();
+        let hub = EventHub::default();
+        for cb in b.callbacks {
+            hub.on_event(cb);
+        }
+        for stale in shadow::remove_stale(&b.path, &b.config.shadow_dir) {
+            tracing::info!(path = %stale.display(), "removed a shadow copy left by an earlier run");
+        }
+        hub.emit(
+            &b.plugin,
+            ReloadEvent::Detected {
+                path: b.path.clone(),
+            },
+        );
+        let first = load_version(&b.path, &b.plugin, &b.expected, &b.config, 1, None, &tx)
+            .inspect_err(|r| hub.emit(&b.plugin, ReloadEvent::Rejected(r.clone())))?
+            .expect("with no current version, content is never unchanged");
+        hub.emit(&b.plugin, ReloadEvent::Loaded(first.info()));
+        let shared = Arc::new(Shared {
+            current: ArcSwap::from_pointee(first),
+            expected: b.expected,
+            plugin: b.plugin,
+            source: b.path,
+            config: b.config,
+            hub,
+            draining: Mutex::new(Vec::new()),
+            pinned: Mutex::new(Vec::new()),
+            next_generation: AtomicU64::new(2),
+            reloads: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            reload_lock: Mutex::new(()),
+            hold: RwLock::new(()),
+            paused: AtomicBool::new(false),
+            tx: tx.clone(),
+        });
+        let watcher = if shared.config.watch {
+            Some(
+                crate::watch::Watcher::new(&shared.source, tx.clone()).map_err(|e| Rejection {
+                    path: shared.source.clone(),
+                    stage: Stage::Detect,
+                    reason: format!("cannot watch the plugin's directory: {e}"),
+                    error: None,
+                })?,
+            )
+        } else {
+            None
+        };
+        let worker_shared = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("fidius-hotreload:{}", shared.plugin))
+            .spawn(move || crate::watch::run_worker(worker_shared, rx))
+            .expect("spawning the hot-reload worker thread");
+        Ok(Self {
+            shared,
+            worker: Some(worker),
+            _watcher: watcher,
+        })
+    }
+
+    /// A handle for calls, cheap to clone and usable from any thread: give it to the
+    /// interface's typed client (`MyPluginClient::new(hot.handle())`). Every call goes
+    /// to the version current when it starts.
+    pub fn handle(&self) -> HotHandle {
+        HotHandle::new(self.shared.clone())
+    }
+
+    /// Reloads now, whatever the watcher saw. Waits for any [`hold`](Self::hold) to
+    /// end (so never call it while holding one on the same thread).
+    pub fn reload_now(&self) -> Result<ReloadOutcome, Rejection> {
+        self.shared.reload(true)
+    }
+
+    /// A channel that receives every event from now on.
+    pub fn subscribe(&self) -> Receiver<ReloadEvent> {
+        self.shared.hub.subscribe()
+    }
+
+    /// Calls `f` for every event from now on, on the thread where it happens (the
+    /// worker thread, or the thread calling [`reload_now`](Self::reload_now)).
+    pub fn on_event(&self, f: impl Fn(&ReloadEvent) + Send + Sync + 'static) {
+        self.shared.hub.on_event(Arc::new(f));
+    }
+
+    /// Stops reacting to file changes until [`resume`](Self::resume). Changes seen while
+    /// paused are reloaded on resume. `reload_now` still works.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Reacts to file changes again, starting with any seen while paused.
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::SeqCst);
+        let _ = self.shared.tx.send(Msg::Wake);
+    }
+
+    /// Holds reloads off until the returned guard is dropped: while the host does
+    /// something that must not see a swap. Calls keep working; a change seen meanwhile
+    /// is reloaded afterwards.
+    pub fn hold(&self) -> ReloadHold<'_> {
+        ReloadHold {
+            _guard: self.shared.hold.read(),
+        }
+    }
+
+    /// The current generation.
+    pub fn generation(&self) -> u64 {
+        self.shared.current.load().generation
+    }
+
+    /// A snapshot of versions, drains and counters.
+    pub fn status(&self) -> HotStatus {
+        self.shared.status()
+    }
+}
+
+impl Drop for HotPlugin {
+    fn drop(&mut self) {
+        let _ = self.shared.tx.send(Msg::Stop);
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Shared {
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    pub fn emit(&self, event: ReloadEvent) {
+        self.hub.emit(&self.plugin, event);
+    }
+
+    /// Runs the pipeline once. With `report`, a rejection is counted and reported;
+    /// without, the caller decides (it may retry).
+    pub fn reload(&self, report: bool) -> Result<ReloadOutcome, Rejection> {
+        let _hold = self.hold.write();
+        let _serial = self.reload_lock.lock();
+        let span = tracing::info_span!("fidius_reload", plugin = %self.plugin);
+        let _span = span.enter();
+        if report {
+            self.emit(ReloadEvent::Detected {
+                path: self.source.clone(),
+            });
+        }
+        let result = self.reload_locked();
+        if let Err(r) = &result {
+            if report {
+                self.reject(r.clone());
+            }
+        }
+        result
+    }
+
+    /// Counts and reports a rejection.
+    pub fn reject(&self, rejection: Rejection) {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+        self.emit(ReloadEvent::Rejected(rejection));
+    }
+
+    fn reload_locked(&self) -> Result<ReloadOutcome, Rejection> {
+        let current = self.current.load_full();
+        self.prune_draining();
+        if self.draining.lock().len() >= self.config.max_retained {
+            return Err(Rejection {
+                path: self.source.clone(),
+                stage: Stage::Retention,
+                reason: format!(
+                    "{} old versions are still in use (the limit is {}); the new build waits",
+                    self.draining.lock().len(),
+                    self.config.max_retained
+                ),
+                error: None,
+            });
+        }
+        // Reloads are serialized, so the number is only taken (below) once the new
+        // version is actually swapped in: generations count versions, not attempts.
+        let generation = self.next_generation.load(Ordering::SeqCst);
+        let loaded = load_version(
+            &self.source,
+            &self.plugin,
+            &self.expected,
+            &self.config,
+            generation,
+            Some(&current),
+            &self.tx,
+        )?;
+        let Some(new) = loaded else {
+            let generation = current.generation;
+            self.emit(ReloadEvent::Unchanged {
+                path: self.source.clone(),
+                generation,
+            });
+            return Ok(ReloadOutcome::Unchanged { generation });
+        };
+        let to = new.info();
+        self.emit(ReloadEvent::Loaded(to.clone()));
+        self.next_generation.store(generation + 1, Ordering::SeqCst);
+        let old = self.current.swap(Arc::new(new));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        let from = old.info();
+        let outcome = ReloadOutcome::Swapped {
+            from: from.generation,
+            to: to.generation,
+        };
+        self.emit(ReloadEvent::Swapped { from, to });
+        drop(current);
+        let generation = old.generation;
+        let weak = Arc::downgrade(&old);
+        // Our reference goes now; whatever else holds the old version keeps it alive.
+        let in_flight = Arc::strong_count(&old) - 1;
+        self.draining.lock().push(Draining {
+            generation,
+            version: weak,
+        });
+        drop(old);
+        if in_flight > 0 {
+            self.emit(ReloadEvent::Draining {
+                generation,
+                in_flight,
+            });
+        }
+        Ok(outcome)
+    }
+
+    fn prune_draining(&self) {
+        self.draining
+            .lock()
+            .retain(|d| d.version.strong_count() > 0);
+    }
+
+    /// A version's library was closed: find out whether it left memory, remove its
+    /// shadow copy, report.
+    pub fn retired(&self, generation: u64, shadow: &Path) {
+        let state = unload::state_after_close(shadow);
+        if state == UnloadState::Pinned {
+            self.pinned.lock().push(generation);
+        }
+        let _ = std::fs::remove_file(shadow);
+        self.draining.lock().retain(|d| d.generation != generation);
+        self.emit(ReloadEvent::Unloaded { generation, state });
+    }
+
+    fn status(&self) -> HotStatus {
+        let current = self.current.load_full();
+        self.prune_draining();
+        let draining = self
+            .draining
+            .lock()
+            .iter()
+            .filter_map(|d| {
+                let n = d.version.strong_count();
+                (n > 0).then_some(DrainingVersion {
+                    generation: d.generation,
+                    in_flight: n,
+                })
+            })
+            .collect();
+        HotStatus {
+            plugin: self.plugin.clone(),
+            source: self.source.clone(),
+            current: current.info(),
+            loaded_at: current.loaded_at,
+            draining,
+            pinned: self.pinned.lock().clone(),
+            reloads: self.reloads.load(Ordering::Relaxed),
+            rejections: self.rejections.load(Ordering::Relaxed),
+            paused: self.is_paused(),
+            watching: self.config.watch,
+        }
+    }
+}
+
+/// Copies, loads and validates one version. `current`, when given, is the running
+/// version: identical content gives `Ok(None)`, and a handle into the same loaded
+/// library is refused.
+fn load_version(
+    source: &Path,
+    plugin: &str,
+    expected: &InterfaceInfo,
+    config: &Config,
+    generation: u64,
+    current: Option<&Version>,
+    tx: &Sender<Msg>,
+) -> Result<Option<Version>, Rejection> {
+    let reject = |stage, reason: String, error: Option<fidius::LoadError>| Rejection {
+        path: source.to_path_buf(),
+        stage,
+        reason,
+        error: error.map(Arc::new),
+    };
+    let copy = match shadow::copy(source, &config.shadow_dir, generation) {
+        Ok(copy) => copy,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !source.exists() => {
+            return Err(reject(
+                Stage::Detect,
+                "the file is gone (removed or renamed away)".into(),
+                None,
+            ))
+        }
+        Err(e) => {
+            return Err(reject(
+                Stage::Copy,
+                format!("copying to {} failed: {e}", config.shadow_dir.display()),
+                None,
+            ))
+        }
+    };
+    let discard = |r: Rejection| {
+        let _ = std::fs::remove_file(&copy.path);
+        r
+    };
+    if let Some(current) = current {
+        if current.content_hash == copy.content_hash {
+            let _ = std::fs::remove_file(&copy.path);
+            return Ok(None);
+        }
+    }
+    let library = PluginLibrary::open(&copy.path).map_err(|e| {
+        discard(reject(
+            Stage::Load,
+            e.to_string().replace(
+                &copy.path.display().to_string(),
+                &format!("{} (copied to {})", source.display(), copy.path.display()),
+            ),
+            Some(e),
+        ))
+    })?;
+    let handle: PluginHandle = library
+        .handle(plugin, Some(expected))
+        .map_err(|e| discard(reject(Stage::Validate, e.to_string(), Some(e))))?;
+    drop(library);
+    if let Some(current) = current {
+        if handle.same_code(&current.handle) {
+            drop(handle);
+            return Err(discard(reject(
+                Stage::Validate,
+                "the dynamic loader returned the library already loaded instead of the new file"
+                    .into(),
+                None,
+            )));
+        }
+    }
+    Ok(Some(Version {
+        generation,
+        handle: ManuallyDrop::new(handle),
+        shadow: copy.path,
+        content_hash: copy.content_hash,
+        loaded_at: SystemTime::now(),
+        retire: tx.clone(),
+    }))
+}

@@ -1,0 +1,61 @@
+//! One loaded version of a hot-reloading plugin, and what happens when the last
+//! reference to it goes.
+
+use crate::events::VersionInfo;
+use fidius::PluginHandle;
+use std::mem::ManuallyDrop;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::time::SystemTime;
+
+/// A message for the worker thread.
+pub(crate) enum Msg {
+    /// The plugin file changed.
+    FileEvent,
+    /// A version was closed: check the unload, remove its shadow copy, report.
+    Retired { generation: u64, shadow: PathBuf },
+    /// Resume after `pause`, or re-check pending work.
+    Wake,
+    /// Shut the worker down.
+    Stop,
+}
+
+/// One version: its handle (which keeps its library loaded) and where it came from.
+///
+/// Calls hold it through an arc-swap guard; anything that outlives a call holds an
+/// `Arc<Version>`. When the last one goes, the library is closed and the worker is
+/// told, so the unload can be checked and the shadow copy removed.
+pub(crate) struct Version {
+    pub generation: u64,
+    pub handle: ManuallyDrop<PluginHandle>,
+    pub shadow: PathBuf,
+    pub content_hash: u64,
+    pub loaded_at: SystemTime,
+    pub retire: Sender<Msg>,
+}
+
+impl Version {
+    pub fn info(&self) -> VersionInfo {
+        VersionInfo {
+            generation: self.generation,
+            content_hash: self.content_hash,
+            interface_version: self.handle.info().interface_version,
+            shadow: self.shadow.clone(),
+        }
+    }
+}
+
+impl Drop for Version {
+    fn drop(&mut self) {
+        // SAFETY: the handle is dropped exactly once, here, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.handle) };
+        let msg = Msg::Retired {
+            generation: self.generation,
+            shadow: self.shadow.clone(),
+        };
+        if self.retire.send(msg).is_err() {
+            // No worker any more (the hot plugin was dropped): clean up here.
+            let _ = std::fs::remove_file(&self.shadow);
+        }
+    }
+}

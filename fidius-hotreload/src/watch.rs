@@ -1,0 +1,192 @@
+//! Watching the plugin file and the worker thread that turns changes into reloads.
+//!
+//! The watch is on the file's parent directory, filtered by file name: a watch on the
+//! file itself would die when the file is removed or renamed over, which is exactly
+//! how cargo, `mv` and `install` replace it.
+
+use crate::events::{ReloadEvent, Stage};
+use crate::hot_plugin::Shared;
+use crate::version::Msg;
+use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::{RecursiveMode, Watcher as _};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A live watch on one file's directory.
+pub(crate) struct Watcher {
+    _inner: notify::RecommendedWatcher,
+}
+
+impl Watcher {
+    pub fn new(file: &Path, tx: Sender<Msg>) -> notify::Result<Self> {
+        let name = file.file_name().map(|n| n.to_os_string());
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let mut inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let Ok(event) = res else { return };
+            if !changes_content(&event.kind) {
+                return;
+            }
+            if event.need_rescan()
+                || event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
+            {
+                let _ = tx.send(Msg::FileEvent);
+            }
+        })?;
+        inner.watch(&dir, RecursiveMode::NonRecursive)?;
+        Ok(Self { _inner: inner })
+    }
+}
+
+/// Whether an event can mean new content. Reading the file (as the copy step does)
+/// produces open, read and close events: reacting to those would reload forever. A
+/// close after writing does count: it is how an in-place rewrite ends.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+/// Size and modification time, or `None` when the file is missing.
+fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// The worker: debounces file events, waits for the file to settle, reloads, and
+/// finishes the retirement of closed versions.
+pub(crate) fn run_worker(shared: Arc<Shared>, rx: Receiver<Msg>) {
+    let debounce = shared.config().debounce;
+    // Time of the last file event not yet acted on.
+    let mut pending: Option<Instant> = None;
+    loop {
+        let timeout = match pending {
+            Some(at) if !shared.is_paused() => debounce.saturating_sub(at.elapsed()),
+            _ => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(Msg::FileEvent) => pending = Some(Instant::now()),
+            Ok(Msg::Retired { generation, shadow }) => shared.retired(generation, &shadow),
+            Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let Some(at) = pending else { continue };
+        if shared.is_paused() || at.elapsed() < debounce {
+            continue;
+        }
+        // Quiet for a debounce: now wait for the file to hold still.
+        match settle(&shared, &rx, debounce) {
+            Settled::Stop => break,
+            Settled::Again => {
+                pending = Some(Instant::now());
+                continue;
+            }
+            Settled::Gone => {
+                pending = None;
+                shared.emit(ReloadEvent::Removed {
+                    path: shared.source().to_path_buf(),
+                });
+                continue;
+            }
+            Settled::Stable => pending = None,
+        }
+        reload_with_retries(&shared, debounce);
+    }
+}
+
+enum Settled {
+    Stable,
+    Again,
+    Gone,
+    Stop,
+}
+
+/// Waits until size and modification time hold still over half a debounce, handling
+/// messages meanwhile. New file events mean "not settled yet".
+fn settle(shared: &Shared, rx: &Receiver<Msg>, debounce: Duration) -> Settled {
+    let Some(before) = fingerprint(shared.source()) else {
+        return Settled::Gone;
+    };
+    let deadline = Instant::now() + (debounce / 2).max(Duration::from_millis(5));
+    let mut changed = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match rx.recv_timeout(left) {
+            Ok(Msg::FileEvent) => changed = true,
+            Ok(Msg::Retired { generation, shadow }) => shared.retired(generation, &shadow),
+            Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return Settled::Stop,
+        }
+    }
+    match fingerprint(shared.source()) {
+        None => Settled::Gone,
+        Some(after) if after != before || changed => Settled::Again,
+        Some(_) => Settled::Stable,
+    }
+}
+
+/// A file that stopped changing can still fail to load while whatever writes it
+/// finishes; try a few times, one debounce apart, before reporting a rejection.
+fn reload_with_retries(shared: &Shared, debounce: Duration) {
+    shared.emit(ReloadEvent::Detected {
+        path: shared.source().to_path_buf(),
+    });
+    let retries = shared.config().load_retries;
+    let mut attempt = 0;
+    loop {
+        match shared.reload(false) {
+            Ok(_) => return,
+            Err(r) if r.stage == Stage::Load && attempt < retries => {
+                tracing::debug!(attempt, reason = %r.reason, "new build not loadable yet; retrying");
+                attempt += 1;
+                std::thread::sleep(debounce);
+            }
+            Err(r) => {
+                shared.reject(r);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, ModifyKind, RemoveKind, RenameMode};
+
+    #[test]
+    fn only_events_that_can_change_content_count() {
+        let table = [
+            (EventKind::Access(AccessKind::Open(AccessMode::Read)), false),
+            (EventKind::Access(AccessKind::Read), false),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                false,
+            ),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                true,
+            ),
+            (EventKind::Create(CreateKind::File), true),
+            (EventKind::Modify(ModifyKind::Any), true),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::To)), true),
+            (EventKind::Remove(RemoveKind::File), true),
+            (EventKind::Any, true),
+        ];
+        for (kind, expected) in table {
+            assert_eq!(changes_content(&kind), expected, "{kind:?}");
+        }
+    }
+}

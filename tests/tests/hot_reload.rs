@@ -1,0 +1,501 @@
+//! Hot reloading with real builds: three versions of one plugin, one build of another
+//! interface, and broken files, swapped under running calls.
+#![cfg(target_os = "linux")]
+
+use fidius::CallError;
+use fidius_hotreload::{HotPlugin, ReloadEvent, ReloadOutcome, Stage, UnloadState};
+use fidius_tests::{hot_build, mapped_files_in, Deploy, HotDir};
+use hot_interface::{Versioned, VersionedClient};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn hot(dir: &HotDir, watch: bool) -> HotPlugin {
+    HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+        .shadow_dir(&dir.shadow)
+        .watch(watch)
+        .build()
+        .unwrap()
+}
+
+/// Events until `done` matches one (returned last), or panics after 20 s.
+fn events_until(
+    rx: &Receiver<ReloadEvent>,
+    done: impl Fn(&ReloadEvent) -> bool,
+) -> Vec<ReloadEvent> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(e) => {
+                let stop = done(&e);
+                seen.push(e);
+                if stop {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("timed out waiting for an event; saw {seen:#?}"),
+        }
+    }
+}
+
+/// Events that arrive within `quiet`.
+fn drain_for(rx: &Receiver<ReloadEvent>, quiet: Duration) -> Vec<ReloadEvent> {
+    let mut seen = Vec::new();
+    while let Ok(e) = rx.recv_timeout(quiet) {
+        seen.push(e);
+    }
+    seen
+}
+
+fn swaps(events: &[ReloadEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, ReloadEvent::Swapped { .. }))
+        .count()
+}
+
+fn is_swapped(e: &ReloadEvent) -> bool {
+    matches!(e, ReloadEvent::Swapped { .. })
+}
+
+fn is_rejected(e: &ReloadEvent) -> bool {
+    matches!(e, ReloadEvent::Rejected(_))
+}
+
+#[test]
+fn reload_now_swaps_and_the_old_version_is_unmapped() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    assert_eq!(client.version().unwrap(), 1);
+    assert_eq!(client.tag("x".into()).unwrap(), "v1:x");
+    let first_shadow = hot.status().current.shadow;
+    assert_eq!(client.origin().unwrap(), first_shadow.display().to_string());
+
+    dir.deploy("v2", Deploy::Rename);
+    assert_eq!(
+        hot.reload_now().unwrap(),
+        ReloadOutcome::Swapped { from: 1, to: 2 }
+    );
+    assert_eq!(client.version().unwrap(), 2);
+    assert_eq!(client.work(3).unwrap(), 3 * 16 + 2);
+
+    let events = events_until(&rx, |e| matches!(e, ReloadEvent::Unloaded { .. }));
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            ReloadEvent::Detected { .. } => "detected",
+            ReloadEvent::Loaded(_) => "loaded",
+            ReloadEvent::Swapped { .. } => "swapped",
+            ReloadEvent::Unloaded { .. } => "unloaded",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["detected", "loaded", "swapped", "unloaded"]);
+    let ReloadEvent::Swapped { from, to } = &events[2] else {
+        unreachable!()
+    };
+    assert_eq!((from.generation, to.generation), (1, 2));
+    assert_ne!(from.content_hash, to.content_hash);
+    assert!(matches!(
+        events[3],
+        ReloadEvent::Unloaded {
+            generation: 1,
+            state: UnloadState::Unmapped
+        }
+    ));
+    assert!(!first_shadow.exists(), "the old shadow copy is removed");
+    assert!(!fidius_hotreload::mapped(&first_shadow).unwrap());
+    assert_eq!(dir.shadow_files().len(), 1);
+
+    let status = hot.status();
+    assert_eq!(status.current.generation, 2);
+    assert_eq!(status.reloads, 1);
+    assert_eq!(status.rejections, 0);
+    assert!(status.draining.is_empty() && status.pinned.is_empty());
+}
+
+#[test]
+fn identical_content_is_not_reloaded() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    dir.deploy("v1", Deploy::Rename);
+    assert_eq!(
+        hot.reload_now().unwrap(),
+        ReloadOutcome::Unchanged { generation: 1 }
+    );
+    assert_eq!(hot.status().reloads, 0);
+    assert_eq!(dir.shadow_files().len(), 1);
+}
+
+#[test]
+fn each_way_of_replacing_the_file_gives_exactly_one_reload() {
+    for how in [Deploy::Rename, Deploy::CargoStyle, Deploy::InPlace] {
+        let dir = HotDir::new("v1");
+        let hot = hot(&dir, true);
+        let rx = hot.subscribe();
+        let client = VersionedClient::new(hot.handle()).unwrap();
+        dir.deploy("v2", how);
+        let mut events = events_until(&rx, is_swapped);
+        events.extend(drain_for(&rx, Duration::from_millis(400)));
+        assert_eq!(swaps(&events), 1, "{how:?}: {events:#?}");
+        assert!(!events.iter().any(is_rejected), "{how:?}: {events:#?}");
+        assert_eq!(client.version().unwrap(), 2, "{how:?}");
+        assert_eq!(hot.status().reloads, 1, "{how:?}");
+    }
+}
+
+#[test]
+fn bad_builds_are_rejected_and_the_good_version_keeps_serving() {
+    let dir = HotDir::new("v1");
+    let hot = HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+        .shadow_dir(&dir.shadow)
+        .load_retries(1)
+        .build()
+        .unwrap();
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    let good = std::fs::read(hot_build("v2")).unwrap();
+    let mut random = vec![0u8; 50_000];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in &mut random {
+        x ^= x << 7;
+        x ^= x >> 9;
+        *b = x as u8;
+    }
+    let cases: Vec<(&str, Vec<u8>, Stage)> = vec![
+        (
+            "another interface",
+            std::fs::read(hot_build("other")).unwrap(),
+            Stage::Validate,
+        ),
+        ("random bytes", random, Stage::Load),
+        ("truncated", good[..good.len() / 2].to_vec(), Stage::Load),
+        ("empty", Vec::new(), Stage::Load),
+        ("text", b"not a library\n".to_vec(), Stage::Load),
+    ];
+    for (i, (what, bytes, stage)) in cases.into_iter().enumerate() {
+        dir.deploy_bytes(&bytes, Deploy::Rename);
+        let events = events_until(&rx, is_rejected);
+        let Some(ReloadEvent::Rejected(r)) = events.last() else {
+            unreachable!()
+        };
+        assert_eq!(r.stage, stage, "{what}: {r}");
+        assert_eq!(r.path, dir.file, "{what}");
+        assert!(
+            r.to_string().contains(&dir.file.display().to_string()),
+            "{what}: {r}"
+        );
+        assert_eq!(
+            client.version().unwrap(),
+            1,
+            "{what}: the good version serves"
+        );
+        assert_eq!(hot.status().rejections, i as u64 + 1);
+        assert_eq!(swaps(&events), 0);
+    }
+    // The interface mismatch names both sides.
+    dir.deploy("other", Deploy::Rename);
+    let events = events_until(&rx, is_rejected);
+    let Some(ReloadEvent::Rejected(r)) = events.last() else {
+        unreachable!()
+    };
+    assert!(
+        r.reason.contains("Versioned") && r.reason.contains("Unrelated"),
+        "{r}"
+    );
+
+    // A fixed build then reloads normally.
+    dir.deploy("v3", Deploy::Rename);
+    events_until(&rx, is_swapped);
+    assert_eq!(client.version().unwrap(), 3);
+    // Rejected copies were not kept.
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(dir.shadow_files().len(), 1, "{:?}", dir.shadow_files());
+}
+
+#[test]
+fn a_vanished_file_leaves_the_current_version_serving() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, true);
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    std::fs::remove_file(&dir.file).unwrap();
+    let events = events_until(&rx, |e| matches!(e, ReloadEvent::Removed { .. }));
+    assert_eq!(swaps(&events), 0);
+    assert_eq!(client.version().unwrap(), 1);
+    // reload_now on a missing file is a rejection at the detect stage.
+    let r = hot.reload_now().unwrap_err();
+    assert_eq!(r.stage, Stage::Detect);
+    assert_eq!(client.version().unwrap(), 1);
+    // And the file coming back reloads.
+    dir.deploy("v2", Deploy::Rename);
+    events_until(&rx, is_swapped);
+    assert_eq!(client.version().unwrap(), 2);
+}
+
+#[test]
+fn a_slow_call_keeps_its_version_loaded_until_it_returns() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let rx = hot.subscribe();
+    let client = Arc::new(VersionedClient::new(hot.handle()).unwrap());
+    let release = dir.dir.path().join("release-slow-call");
+    let slow = {
+        let client = client.clone();
+        let release = release.display().to_string();
+        std::thread::spawn(move || client.wait_for(release).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let old_shadow = hot.status().current.shadow;
+
+    dir.deploy("v2", Deploy::Rename);
+    hot.reload_now().unwrap();
+    assert_eq!(
+        client.version().unwrap(),
+        2,
+        "new calls go to the new version"
+    );
+    let events = events_until(&rx, |e| matches!(e, ReloadEvent::Draining { .. }));
+    assert!(matches!(
+        events.last(),
+        Some(ReloadEvent::Draining {
+            generation: 1,
+            in_flight: 1
+        })
+    ));
+    let status = hot.status();
+    assert_eq!(status.draining.len(), 1);
+    assert_eq!(status.draining[0].generation, 1);
+    assert!(
+        fidius_hotreload::mapped(&old_shadow).unwrap(),
+        "v1 is still loaded"
+    );
+    assert!(old_shadow.exists());
+
+    std::fs::write(&release, b"go").unwrap();
+    assert_eq!(
+        slow.join().unwrap(),
+        1,
+        "the slow call finished on version 1"
+    );
+    events_until(&rx, |e| {
+        matches!(
+            e,
+            ReloadEvent::Unloaded {
+                generation: 1,
+                state: UnloadState::Unmapped
+            }
+        )
+    });
+    assert!(!fidius_hotreload::mapped(&old_shadow).unwrap());
+    assert!(!old_shadow.exists());
+    assert!(hot.status().draining.is_empty());
+}
+
+#[test]
+fn many_threads_call_through_hundreds_of_reloads_without_a_failure() {
+    const THREADS: usize = 4;
+    const RELOADS: usize = 210;
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let handle = hot.handle();
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let client = VersionedClient::new(handle.clone()).unwrap();
+            let stop = stop.clone();
+            let calls = calls.clone();
+            let handle = handle.clone();
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let before = handle.generation();
+                    let origin = client.origin().expect("origin call failed");
+                    let generation = generation_of(&origin);
+                    assert!(
+                        generation >= before,
+                        "thread {t}: served by generation {generation}, but {before} was current when the call began"
+                    );
+                    let x = i * THREADS as u64 + t as u64;
+                    let r = client.work(x).expect("work call failed");
+                    assert_eq!(r / 16, x);
+                    assert!((1..=3).contains(&(r % 16)));
+                    let tag = client.tag(format!("{x}")).expect("tag call failed");
+                    assert!(tag.ends_with(&format!(":{x}")));
+                    i += 1;
+                    calls.fetch_add(3, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+
+    let builds = ["v2", "v3", "v1"];
+    for i in 0..RELOADS {
+        dir.deploy(builds[i % 3], Deploy::Rename);
+        match hot.reload_now() {
+            Ok(ReloadOutcome::Swapped { .. }) => {}
+            other => panic!("reload {i}: {other:?}"),
+        }
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().expect("a calling thread failed");
+    }
+    assert_eq!(hot.status().reloads, RELOADS as u64);
+    assert!(calls.load(Ordering::Relaxed) > 0);
+
+    // Drained versions were closed and removed: only the current copy is mapped and
+    // on disk (the worker may still be finishing the last retirements).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (mapped_files_in(&dir.shadow) > 1 || dir.shadow_files().len() > 1)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mapped_files_in(&dir.shadow), 1);
+    assert_eq!(dir.shadow_files().len(), 1);
+    assert!(hot.status().pinned.is_empty());
+}
+
+/// The generation in a shadow copy's name: `libhot.fidius-g<N>-p<pid>-<nonce>.so`.
+fn generation_of(origin: &str) -> u64 {
+    let name = origin.rsplit('/').next().unwrap();
+    name.split(".fidius-g")
+        .nth(1)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| panic!("no generation in {origin}"))
+}
+
+#[test]
+fn pause_hold_and_resume() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, true);
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+
+    hot.pause();
+    dir.deploy("v2", Deploy::Rename);
+    let events = drain_for(&rx, Duration::from_millis(300));
+    assert_eq!(swaps(&events), 0, "paused: {events:#?}");
+    assert_eq!(client.version().unwrap(), 1);
+    assert!(hot.status().paused);
+    hot.resume();
+    events_until(&rx, is_swapped);
+    assert_eq!(client.version().unwrap(), 2);
+
+    {
+        let _hold = hot.hold();
+        dir.deploy("v3", Deploy::Rename);
+        let events = drain_for(&rx, Duration::from_millis(300));
+        assert_eq!(swaps(&events), 0, "held: {events:#?}");
+        assert_eq!(client.version().unwrap(), 2);
+    }
+    events_until(&rx, is_swapped);
+    assert_eq!(client.version().unwrap(), 3);
+}
+
+#[test]
+fn callbacks_see_the_initial_load_and_every_swap() {
+    let dir = HotDir::new("v1");
+    let seen = Arc::new(parking_lot_free::Log::default());
+    let log = seen.clone();
+    let hot = HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+        .shadow_dir(&dir.shadow)
+        .watch(false)
+        .on_event(move |e| log.push(e))
+        .build()
+        .unwrap();
+    dir.deploy("v2", Deploy::Rename);
+    hot.reload_now().unwrap();
+    let kinds = seen.kinds();
+    assert_eq!(&kinds[..2], ["detected", "loaded"], "{kinds:?}");
+    assert!(kinds.contains(&"swapped"), "{kinds:?}");
+}
+
+/// A tiny event log for callbacks.
+mod parking_lot_free {
+    use fidius_hotreload::ReloadEvent;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    pub struct Log(Mutex<Vec<&'static str>>);
+
+    impl Log {
+        pub fn push(&self, e: &ReloadEvent) {
+            let kind = match e {
+                ReloadEvent::Detected { .. } => "detected",
+                ReloadEvent::Loaded(_) => "loaded",
+                ReloadEvent::Swapped { .. } => "swapped",
+                ReloadEvent::Unloaded { .. } => "unloaded",
+                ReloadEvent::Rejected(_) => "rejected",
+                _ => "other",
+            };
+            self.0.lock().unwrap().push(kind);
+        }
+        pub fn kinds(&self) -> Vec<&'static str> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+}
+
+#[test]
+fn the_first_load_is_validated_too() {
+    let dir = HotDir::new("other");
+    let err = HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+        .shadow_dir(&dir.shadow)
+        .build()
+        .err()
+        .expect("another interface must be refused");
+    assert_eq!(err.stage, Stage::Validate);
+    assert!(matches!(
+        err.error.as_deref(),
+        Some(fidius::LoadError::InterfaceName { .. })
+    ));
+    assert!(dir.shadow_files().is_empty(), "{:?}", dir.shadow_files());
+}
+
+#[test]
+fn shadow_copies_left_by_a_crashed_run_are_removed_on_start() {
+    let dir = HotDir::new("v1");
+    std::fs::create_dir_all(&dir.shadow).unwrap();
+    let stale = dir.shadow.join("libhot.fidius-g7-p4000000-00aa.so");
+    std::fs::write(&stale, b"left over").unwrap();
+    let _hot = hot(&dir, false);
+    assert!(!stale.exists());
+}
+
+#[test]
+fn dropping_everything_removes_the_shadow_copies() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    dir.deploy("v2", Deploy::Rename);
+    hot.reload_now().unwrap();
+    drop(hot);
+    // Clients keep working after the hot plugin itself is gone.
+    assert_eq!(client.version().unwrap(), 2);
+    drop(client);
+    assert!(dir.shadow_files().is_empty(), "{:?}", dir.shadow_files());
+    assert_eq!(mapped_files_in(&dir.shadow), 0);
+}
+
+#[test]
+fn not_implemented_and_errors_pass_through_the_hot_handle() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let handle = hot.handle();
+    let err = fidius::PluginCaller::call_with(&handle, 99, &[], |_| Ok(())).unwrap_err();
+    assert!(
+        matches!(err, CallError::InvalidMethodIndex { .. }),
+        "{err:?}"
+    );
+    assert_eq!(handle.info().name, "Hot");
+}
