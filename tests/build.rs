@@ -27,6 +27,7 @@ const HOT_BUILDS: &[(&str, &str)] = &[
     ("v2", "hot_v2"),
     ("v3", "hot_v3"),
     ("other-interface", "hot_other"),
+    ("pin", "hot_pin"),
 ];
 
 fn main() {

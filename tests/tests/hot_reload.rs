@@ -499,3 +499,65 @@ fn not_implemented_and_errors_pass_through_the_hot_handle() {
     );
     assert_eq!(handle.info().name, "Hot");
 }
+
+#[test]
+fn a_plugin_that_pins_itself_is_reported_pinned() {
+    let dir = HotDir::new("pin");
+    let hot = hot(&dir, false);
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    // This thread stays alive, holding the plugin's thread-local destructor.
+    assert_eq!(client.work(1).unwrap(), 16 + 2);
+    let pinned_shadow = hot.status().current.shadow;
+    dir.deploy("v3", Deploy::Rename);
+    hot.reload_now().unwrap();
+    let events = events_until(&rx, |e| matches!(e, ReloadEvent::Unloaded { .. }));
+    assert!(
+        matches!(
+            events.last(),
+            Some(ReloadEvent::Unloaded {
+                generation: 1,
+                state: UnloadState::Pinned
+            })
+        ),
+        "{events:#?}"
+    );
+    assert_eq!(hot.status().pinned, vec![1]);
+    // Honest: it is still mapped (its file is gone from the shadow directory).
+    assert!(fidius_hotreload::mapped(&pinned_shadow).unwrap());
+    assert_eq!(client.version().unwrap(), 3);
+}
+
+#[test]
+fn retention_is_bounded_and_the_new_build_waits() {
+    let dir = HotDir::new("v1");
+    let hot = HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+        .shadow_dir(&dir.shadow)
+        .watch(false)
+        .max_retained(1)
+        .build()
+        .unwrap();
+    let client = Arc::new(VersionedClient::new(hot.handle()).unwrap());
+    let release = dir.dir.path().join("release");
+    let slow = {
+        let client = client.clone();
+        let release = release.display().to_string();
+        std::thread::spawn(move || client.wait_for(release).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    dir.deploy("v2", Deploy::Rename);
+    hot.reload_now().unwrap();
+    // Version 1 drains; with a bound of one, version 3 must wait.
+    dir.deploy("v3", Deploy::Rename);
+    let r = hot.reload_now().unwrap_err();
+    assert_eq!(r.stage, Stage::Retention, "{r}");
+    assert_eq!(client.version().unwrap(), 2);
+    std::fs::write(&release, b"go").unwrap();
+    assert_eq!(slow.join().unwrap(), 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hot.status().draining.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    hot.reload_now().unwrap();
+    assert_eq!(client.version().unwrap(), 3);
+}

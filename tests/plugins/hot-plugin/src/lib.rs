@@ -25,6 +25,14 @@ mod versioned {
             VERSION
         }
         fn work(&self, x: u64) -> u64 {
+            #[cfg(feature = "pin")]
+            {
+                // A thread-local whose type needs dropping registers a destructor on
+                // the calling (host) thread: glibc then cannot unmap this library
+                // while that thread lives.
+                thread_local!(static LAST: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+                LAST.with(|l| *l.borrow_mut() = x.to_string());
+            }
             x.wrapping_mul(16).wrapping_add(VERSION as u64)
         }
         fn tag(&self, s: String) -> String {
