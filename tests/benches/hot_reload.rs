@@ -1,0 +1,167 @@
+//! Hot reloading, measured: call overhead of the hot-reloading client against a plain
+//! handle, reload latency, and call latency while swaps happen.
+//!
+//! Run with `cargo bench -p fidius-tests --bench hot_reload`. See BENCHMARKS.md.
+
+use fidius::host::PluginHost;
+use fidius_hotreload::HotPlugin;
+use fidius_tests::{hot_build, Deploy, HotDir};
+use hot_interface::{Versioned, VersionedClient};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn median_ns(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// ns per call of `f`, median of interleaved batches.
+fn per_call(cases: &mut [(&str, &mut dyn FnMut())]) -> Vec<f64> {
+    const ROUNDS: usize = 21;
+    const ITERS: u32 = 200_000;
+    let mut samples = vec![Vec::new(); cases.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..ITERS {
+                f();
+            }
+            samples[i].push(t.elapsed().as_nanos() as f64 / ITERS as f64);
+        }
+    }
+    samples.into_iter().map(median_ns).collect()
+}
+
+fn percentiles(mut v: Vec<u64>) -> String {
+    v.sort_unstable();
+    let p = |q: f64| v[((v.len() - 1) as f64 * q) as usize];
+    format!(
+        "p50 {:>6} ns  p99 {:>7} ns  p99.9 {:>8} ns  max {:>9} ns  ({} calls)",
+        p(0.5),
+        p(0.99),
+        p(0.999),
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+fn main() {
+    let dir = HotDir::new("v1");
+    let hot = HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+        .shadow_dir(&dir.shadow)
+        .build()
+        .unwrap();
+    let hot_client = VersionedClient::new(hot.handle()).unwrap();
+    let plain = PluginHost::builder()
+        .expect_interface::<dyn Versioned>()
+        .build()
+        .load_from(hot_build("v1"), "Hot")
+        .unwrap();
+    let plain_client = VersionedClient::new(plain).unwrap();
+
+    println!("fidius hot-reload benchmark (release plugins, default settings)");
+    println!("\ncall overhead: hot-reloading client vs plain handle, same build");
+    let results = per_call(&mut [
+        ("plain work(u64) -> u64", &mut || {
+            black_box(plain_client.work(black_box(7)).unwrap());
+        }),
+        ("hot   work(u64) -> u64", &mut || {
+            black_box(hot_client.work(black_box(7)).unwrap());
+        }),
+        ("plain tag(String) -> String", &mut || {
+            black_box(plain_client.tag(black_box(String::from("x"))).unwrap());
+        }),
+        ("hot   tag(String) -> String", &mut || {
+            black_box(hot_client.tag(black_box(String::from("x"))).unwrap());
+        }),
+    ]);
+    let names = [
+        "plain work(u64) -> u64 (scalar fast path)",
+        "hot   work(u64) -> u64 (scalar fast path)",
+        "plain tag(String) -> String (wire)",
+        "hot   tag(String) -> String (wire)",
+    ];
+    for (name, ns) in names.iter().zip(&results) {
+        println!("  {name:<46} {ns:>8.1} ns/call");
+    }
+    println!(
+        "  hot - plain: {:+.1} ns (scalar), {:+.1} ns (wire)",
+        results[1] - results[0],
+        results[3] - results[2]
+    );
+
+    // Reload latency: from the moment the new file is in place (rename done) to the
+    // first call the new version serves.
+    println!("\nreload latency: file in place -> first call served by the new version");
+    let mut latencies = Vec::new();
+    let builds = ["v2", "v3", "v1"];
+    for i in 0..30 {
+        let which = builds[i % 3];
+        let expected = (i % 3) as u32 + 2;
+        let expected = if expected == 4 { 1 } else { expected };
+        std::thread::sleep(Duration::from_millis(30));
+        dir.deploy(which, Deploy::Rename);
+        let t = Instant::now();
+        while hot_client.version().unwrap() != expected {
+            if t.elapsed() > Duration::from_secs(10) {
+                panic!("reload {i} did not happen");
+            }
+        }
+        latencies.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "  {} reloads: median {:.1} ms, p90 {:.1} ms, max {:.1} ms (debounce {} ms)",
+        latencies.len(),
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 9 / 10],
+        latencies[latencies.len() - 1],
+        fidius_hotreload::DEFAULT_DEBOUNCE.as_millis()
+    );
+
+    // Call latency with and without swaps: two threads call for a second each way.
+    println!("\ncall latency percentiles, 2 calling threads, 1 s each");
+    let handle = hot.handle();
+    let measure = |swapping: bool| -> Vec<u64> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let client = VersionedClient::new(handle.clone()).unwrap();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut lat = Vec::with_capacity(1 << 20);
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        black_box(client.work(black_box(3)).unwrap());
+                        lat.push(t.elapsed().as_nanos() as u64);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        let mut swaps = 0;
+        while start.elapsed() < Duration::from_secs(1) {
+            if swapping {
+                dir.deploy(builds[swaps % 3], Deploy::Rename);
+                hot.reload_now().unwrap();
+                swaps += 1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        if swapping {
+            println!("  ({swaps} swaps during the run)");
+        }
+        callers
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    };
+    let quiet = measure(false);
+    println!("  without swaps: {}", percentiles(quiet));
+    let busy = measure(true);
+    println!("  with swaps:    {}", percentiles(busy));
+}
