@@ -203,10 +203,20 @@ impl HotPlugin {
         path: impl Into<PathBuf>,
         plugin: &str,
     ) -> HotPluginBuilder {
+        Self::builder_for(path, plugin, *fidius::interface_info::<I>())
+    }
+
+    /// As [`builder`](Self::builder), with the interface given as a value (for
+    /// example [`InterfaceInfo`] taken from a client type).
+    pub fn builder_for(
+        path: impl Into<PathBuf>,
+        plugin: &str,
+        expected: InterfaceInfo,
+    ) -> HotPluginBuilder {
         HotPluginBuilder {
             path: path.into(),
             plugin: plugin.to_string(),
-            expected: *fidius::interface_info::<I>(),
+            expected,
             config: Config {
                 debounce: DEFAULT_DEBOUNCE,
                 shadow_dir: shadow::default_shadow_dir(),

@@ -90,6 +90,7 @@
 
 #![warn(missing_docs)]
 
+mod directory;
 mod events;
 mod handle;
 mod hot_plugin;
@@ -98,6 +99,7 @@ mod unload;
 mod version;
 mod watch;
 
+pub use directory::{DirectoryEvent, HotDirectory, HotDirectoryBuilder, RemovalPolicy};
 pub use events::{Rejection, ReloadEvent, Stage, VersionInfo};
 pub use handle::HotHandle;
 pub use hot_plugin::{

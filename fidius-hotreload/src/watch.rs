@@ -14,33 +14,54 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A live watch on one file's directory.
+/// A live watch on one directory.
 pub(crate) struct Watcher {
     _inner: notify::RecommendedWatcher,
 }
 
 impl Watcher {
+    /// Watches the directory holding `file` and sends [`Msg::FileEvent`] for changes
+    /// to that file name.
     pub fn new(file: &Path, tx: Sender<Msg>) -> notify::Result<Self> {
         let name = file.file_name().map(|n| n.to_os_string());
         let dir = match file.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
+        Self::directory(
+            &dir,
+            move |p| p.file_name().map(|n| n.to_os_string()) == name,
+            move |_| {
+                let _ = tx.send(Msg::FileEvent);
+            },
+        )
+    }
+
+    /// Watches `dir` (not recursively) and calls `changed` with the path of every
+    /// content change to an entry that `wanted` accepts. A rescan request (the kernel
+    /// dropped events) is passed on as a change to `dir` itself.
+    pub fn directory(
+        dir: &Path,
+        wanted: impl Fn(&Path) -> bool + Send + 'static,
+        changed: impl Fn(std::path::PathBuf) + Send + 'static,
+    ) -> notify::Result<Self> {
+        let root = dir.to_path_buf();
         let mut inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let Ok(event) = res else { return };
+            if event.need_rescan() {
+                changed(root.clone());
+                return;
+            }
             if !changes_content(&event.kind) {
                 return;
             }
-            if event.need_rescan()
-                || event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().map(|n| n.to_os_string()) == name)
-            {
-                let _ = tx.send(Msg::FileEvent);
+            for path in event.paths {
+                if wanted(&path) {
+                    changed(path);
+                }
             }
         })?;
-        inner.watch(&dir, RecursiveMode::NonRecursive)?;
+        inner.watch(dir, RecursiveMode::NonRecursive)?;
         Ok(Self { _inner: inner })
     }
 }
@@ -57,7 +78,7 @@ fn changes_content(kind: &EventKind) -> bool {
 }
 
 /// Size and modification time, or `None` when the file is missing.
-fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
+pub(crate) fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.len(), meta.modified().ok()?))
 }

@@ -1,0 +1,143 @@
+//! Directory mode: libraries that appear are loaded, replaced ones reloaded, removed
+//! ones reported and, by policy, forgotten.
+#![cfg(target_os = "linux")]
+
+use fidius_hotreload::{DirectoryEvent, HotDirectory, ReloadEvent, RemovalPolicy};
+use fidius_tests::hot_build;
+use hot_interface::{Versioned, VersionedClient};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+fn lib(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
+/// Puts build `which` at `to` by writing beside it and renaming.
+fn place(which: &str, to: &Path) {
+    let staged = to.with_extension("staged");
+    std::fs::copy(hot_build(which), &staged).unwrap();
+    std::fs::rename(&staged, to).unwrap();
+}
+
+fn until(
+    rx: &Receiver<DirectoryEvent>,
+    done: impl Fn(&DirectoryEvent) -> bool,
+) -> Vec<DirectoryEvent> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(e) => {
+                let stop = done(&e);
+                seen.push(e);
+                if stop {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("timed out; saw {seen:#?}"),
+        }
+    }
+}
+
+#[test]
+fn a_directory_follows_its_libraries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let shadow = tmp.path().join("shadow");
+    let first = lib(&plugins, "hot_a");
+    place("v1", &first);
+    std::fs::write(lib(&plugins, "junk"), b"not a library").unwrap();
+
+    let initial = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = initial.clone();
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .shadow_dir(&shadow)
+        .on_event(move |e| log.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    {
+        let initial = initial.lock().unwrap();
+        assert!(
+            initial
+                .iter()
+                .any(|e| matches!(e, DirectoryEvent::Added { plugins, .. } if plugins == &["Hot"])),
+            "{initial:#?}"
+        );
+        assert!(
+            initial.iter().any(
+                |e| matches!(e, DirectoryEvent::Rejected(r) if r.path == lib(&plugins, "junk"))
+            ),
+            "{initial:#?}"
+        );
+    }
+    assert_eq!(dir.plugins(), vec![("Hot".to_string(), first.clone())]);
+    let client = VersionedClient::new(dir.get("Hot").unwrap()).unwrap();
+    assert_eq!(client.version().unwrap(), 1);
+
+    // Replaced: reloaded.
+    place("v2", &first);
+    until(&rx, |e| {
+        matches!(
+            e,
+            DirectoryEvent::Plugin {
+                event: ReloadEvent::Swapped { .. },
+                ..
+            }
+        )
+    });
+    assert_eq!(client.version().unwrap(), 2);
+
+    // Appeared: loaded.
+    let second = lib(&plugins, "hot_b");
+    place("v3", &second);
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
+    assert!(matches!(events.last(), Some(DirectoryEvent::Added { path, .. }) if path == &second));
+    assert_eq!(dir.plugins().len(), 2);
+
+    // A broken library appearing is rejected; nothing else changes.
+    std::fs::write(lib(&plugins, "broken"), vec![0u8; 1000]).unwrap();
+    until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_)));
+    assert_eq!(dir.plugins().len(), 2);
+
+    // Removed, default policy: reported, keeps serving.
+    std::fs::remove_file(&first).unwrap();
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Removed { .. }));
+    assert!(
+        matches!(events.last(), Some(DirectoryEvent::Removed { unloaded: false, path, .. }) if path == &first)
+    );
+    assert_eq!(client.version().unwrap(), 2);
+    assert_eq!(dir.plugins().len(), 2);
+}
+
+#[test]
+fn the_unload_policy_forgets_removed_libraries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let file = lib(&plugins, "hot");
+    place("v1", &file);
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .shadow_dir(tmp.path().join("shadow"))
+        .on_removal(RemovalPolicy::Unload)
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    let client = VersionedClient::new(dir.get("Hot").unwrap()).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Removed { .. }));
+    assert!(matches!(
+        events.last(),
+        Some(DirectoryEvent::Removed { unloaded: true, .. })
+    ));
+    assert!(dir.get("Hot").is_none());
+    assert!(dir.plugins().is_empty());
+    // A handle already given out keeps working until dropped.
+    assert_eq!(client.version().unwrap(), 1);
+}
