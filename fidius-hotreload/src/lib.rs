@@ -26,6 +26,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! [`HotDirectory`] does the same for every plugin library in a directory: libraries
+//! that appear are loaded, replaced ones reloaded, removed ones reported (and
+//! forgotten when the [`RemovalPolicy`] says so).
+//!
 //! ## The model: versions, drain, unload
 //!
 //! Each load of the file is a *version* with a *generation* number (1, 2, ...). The
@@ -69,9 +73,12 @@
 //! ## Deploying a new version in production
 //!
 //! Write the new build next to the watched file and **rename** it into place (`mv`,
-//! `install`, or what cargo does). Never `cp` over the watched file: fidius never loads
-//! the watched file itself (it loads a copy), so this is not a crash risk for fidius,
-//! but a `cp` is seen half-written by anyone else and gives the debounce more to do.
+//! `install`, or what cargo does), so the file is complete the instant it appears.
+//! Never `cp` over a file that is loaded: writing into a mapped library crashes the
+//! process that maps it. fidius itself never maps the watched file (it loads a private
+//! copy), so a `cp` over the watched file cannot crash a fidius host, but the file is
+//! half-written while the copy runs and other tools that load it directly are not as
+//! careful.
 //! Use [`HotPluginBuilder::watch`]`(false)` and [`HotPlugin::reload_now`] when reloads
 //! should only happen on command, and [`HotPlugin::hold`] around work that must not see
 //! a swap.
