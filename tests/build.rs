@@ -18,6 +18,7 @@ const FIXTURES: &[&str] = &[
     "not-a-plugin",
     "bench-plugin",
     "forged",
+    "stream-plugin",
 ];
 
 /// The builds of `hot-plugin`, each kept under its own name: (feature, library name).

@@ -332,6 +332,46 @@ pub unsafe fn invoke_direct(
     Some(interpret(status, buffer.bytes(), |_| Ok(())))
 }
 
+/// Calls streaming method `index` and returns the producer's state.
+///
+/// # Safety
+/// As for [`invoke`]; method `index` must be a streaming method.
+pub unsafe fn invoke_stream(
+    desc: &PluginDescriptor,
+    index: usize,
+    input: &[u8],
+) -> Result<*mut std::ffi::c_void, CallError> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { check_method(desc, index) }?;
+    // SAFETY: check_method confirmed the index.
+    let slot = unsafe { *desc.vtable.add(index) };
+    // Streams never use the arena: the slot returns the producer in `out.ptr`.
+    let mut out = CallOutput::empty();
+    // SAFETY: the MethodFn contract; a streaming slot returns its producer in `out`.
+    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+    if status == STATUS_OK {
+        if out.ptr.is_null() {
+            return Err(CallError::PluginSerialization(
+                "streaming method returned no producer".into(),
+            ));
+        }
+        return Ok(out.ptr as *mut std::ffi::c_void);
+    }
+    let free = desc
+        .free_buffer
+        .expect("validated descriptor has free_buffer");
+    let buffer = PluginBuffer { out, free };
+    Err(interpret_error(status, buffer.bytes()))
+}
+
+/// The error for a non-OK status and its payload.
+pub(crate) fn interpret_error(status: i32, bytes: &[u8]) -> CallError {
+    match interpret::<()>(status, bytes, |_| Err(CallError::UnknownStatus(status))) {
+        Err(e) => e,
+        Ok(()) => CallError::UnknownStatus(status),
+    }
+}
+
 fn interpret<R>(
     status: i32,
     bytes: &[u8],

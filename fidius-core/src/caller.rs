@@ -4,6 +4,7 @@
 use crate::descriptor::{CallOutput, ErasedFn};
 use crate::error::CallError;
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
+use crate::stream_reader::{PluginStream, RawStream};
 use serde::Serialize;
 use std::cell::RefCell;
 
@@ -56,6 +57,16 @@ pub trait PluginCaller {
         let _ = (index, input);
         None
     }
+
+    /// Calls streaming method `index` with encoded `input`. The stream keeps the
+    /// plugin's code loaded until it is dropped. The default cannot stream.
+    fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
+        let _ = input;
+        Err(CallError::NotImplemented {
+            plugin: "(this caller)".into(),
+            method: format!("streaming method {index}"),
+        })
+    }
 }
 
 /// Implements [`PluginCaller`] for smart pointers and references by forwarding.
@@ -88,6 +99,9 @@ macro_rules! forward_plugin_caller {
             #[inline]
             fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
                 (**self).call_bytes(index, input)
+            }
+            fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
+                (**self).call_stream(index, input)
             }
         }
     )*};
@@ -149,4 +163,25 @@ pub fn absent_as_not_implemented(error: CallError, method: &str) -> CallError {
         },
         other => other,
     }
+}
+
+/// Encodes `args` and calls streaming method `index`, decoding items with `decode`.
+/// Used by generated clients.
+pub fn call_stream<C: PluginCaller + ?Sized, A: Serialize + ?Sized, T>(
+    caller: &C,
+    index: usize,
+    args: &A,
+    decode: fn(&[u8]) -> Result<T, CallError>,
+) -> Result<PluginStream<T>, CallError> {
+    let input = crate::wire::encode(args)
+        .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
+    Ok(PluginStream::new(
+        caller.call_stream(index, &input)?,
+        decode,
+    ))
+}
+
+/// Decodes a `bin` item as `Vec<u8>`.
+pub fn decode_bytes(bytes: &[u8]) -> Result<Vec<u8>, CallError> {
+    crate::call::decode_result::<crate::wire::BinVec>(bytes).map(|v| v.0)
 }

@@ -227,6 +227,11 @@ pub struct PluginDescriptor {
     /// [`ErasedFn`]), the unframed bytes entry of [`METHOD_DIRECT_BYTES`] methods,
     /// `None` for the others. May be null when no method has one.
     pub direct: *const Option<ErasedFn>,
+    /// Pulls the next item of a stream returned by a [`METHOD_STREAMING`] method; see
+    /// [`crate::stream_ffi`].
+    pub stream_next: Option<crate::stream_ffi::StreamNextFn>,
+    /// Frees a stream's producer; called exactly once per stream.
+    pub stream_free: Option<crate::stream_ffi::StreamFreeFn>,
 }
 
 // SAFETY: a PluginDescriptor is immutable after construction and only points at
@@ -259,7 +264,7 @@ mod layout_tests {
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn plugin_descriptor_layout() {
-        assert_eq!(size_of::<PluginDescriptor>(), 96);
+        assert_eq!(size_of::<PluginDescriptor>(), 112);
         assert_eq!(align_of::<PluginDescriptor>(), 8);
         assert_eq!(offset_of!(PluginDescriptor, descriptor_size), 0);
         assert_eq!(offset_of!(PluginDescriptor, abi_version), 4);
@@ -276,6 +281,8 @@ mod layout_tests {
         assert_eq!(offset_of!(PluginDescriptor, trait_metadata), 72);
         assert_eq!(offset_of!(PluginDescriptor, free_buffer), 80);
         assert_eq!(offset_of!(PluginDescriptor, direct), 88);
+        assert_eq!(offset_of!(PluginDescriptor, stream_next), 96);
+        assert_eq!(offset_of!(PluginDescriptor, stream_free), 104);
     }
 
     #[cfg(target_pointer_width = "64")]

@@ -139,6 +139,28 @@ impl Reply<'_> {
         self.hand_over(bytes, STATUS_OK)
     }
 
+    /// Hands the host a stream: the producer's state in `out.ptr`, no buffer. The
+    /// host drives it through the descriptor's `stream_next` and `stream_free`.
+    pub fn stream<T: Serialize + 'static>(&mut self, stream: crate::Stream<T>) -> i32 {
+        self.producer(Producer::new(stream, |reply, item: &T| reply.value(item)))
+    }
+
+    /// As [`stream`](Self::stream), for `Vec<u8>` items, sent as MessagePack `bin`.
+    pub fn bytes_stream(&mut self, stream: crate::Stream<Vec<u8>>) -> i32 {
+        self.producer(Producer::new(stream, |reply, item: &Vec<u8>| {
+            reply.value(&crate::wire::AsBin(item))
+        }))
+    }
+
+    fn producer(&mut self, producer: Producer) -> i32 {
+        *self.out = CallOutput {
+            ptr: Box::into_raw(Box::new(producer)) as *mut u8,
+            len: 0,
+            cap: 0,
+        };
+        STATUS_OK
+    }
+
     /// Reports that the arguments could not be decoded.
     pub fn serialization_error(&mut self, message: &str) -> i32 {
         self.hand_over(message.as_bytes().to_vec(), STATUS_SERIALIZATION_ERROR)
@@ -152,6 +174,63 @@ impl Reply<'_> {
             cap: bytes.capacity(),
         };
         status
+    }
+}
+
+/// A stream's producer, as the host sees it through `stream_next`.
+struct Producer {
+    next: Box<dyn FnMut(&mut Reply<'_>) -> i32 + Send>,
+}
+
+impl Producer {
+    fn new<T: 'static>(mut stream: crate::Stream<T>, write: fn(&mut Reply<'_>, &T) -> i32) -> Self {
+        Self {
+            next: Box::new(move |reply| match stream.next() {
+                None => crate::stream_ffi::STREAM_END,
+                Some(Ok(item)) => write(reply, &item),
+                Some(Err(e)) => reply.plugin_error(&e),
+            }),
+        }
+    }
+}
+
+/// The `stream_next` every descriptor carries.
+///
+/// # Safety
+/// `state` must come from a streaming slot of this library and not have been freed;
+/// `out` must point at a valid [`CallOutput`].
+pub unsafe extern "C" fn stream_next(state: *mut std::ffi::c_void, out: *mut CallOutput) -> i32 {
+    // SAFETY: the host passes the state a streaming slot returned, used by one thread
+    // at a time, and a valid output.
+    let (producer, out) = unsafe { (&mut *(state as *mut Producer), &mut *out) };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut reply = Reply {
+            out: &mut *out,
+            arena: false,
+        };
+        (producer.next)(&mut reply)
+    }));
+    match result {
+        Ok(status) => status,
+        Err(payload) => {
+            let message = panic_message(&*payload);
+            std::mem::forget(payload);
+            Reply { out, arena: false }.hand_over(message.into_bytes(), STATUS_PANIC)
+        }
+    }
+}
+
+/// The `stream_free` every descriptor carries: drops the producer (and with it the
+/// iterator, cancelling whatever it would still have produced).
+///
+/// # Safety
+/// `state` must come from a streaming slot of this library and be freed only once.
+pub unsafe extern "C" fn stream_free(state: *mut std::ffi::c_void) {
+    // SAFETY: the state is a Box<Producer> leaked by `Reply::producer`, freed once.
+    let producer = unsafe { Box::from_raw(state as *mut Producer) };
+    // A panicking destructor must not unwind into the host.
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(producer))) {
+        std::mem::forget(payload);
     }
 }
 
@@ -267,6 +346,8 @@ where
         trait_metadata: I::TRAIT_META.as_ptr(),
         free_buffer: Some(free_buffer),
         direct: <I as Vtable<T>>::DIRECT.as_ptr(),
+        stream_next: Some(stream_next),
+        stream_free: Some(stream_free),
     }
 }
 

@@ -1,6 +1,23 @@
-//! The FFI shape of a stream crossing the boundary: an opaque producer state with a
-//! `next` function (one item per pull, written like a method result) and a `free`
-//! function the host calls exactly once.
+//! Streams across the boundary: one item per pull, freed exactly once.
+//!
+//! A [`METHOD_STREAMING`](crate::descriptor::METHOD_STREAMING) method's slot runs the
+//! method, which builds a [`Stream`](crate::Stream), and hands the host an opaque
+//! producer: [`STATUS_OK`](crate::status::STATUS_OK) with `out.ptr` set to the
+//! producer's state and no buffer. The host then calls the descriptor's `stream_next`
+//! with that state for each item, and `stream_free` once when it is done with the
+//! stream (after the end, after an error, or when it drops the stream early, which
+//! cancels the producer).
+//!
+//! `stream_next` writes each item like a method result, always in a plugin-allocated
+//! buffer (so an item of any size arrives whole), and returns:
+//!
+//! | status | meaning |
+//! |---|---|
+//! | `STATUS_OK` | one item, encoded, in `out` |
+//! | [`STREAM_END`] | no more items |
+//! | `STATUS_PLUGIN_ERROR` | the producer yielded `Err(PluginError)`; the stream is over |
+//! | `STATUS_PANIC` | the producer panicked; the stream is over |
+//! | `STATUS_SERIALIZATION_ERROR` | an item could not be encoded; the stream is over |
 
 use crate::descriptor::CallOutput;
 use std::ffi::c_void;
@@ -13,7 +30,7 @@ pub type StreamFreeFn = unsafe extern "C" fn(state: *mut c_void);
 /// Status returned by [`StreamNextFn`] when the stream has no more items.
 pub const STREAM_END: i32 = 16;
 
-/// A producer handed from plugin to host.
+/// A producer handed from plugin to host, with the functions that drive it.
 #[repr(C)]
 #[derive(Debug)]
 pub struct FfiStream {

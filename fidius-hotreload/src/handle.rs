@@ -2,7 +2,7 @@
 
 use crate::hot_plugin::Shared;
 use fidius::descriptor::{CallOutput, ErasedFn};
-use fidius::{CallError, InterfaceInfo, InterfaceMismatch, PluginCaller, PluginInfo};
+use fidius::{CallError, InterfaceInfo, InterfaceMismatch, PluginCaller, PluginInfo, RawStream};
 use std::sync::Arc;
 
 /// A callable view of a [`HotPlugin`](crate::HotPlugin): cheap to clone, usable from
@@ -68,6 +68,16 @@ impl PluginCaller for HotHandle {
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
         let version = self.shared.current.load();
         version.handle.call_bytes(index, input)
+    }
+
+    fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
+        // A stream outlives the call: it holds its version (an owned Arc, not a guard),
+        // so a stream started on one version finishes on it, and the version is only
+        // retired once the stream is gone.
+        let version = self.shared.current.load_full();
+        let mut stream = version.handle.call_stream(index, input)?;
+        stream.keep_alive(Box::new(version));
+        Ok(stream)
     }
 
     fn has_method(&self, index: usize) -> bool {

@@ -33,6 +33,8 @@ pub enum ReturnKind {
     Value(Type),
     /// `Result<T, PluginError>`: holds `T`.
     Fallible(Type),
+    /// `Stream<T>`: holds the type as written and `T`.
+    Stream(Box<(Type, Type)>),
 }
 
 impl ReturnKind {
@@ -41,6 +43,7 @@ impl ReturnKind {
         match self {
             ReturnKind::Unit => parse_quote!(()),
             ReturnKind::Value(t) | ReturnKind::Fallible(t) => t.clone(),
+            ReturnKind::Stream(s) => s.1.clone(),
         }
     }
 }
@@ -259,12 +262,8 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
                         ));
                     }
                     ReturnKind::Fallible(ok.clone())
-                } else if types::stream_item(ty).is_some() {
-                    errors.push(syn::Error::new_spanned(
-                        ty,
-                        "methods returning `Stream<T>` are not supported by this version of fidius yet",
-                    ));
-                    ReturnKind::Value((**ty).clone())
+                } else if let Some(item) = types::stream_item(ty) {
+                    ReturnKind::Stream(Box::new(((**ty).clone(), item.clone())))
                 } else {
                     ReturnKind::Value((**ty).clone())
                 }
@@ -347,6 +346,7 @@ fn signature(name: &Ident, raw: bool, args: &[ArgDef], ret: &ReturnKind) -> Stri
         ReturnKind::Unit => "()".to_string(),
         ReturnKind::Value(t) => types::canonical(t),
         ReturnKind::Fallible(t) => format!("Result<{},PluginError>", types::canonical(t)),
+        ReturnKind::Stream(s) => types::canonical(&s.0),
     };
     format!(
         "{name}{}({})->{ret}",

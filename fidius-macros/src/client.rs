@@ -1,6 +1,6 @@
 //! Code generation for the typed `{Trait}Client`, generic over any `PluginCaller`.
 
-use crate::ast::InterfaceDef;
+use crate::ast::{InterfaceDef, ReturnKind};
 use crate::types;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -28,8 +28,29 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
             }
         });
         let ok = m.ret.ok_type();
+        let streaming = matches!(m.ret, ReturnKind::Stream(_));
+        let ret_ty = if streaming {
+            quote!(::fidius::PluginStream<#ok>)
+        } else {
+            quote!(#ok)
+        };
         let method_doc = format!("Calls `{}` (method {index}: `{}`).", m.ident, m.signature);
-        let body = if m.raw {
+        let body = if streaming {
+            let enc = m.args.iter().map(|a| {
+                let i = &a.ident;
+                if types::is_byte_vec(&a.ty) {
+                    quote!(::fidius::__private::AsBin(#i.as_ref()))
+                } else {
+                    quote!(&#i)
+                }
+            });
+            let decode = if types::is_byte_vec(&ok) {
+                quote!(::fidius::__private::decode_bytes)
+            } else {
+                quote!(::fidius::__private::decode_result::<#ok>)
+            };
+            quote!(::fidius::__private::call_stream(&self.caller, #index, &(#(#enc,)*), #decode))
+        } else if m.raw {
             let arg = &m.args[0].ident;
             quote!(::fidius::PluginCaller::call_with(&self.caller, #index, #arg.as_ref(), |b| {
                 ::core::result::Result::Ok(b.to_vec())
@@ -113,7 +134,7 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
         });
         quote! {
             #[doc = #method_doc]
-            pub fn #ident(&self, #(#params),*) -> ::core::result::Result<#ok, ::fidius::CallError> {
+            pub fn #ident(&self, #(#params),*) -> ::core::result::Result<#ret_ty, ::fidius::CallError> {
                 #body
             }
             #has

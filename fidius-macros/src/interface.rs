@@ -52,6 +52,9 @@ fn flags(m: &MethodDef) -> TokenStream {
     if matches!(m.ret, ReturnKind::Fallible(_)) {
         parts.push(quote!(::fidius::__private::METHOD_RESULT));
     }
+    if matches!(m.ret, ReturnKind::Stream(_)) {
+        parts.push(quote!(::fidius::__private::METHOD_STREAMING));
+    }
     if m.direct {
         parts.push(quote!(::fidius::__private::METHOD_DIRECT));
     }
@@ -294,6 +297,10 @@ fn shim_fn(
             quote!(__reply.bytes_result(&__ret))
         }
         (ReturnKind::Fallible(_), _) => quote!(__reply.result(&__ret)),
+        (ReturnKind::Stream(s), _) if types::is_byte_vec(&s.1) => {
+            quote!(__reply.bytes_stream(__ret))
+        }
+        (ReturnKind::Stream(_), _) => quote!(__reply.stream(__ret)),
     };
     quote! {
         #[doc(hidden)]

@@ -99,8 +99,8 @@ pub use fidius_core::interface::{interface_info, Interface};
 pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
     InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError,
-    PluginInfo, PluginRegistry, Stream, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC,
-    REGISTRY_VERSION,
+    PluginInfo, PluginRegistry, PluginStream, RawStream, Stream, Value, ValueError, ABI_VERSION,
+    FIDIUS_MAGIC, REGISTRY_VERSION,
 };
 pub use fidius_core::{
     descriptor, error, hash, python_descriptor, registry, status, stream_ffi, stream_marker,
@@ -132,7 +132,9 @@ macro_rules! fidius_plugin_registry {
 #[doc(hidden)]
 pub mod __private {
     pub use fidius_core::call::decode_result;
-    pub use fidius_core::caller::{absent_as_not_implemented, bind_client, call_encoded};
+    pub use fidius_core::caller::{
+        absent_as_not_implemented, bind_client, call_encoded, call_stream, decode_bytes,
+    };
     pub use fidius_core::descriptor::{
         CallOutput, ErasedFn, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT,
         METHOD_DIRECT_BYTES, METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,

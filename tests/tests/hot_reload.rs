@@ -561,3 +561,40 @@ fn retention_is_bounded_and_the_new_build_waits() {
     hot.reload_now().unwrap();
     assert_eq!(client.version().unwrap(), 3);
 }
+
+#[test]
+fn a_stream_started_on_version_1_finishes_on_version_1() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    let gate = dir.dir.path().join("gate").display().to_string();
+    let open = |i: u32| std::fs::write(format!("{gate}.{i}"), b"").unwrap();
+
+    let mut stream = client.gated(3, gate.clone()).unwrap();
+    open(0);
+    assert_eq!(stream.next(), Some(Ok(1)));
+
+    dir.deploy("v2", Deploy::Rename);
+    hot.reload_now().unwrap();
+    assert_eq!(client.version().unwrap(), 2, "new calls go to version 2");
+    assert_eq!(
+        hot.status().draining.len(),
+        1,
+        "version 1 drains while the stream lives"
+    );
+
+    open(1);
+    open(2);
+    let rest: Vec<u32> = stream.map(Result::unwrap).collect();
+    assert_eq!(rest, [1, 1], "the stream finished on version 1");
+    events_until(&rx, |e| {
+        matches!(
+            e,
+            ReloadEvent::Unloaded {
+                generation: 1,
+                state: UnloadState::Unmapped
+            }
+        )
+    });
+}

@@ -6,6 +6,7 @@ use crate::descriptor::{CallOutput, ErasedFn, PluginDescriptor};
 use crate::error::CallError;
 use crate::info::{FastPath, PluginInfo};
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
+use crate::stream_reader::RawStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
@@ -114,6 +115,18 @@ impl PluginHandle {
         crate::caller::call_encoded(self, index, args, crate::call::decode_result::<R>)
     }
 
+    /// Calls streaming method `index` with `args` (the argument tuple) and returns the
+    /// untyped stream of encoded items.
+    pub fn call_stream_raw<A: Serialize + ?Sized>(
+        &self,
+        index: usize,
+        args: &A,
+    ) -> Result<RawStream, CallError> {
+        let input = crate::wire::encode(args)
+            .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
+        self.call_stream(index, &input)
+    }
+
     /// Calls method `index` with already-encoded input and returns the encoded output:
     /// the wire tuple and result for ordinary methods, the bytes themselves for
     /// `#[wire(raw)]` methods.
@@ -154,6 +167,23 @@ impl PluginCaller for PluginHandle {
         // SAFETY: as in `call_with`; the descriptor marks method `index` as a byte
         // method, whose direct entry is a MethodFn.
         unsafe { crate::call::invoke_bytes(&*self.desc, index, input) }
+    }
+
+    fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
+        // SAFETY: as in `call_with`.
+        let desc = unsafe { &*self.desc };
+        // SAFETY: as in `call_with`.
+        let state = unsafe { crate::call::invoke_stream(desc, index, input) }?;
+        let (Some(next), Some(free), Some(free_buffer)) =
+            (desc.stream_next, desc.stream_free, desc.free_buffer)
+        else {
+            return Err(CallError::PluginSerialization(
+                "the plugin returned a stream but has no stream functions".into(),
+            ));
+        };
+        // SAFETY: the state came from this descriptor's streaming slot; the handle
+        // clone keeps the library loaded for as long as the stream lives.
+        Ok(unsafe { RawStream::new(state, next, free, free_buffer, Box::new(self.clone())) })
     }
 
     fn has_method(&self, index: usize) -> bool {

@@ -81,6 +81,8 @@ fn descriptor(name: *const c_char) -> PluginDescriptor {
         trait_metadata: null(),
         free_buffer: Some(free_forged),
         direct: null(),
+        stream_next: None,
+        stream_free: None,
     }
 }
 

@@ -12,6 +12,9 @@ pub trait Versioned: Send + Sync {
     fn tag(&self, s: String) -> String;
     /// The file this plugin's code was loaded from (Linux: from `/proc/self/maps`).
     fn origin(&self) -> String;
+    /// `n` items, each `version`; item `i` is produced only after the file
+    /// `<gate>.<i>` exists (so a test can hold a stream open across a reload).
+    fn gated(&self, n: u64, gate: String) -> fidius::Stream<u32>;
     /// Blocks until the file `path` exists (at most 60 s), then returns the version.
     fn wait_for(&self, path: String) -> u32;
 }

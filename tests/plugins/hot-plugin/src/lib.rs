@@ -57,6 +57,16 @@ mod versioned {
             }
             String::new()
         }
+        fn gated(&self, n: u64, gate: String) -> fidius::Stream<u32> {
+            fidius::Stream::from_iter((0..n).map(move |i| {
+                let path = format!("{gate}.{i}");
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while !std::path::Path::new(&path).exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                VERSION
+            }))
+        }
         fn wait_for(&self, path: String) -> u32 {
             let deadline = Instant::now() + Duration::from_secs(60);
             while !std::path::Path::new(&path).exists() && Instant::now() < deadline {

@@ -1,0 +1,164 @@
+//! The host side of a stream: pull one item at a time, free the producer exactly once,
+//! keep the plugin's library loaded while the stream lives.
+
+use crate::descriptor::{CallOutput, FreeBufferFn};
+use crate::error::CallError;
+use crate::stream_ffi::{StreamFreeFn, StreamNextFn, STREAM_END};
+use std::any::Any;
+use std::ffi::c_void;
+use std::marker::PhantomData;
+
+/// An untyped stream from a plugin: each item is its encoded bytes.
+///
+/// It holds whatever keeps the plugin's code loaded (its handle, or for a
+/// hot-reloading plugin the version it started on), so a stream started on one
+/// version finishes on that version. Dropping it early cancels the producer.
+pub struct RawStream {
+    state: *mut c_void,
+    next: StreamNextFn,
+    free: StreamFreeFn,
+    free_buffer: FreeBufferFn,
+    // Dropped in order, after the producer is freed.
+    keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+// SAFETY: a producer is `Send` on the plugin side and is only driven through `&mut self`.
+unsafe impl Send for RawStream {}
+
+impl std::fmt::Debug for RawStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawStream")
+            .field("finished", &self.state.is_null())
+            .finish()
+    }
+}
+
+impl RawStream {
+    /// # Safety
+    /// `state` must be a producer returned by a streaming slot of the library whose
+    /// `stream_next`, `stream_free` and `free_buffer` are given, and `keep` must keep
+    /// that library loaded.
+    pub unsafe fn new(
+        state: *mut c_void,
+        next: StreamNextFn,
+        free: StreamFreeFn,
+        free_buffer: FreeBufferFn,
+        keep: Box<dyn Any + Send + Sync>,
+    ) -> Self {
+        Self {
+            state,
+            next,
+            free,
+            free_buffer,
+            keep: vec![keep],
+        }
+    }
+
+    /// Adds something to keep alive until the stream is gone; it is dropped after
+    /// everything added before it.
+    pub fn keep_alive(&mut self, keep: Box<dyn Any + Send + Sync>) {
+        self.keep.push(keep);
+    }
+
+    /// True once the stream ended, failed, or was finished.
+    pub fn is_finished(&self) -> bool {
+        self.state.is_null()
+    }
+
+    /// Pulls the next item and passes its encoded bytes to `decode`.
+    pub fn next_with<R>(
+        &mut self,
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Option<Result<R, CallError>> {
+        if self.state.is_null() {
+            return None;
+        }
+        let mut out = CallOutput::empty();
+        // SAFETY: the state is live (not yet freed) and this is the only user.
+        let status = unsafe { (self.next)(self.state, &mut out) };
+        let bytes: &[u8] = if out.ptr.is_null() || out.len == 0 {
+            &[]
+        } else {
+            // SAFETY: the plugin reported `len` bytes at `ptr`.
+            unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
+        };
+        let result = match status {
+            STREAM_END => None,
+            crate::status::STATUS_OK => Some(decode(bytes)),
+            other => Some(Err(crate::call::interpret_error(other, bytes))),
+        };
+        if !out.ptr.is_null() {
+            // SAFETY: a plugin-allocated item buffer, released once with its values.
+            unsafe { (self.free_buffer)(out.ptr, out.len, out.cap) };
+        }
+        if status != crate::status::STATUS_OK {
+            // Ended or failed: the stream is over either way.
+            self.finish();
+        }
+        result
+    }
+
+    /// Frees the producer now (cancelling it); later pulls return `None`.
+    pub fn finish(&mut self) {
+        if !self.state.is_null() {
+            // SAFETY: freed exactly once: the pointer is cleared right after.
+            unsafe { (self.free)(self.state) };
+            self.state = std::ptr::null_mut();
+        }
+    }
+}
+
+impl Iterator for RawStream {
+    type Item = Result<Vec<u8>, CallError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with(|b| Ok(b.to_vec()))
+    }
+}
+
+impl Drop for RawStream {
+    fn drop(&mut self) {
+        self.finish();
+        // Then `keep` drops, in order, closing the library if it was the last user.
+        while !self.keep.is_empty() {
+            drop(self.keep.remove(0));
+        }
+    }
+}
+
+/// A typed stream from a plugin: an iterator of `Result<T, CallError>`. Returned by
+/// generated clients for methods that return `Stream<T>`.
+pub struct PluginStream<T> {
+    raw: RawStream,
+    decode: fn(&[u8]) -> Result<T, CallError>,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for PluginStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.raw.fmt(f)
+    }
+}
+
+impl<T> PluginStream<T> {
+    /// A typed view of `raw`, decoding items with `decode`.
+    pub fn new(raw: RawStream, decode: fn(&[u8]) -> Result<T, CallError>) -> Self {
+        Self {
+            raw,
+            decode,
+            _item: PhantomData,
+        }
+    }
+
+    /// The untyped stream underneath.
+    pub fn into_raw(self) -> RawStream {
+        self.raw
+    }
+}
+
+impl<T> Iterator for PluginStream<T> {
+    type Item = Result<T, CallError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let decode = self.decode;
+        self.raw.next_with(decode)
+    }
+}
