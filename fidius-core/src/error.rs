@@ -78,6 +78,35 @@ pub enum CallError {
     /// The plugin returned a status code this host does not know.
     #[error("plugin returned unknown status code {0}")]
     UnknownStatus(i32),
+    /// A dynamic call named a method the plugin does not have.
+    #[error("plugin `{plugin}` has no method `{method}`; it has: {}", .available.join(", "))]
+    UnknownMethod {
+        /// The plugin's name.
+        plugin: String,
+        /// The name asked for.
+        method: String,
+        /// The methods it has.
+        available: Vec<String>,
+    },
+    /// A dynamic call passed the wrong number of arguments.
+    #[error("method `{signature}` takes {expected} argument(s), {found} given")]
+    ArgumentCount {
+        /// The method's signature.
+        signature: String,
+        /// How many it takes.
+        expected: usize,
+        /// How many were given.
+        found: usize,
+    },
+    /// A dynamic call used the plain-call API on a streaming method, or the other way
+    /// round.
+    #[error("method `{method}` {}", if *.streaming { "returns a stream: use the streaming call" } else { "does not return a stream" })]
+    StreamingMismatch {
+        /// The method.
+        method: String,
+        /// Whether the method streams.
+        streaming: bool,
+    },
     /// A typed client was bound to a plugin that implements another interface.
     #[error("interface mismatch: the client expects {expected}, the plugin implements {found}")]
     InterfaceMismatch {

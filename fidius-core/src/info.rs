@@ -221,10 +221,76 @@ impl PluginInfo {
 }
 
 impl MethodInfo {
+    /// The argument types, as spelled in the signature.
+    ///
+    /// ```
+    /// # let m = fidius_core::MethodInfo { index: 0, name: "f".into(),
+    /// #   signature: "f(HashMap<String,u32>,(u8,u8))->Vec<u8>".into(), optional: false, since: 0,
+    /// #   present: true, raw: false, fallible: false, streaming: false,
+    /// #   fast_path: fidius_core::FastPath::None, metadata: vec![] };
+    /// assert_eq!(m.arguments(), ["HashMap<String,u32>", "(u8,u8)"]);
+    /// assert_eq!(m.returns(), "Vec<u8>");
+    /// ```
+    pub fn arguments(&self) -> Vec<&str> {
+        let Some(open) = self.signature.find('(') else {
+            return Vec::new();
+        };
+        let inner = &self.signature[open + 1..self.returns_at().saturating_sub(1)];
+        split_top_level(inner)
+    }
+
+    /// The return type, as spelled in the signature.
+    pub fn returns(&self) -> &str {
+        let at = self.returns_at();
+        self.signature[at..].trim_start_matches("->")
+    }
+
+    /// Index of the `->` after the argument list (or the end).
+    fn returns_at(&self) -> usize {
+        let mut depth = 0i32;
+        let bytes = self.signature.as_bytes();
+        let start = self.signature.find('(').unwrap_or(0);
+        for (i, &b) in bytes.iter().enumerate().skip(start) {
+            match b {
+                b'(' | b'<' | b'[' => depth += 1,
+                b')' | b'>' | b']' => {
+                    depth -= 1;
+                    if depth == 0 && b == b')' {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.signature.len()
+    }
+
     /// The value of method metadata `key`.
     pub fn meta(&self, key: &str) -> Option<&str> {
         lookup(&self.metadata, key)
     }
+}
+
+/// Splits `a,b<c,d>,(e,f)` at the commas not nested in brackets.
+fn split_top_level(s: &str) -> Vec<&str> {
+    if s.is_empty() {
+        return Vec::new();
+    }
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, b) in s.bytes().enumerate() {
+        match b {
+            b'(' | b'<' | b'[' => depth += 1,
+            b')' | b'>' | b']' => depth -= 1,
+            b',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
 }
 
 fn lookup<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {

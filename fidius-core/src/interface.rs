@@ -69,6 +69,10 @@ pub unsafe trait Interface {
     const METHODS: &'static [MethodDescriptor];
     /// `#[trait_meta]` pairs.
     const TRAIT_META: &'static [MetaEntry];
+    /// The description a Python loader reads.
+    const PYTHON: crate::python_descriptor::PythonInterfaceDescriptor;
+    /// The description a WASM component loader reads.
+    const WASM: crate::wasm_descriptor::WasmInterfaceDescriptor;
 }
 
 /// Implemented by `#[plugin_interface]` for `dyn YourTrait`, for every `T` that

@@ -21,3 +21,19 @@ pub struct PythonInterfaceDescriptor {
     /// Methods in vtable order.
     pub methods: &'static [PythonMethodDescriptor],
 }
+
+/// The Python descriptor of interface `I` (write `dyn YourTrait`). Through the
+/// `fidius` facade (tested in `fidius/tests/descriptors.rs`):
+///
+/// ```ignore
+/// #[fidius::plugin_interface(version = 1)]
+/// pub trait Greeter: Send + Sync {
+///     fn greet(&self, name: String) -> String;
+/// }
+/// let d = fidius::python_descriptor::of::<dyn Greeter>();
+/// assert_eq!(d.interface_name, "Greeter");
+/// assert_eq!(d.methods[0].name, "greet");
+/// ```
+pub fn of<I: crate::interface::Interface + ?Sized>() -> &'static PythonInterfaceDescriptor {
+    &I::PYTHON
+}

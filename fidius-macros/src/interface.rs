@@ -109,6 +109,20 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         })
     });
     let trait_meta = meta_entries(&def.trait_meta);
+    let python_methods = def.methods.iter().map(|m| {
+        let n = m.ident.to_string();
+        let raw = m.raw;
+        let streaming = matches!(m.ret, ReturnKind::Stream(_));
+        quote!(::fidius::python_descriptor::PythonMethodDescriptor { name: #n, raw: #raw, streaming: #streaming })
+    });
+    let wasm_methods = def.methods.iter().map(|m| {
+        let n = m.ident.to_string();
+        let kebab = kebab_case(&n);
+        let raw = m.raw;
+        let streaming = matches!(m.ret, ReturnKind::Stream(_));
+        quote!(::fidius::wasm_descriptor::WasmMethodDescriptor { name: #n, kebab_name: #kebab, raw: #raw, streaming: #streaming })
+    });
+    let export_name = kebab_case(&name_str);
 
     let shim_idents: Vec<_> = def
         .methods
@@ -175,6 +189,19 @@ fn generate(def: &InterfaceDef) -> TokenStream {
             const NAME_C: &'static ::core::ffi::CStr = #name_c;
             const METHODS: &'static [::fidius::__private::MethodDescriptor] = &[#(#descriptors),*];
             const TRAIT_META: &'static [::fidius::__private::MetaEntry] = #trait_meta;
+            const PYTHON: ::fidius::python_descriptor::PythonInterfaceDescriptor =
+                ::fidius::python_descriptor::PythonInterfaceDescriptor {
+                    interface_name: #name_str,
+                    interface_hash: <dyn #name as ::fidius::__private::Interface>::INFO.hash,
+                    methods: &[#(#python_methods),*],
+                };
+            const WASM: ::fidius::wasm_descriptor::WasmInterfaceDescriptor =
+                ::fidius::wasm_descriptor::WasmInterfaceDescriptor {
+                    interface_name: #name_str,
+                    export_name: #export_name,
+                    interface_hash: <dyn #name as ::fidius::__private::Interface>::INFO.hash,
+                    methods: &[#(#wasm_methods),*],
+                };
         }
 
         #[doc(hidden)]
@@ -330,4 +357,31 @@ fn shim_fn(
             }
         }
     }
+}
+
+/// Kebab-case, as the component model spells names. The same rules as
+/// `fidius_core::wasm_descriptor::kebab_case`, which tests hold the two to.
+fn kebab_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '_' {
+            if !out.ends_with('-') && !out.is_empty() {
+                out.push('-');
+            }
+        } else if c.is_uppercase() {
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
+            if !out.is_empty() && !out.ends_with('-') && (prev_lower || (prev_upper && next_lower))
+            {
+                out.push('-');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

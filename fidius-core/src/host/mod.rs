@@ -12,6 +12,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod dynamic;
 mod handle;
 mod library;
 mod load_error;
