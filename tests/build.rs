@@ -86,6 +86,14 @@ fn main() {
         .unwrap();
     }
 
+    // The command-line tool, tested against the fixtures.
+    let mut cmd = cargo_build(&workspace, &fixture_target, release);
+    cmd.args(["-p", "fidius", "--features", "cli", "--bin", "fidius"]);
+    let status = cmd
+        .status()
+        .expect("running cargo to build the fidius tool");
+    assert!(status.success(), "building the fidius tool failed");
+
     println!(
         "cargo:rustc-env=FIDIUS_FIXTURE_DIR={}",
         profile_dir.display()

@@ -148,3 +148,14 @@ pub fn mapped_files_in(dir: &Path) -> usize {
     files.dedup();
     files.len()
 }
+
+/// The `fidius` command-line tool, built with the fixtures.
+pub fn fidius_tool() -> PathBuf {
+    let path = fixture_dir().join(format!("fidius{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "the fidius tool was not built: {}",
+        path.display()
+    );
+    path
+}
