@@ -85,6 +85,11 @@
 //!   static metadata a host reads without calling anything.
 //! * `#[wire(raw)]` on `fn f(&self, data: Vec<u8>) -> Vec<u8>`: bytes pass untouched.
 //!
+//! A method may return [`Stream<T>`]: the plugin builds it from any iterator
+//! ([`Stream::from_iter`], or [`Stream::from_results`] to end with an error), and the
+//! client returns a [`PluginStream<T>`], an iterator of `Result<T, CallError>` that
+//! pulls one item per `next()`. Dropping it cancels the producer.
+//!
 //! `#[plugin_impl(Trait)]` (optionally `buffer = ...`, checked against the interface)
 //! on `impl Trait for Type`, where `Type` is a unit struct or implements `Default`.
 //! Methods are wired by name, so the order of the impl block does not matter. A panic
