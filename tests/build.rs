@@ -45,6 +45,8 @@ fn main() {
 
     for dir in [
         "tests/plugins",
+        "demo-app/src",
+        "demo-plugins",
         "fidius/src",
         "fidius-core/src",
         "fidius-macros/src",
@@ -93,6 +95,12 @@ fn main() {
         .status()
         .expect("running cargo to build the fidius tool");
     assert!(status.success(), "building the fidius tool failed");
+
+    // The demo host, whose tour the tests run.
+    let mut cmd = cargo_build(&workspace, &fixture_target, release);
+    cmd.args(["-p", "demo-app"]);
+    let status = cmd.status().expect("running cargo to build the demo");
+    assert!(status.success(), "building the demo failed");
 
     println!(
         "cargo:rustc-env=FIDIUS_FIXTURE_DIR={}",

@@ -86,7 +86,9 @@ mod tests {
         let value = to_value(&doc).unwrap();
         // Self-describing: the struct is a map keyed by field names.
         let map = value.as_map().unwrap();
-        assert!(map.iter().any(|(k, v)| k.as_str() == Some("title") && v.as_str() == Some("t")));
+        assert!(map
+            .iter()
+            .any(|(k, v)| k.as_str() == Some("title") && v.as_str() == Some("t")));
         let back: Doc = from_value(value).unwrap();
         assert_eq!(back, doc);
     }

@@ -159,3 +159,11 @@ pub fn fidius_tool() -> PathBuf {
     );
     path
 }
+
+/// The demo host, built with the fixtures, and the target directory it should use
+/// (the fixtures' own, so it never waits on the outer build's lock).
+pub fn demo_app() -> (PathBuf, PathBuf) {
+    let path = fixture_dir().join(format!("demo-app{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.exists(), "the demo was not built: {}", path.display());
+    (path, fixture_dir().parent().unwrap().to_path_buf())
+}

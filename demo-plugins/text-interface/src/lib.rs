@@ -1,0 +1,17 @@
+//! The interface every demo plugin implements.
+
+pub use fidius::{plugin_impl, PluginError, Stream};
+
+#[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
+#[trait_meta("kind", "text-transform")]
+pub trait TextTransform: Send + Sync {
+    /// Name and version, e.g. `"uppercase 1.0"`.
+    fn describe(&self) -> String;
+    /// Transforms one line. Fails on an empty line.
+    fn transform(&self, line: String) -> Result<String, PluginError>;
+    /// The line's words, transformed, one per stream item.
+    fn words(&self, line: String) -> Stream<String>;
+    /// Words in the line; only some plugins count.
+    #[optional(since = 1)]
+    fn word_count(&self, line: String) -> u64;
+}
