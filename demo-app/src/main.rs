@@ -67,7 +67,11 @@ fn main() -> ExitCode {
 
 /// Interactive mode: serve until Ctrl-C.
 fn serve(built: &plugins::Built, workers: usize) -> Result<(), String> {
-    let mut service = service::Service::start(&built.files(), &built.shadow_dir(), workers)?;
+    println!(
+        "watching {} for TextTransform plugins",
+        built.plugin_dir().display()
+    );
+    let mut service = service::Service::start(&built.plugin_dir(), &built.shadow_dir(), workers)?;
     let stop = service.stop_flag();
     ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst))
         .map_err(|e| format!("installing the Ctrl-C handler: {e}"))?;

@@ -13,9 +13,14 @@ pub struct Built {
 }
 
 impl Built {
+    /// The plugin directory: where cargo puts the plugins it builds.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.target_dir.join("debug")
+    }
+
     /// The library file of demo crate `name`.
     pub fn library(&self, name: &str) -> PathBuf {
-        self.target_dir.join("debug").join(format!(
+        self.plugin_dir().join(format!(
             "{}{name}{}",
             std::env::consts::DLL_PREFIX,
             std::env::consts::DLL_SUFFIX

@@ -1,9 +1,10 @@
-//! The service: hot-reloading plugins, worker threads calling them, counters, and one
-//! printed line per reload event.
+//! The service: every plugin in the plugin directory, hot-reloading; worker threads
+//! calling them; counters; one printed line per reload event.
 
 use fidius::CallError;
-use fidius_hotreload::{HotHandle, HotPlugin, ReloadEvent};
-use std::path::{Path, PathBuf};
+use fidius_hotreload::{DirectoryEvent, HotDirectory, HotHandle, ReloadEvent};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,13 +17,6 @@ const SAMPLES: &[&str] = &[
     "fidius swaps plugins while calls keep running",
 ];
 
-/// One served plugin.
-pub struct Served {
-    pub name: String,
-    pub hot: HotPlugin,
-    pub client: TextTransformClient<HotHandle>,
-}
-
 #[derive(Default)]
 pub struct Counters {
     pub requests: AtomicU64,
@@ -31,97 +25,129 @@ pub struct Counters {
 }
 
 pub struct Service {
-    pub plugins: Vec<Served>,
+    pub dir: Arc<HotDirectory>,
     pub counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
 }
 
-/// One line per reload event.
-fn event_line(plugin: &str, e: &ReloadEvent) -> String {
-    let what = match e {
-        ReloadEvent::Detected { path } => format!("change detected in {}", path.display()),
-        ReloadEvent::Unchanged { generation, .. } => {
-            format!("same content; generation {generation} keeps serving")
-        }
-        ReloadEvent::Loaded(v) => format!("generation {} loaded and validated", v.generation),
-        ReloadEvent::Rejected(r) => format!("REJECTED at the {} stage: {}", r.stage, r.reason),
-        ReloadEvent::Swapped { from, to } => {
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// One line per event.
+pub fn event_line(e: &DirectoryEvent) -> String {
+    match e {
+        DirectoryEvent::Added { path, plugins } => {
             format!(
-                "swapped generation {} -> {}",
-                from.generation, to.generation
+                "[plugins] loaded {} from {}",
+                plugins.join(", "),
+                file_name(path)
             )
         }
-        ReloadEvent::Draining {
-            generation,
-            in_flight,
-        } => format!("generation {generation} draining ({in_flight} in flight)"),
-        ReloadEvent::Unloaded { generation, state } => {
-            format!("generation {generation} unloaded: {state:?}")
-        }
-        ReloadEvent::Removed { path } => {
+        DirectoryEvent::Removed {
+            path,
+            plugins,
+            unloaded,
+        } => format!(
+            "[plugins] {} removed ({}); {}",
+            file_name(path),
+            plugins.join(", "),
+            if *unloaded {
+                "unloaded"
+            } else {
+                "the last version keeps serving"
+            }
+        ),
+        DirectoryEvent::Rejected(r) if r.stage == fidius_hotreload::Stage::Validate => {
             format!(
-                "{} removed; the current version keeps serving",
-                path.display()
+                "[plugins] ignoring {}: no TextTransform plugin in it",
+                file_name(&r.path)
             )
+        }
+        DirectoryEvent::Rejected(r) => {
+            format!("[plugins] ignoring {}: {}", file_name(&r.path), r.reason)
+        }
+        DirectoryEvent::Plugin { plugin, event } => {
+            let what = match event {
+                ReloadEvent::Detected { .. } => "change detected".to_string(),
+                ReloadEvent::Unchanged { generation, .. } => {
+                    format!("same content; generation {generation} keeps serving")
+                }
+                ReloadEvent::Loaded(v) => {
+                    format!("generation {} loaded and validated", v.generation)
+                }
+                ReloadEvent::Rejected(r) => {
+                    format!("REJECTED at the {} stage: {}", r.stage, r.reason)
+                }
+                ReloadEvent::Swapped { from, to } => {
+                    format!(
+                        "swapped generation {} -> {}",
+                        from.generation, to.generation
+                    )
+                }
+                ReloadEvent::Draining {
+                    generation,
+                    in_flight,
+                } => format!("generation {generation} draining ({in_flight} in flight)"),
+                ReloadEvent::Unloaded { generation, state } => {
+                    format!("generation {generation} unloaded: {state:?}")
+                }
+                ReloadEvent::Removed { .. } => "file removed; still serving".to_string(),
+                other => format!("{other:?}"),
+            };
+            format!("[reload] {plugin}: {what}")
         }
         other => format!("{other:?}"),
-    };
-    format!("[reload] {plugin}: {what}")
+    }
 }
 
 impl Service {
-    /// Loads every plugin (hot-reloading) and starts `workers` calling threads.
-    pub fn start(
-        files: &[(String, PathBuf)],
-        shadow: &Path,
-        workers: usize,
-    ) -> Result<Self, String> {
-        let mut plugins = Vec::new();
-        for (name, file) in files {
-            let label = name.clone();
-            let hot = HotPlugin::builder::<dyn TextTransform>(file, name)
-                .shadow_dir(shadow)
-                .on_event(move |e| println!("{}", event_line(&label, e)))
-                .build()
-                .map_err(|r| format!("loading {name}: {r}"))?;
-            let client = TextTransformClient::new(hot.handle()).map_err(|e| e.to_string())?;
+    /// Loads every `TextTransform` plugin in `dir` (hot-reloading) and starts
+    /// `workers` calling threads.
+    pub fn start(dir: &Path, shadow: &Path, workers: usize) -> Result<Self, String> {
+        let hot = HotDirectory::builder::<dyn TextTransform>(dir)
+            .shadow_dir(shadow)
+            .on_event(|e| println!("{}", event_line(e)))
+            .build()
+            .map_err(|e| format!("watching {}: {e}", dir.display()))?;
+        let hot = Arc::new(hot);
+        if hot.plugins().is_empty() {
+            return Err(format!("no TextTransform plugin in {}", dir.display()));
+        }
+        for (name, _) in hot.plugins() {
+            let client =
+                TextTransformClient::new(hot.get(&name).unwrap()).map_err(|e| e.to_string())?;
             println!(
-                "loaded {} from {} (generation {}, word count: {})",
+                "[plugins] {name}: {} (word count: {})",
                 client.describe().map_err(|e| e.to_string())?,
-                file.display(),
-                hot.generation(),
                 if client.has_word_count() { "yes" } else { "no" }
             );
-            plugins.push(Served {
-                name: name.clone(),
-                hot,
-                client,
-            });
         }
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let handles: Vec<HotHandle> = plugins.iter().map(|p| p.hot.handle()).collect();
         let workers = (0..workers)
             .map(|w| {
-                let clients: Vec<_> = handles
-                    .iter()
-                    .map(|h| TextTransformClient::new(h.clone()).expect("same interface"))
-                    .collect();
-                let counters = counters.clone();
-                let stop = stop.clone();
+                let (hot, counters, stop) = (hot.clone(), counters.clone(), stop.clone());
                 std::thread::Builder::new()
                     .name(format!("demo-worker-{w}"))
-                    .spawn(move || work(clients, counters, stop))
+                    .spawn(move || work(&hot, &counters, &stop))
                     .expect("spawning a worker")
             })
             .collect();
         Ok(Self {
-            plugins,
+            dir: hot,
             counters,
             stop,
             workers,
         })
+    }
+
+    /// A client for plugin `name`; it follows every reload.
+    pub fn client(&self, name: &str) -> Option<TextTransformClient<HotHandle>> {
+        TextTransformClient::new(self.dir.get(name)?).ok()
     }
 
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
@@ -134,21 +160,17 @@ impl Service {
 
     /// Transforms stdin lines with every plugin, printing the results.
     pub fn read_stdin_in_background(&self) {
-        let clients: Vec<(String, TextTransformClient<HotHandle>)> = self
-            .plugins
-            .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    TextTransformClient::new(p.hot.handle()).unwrap(),
-                )
-            })
-            .collect();
-        let stop = self.stop.clone();
+        let dir = self.dir.clone();
         std::thread::spawn(move || {
             let mut line = String::new();
             while std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 {
-                for (name, c) in &clients {
+                for (name, _) in dir.plugins() {
+                    let Some(c) = dir
+                        .get(&name)
+                        .and_then(|h| TextTransformClient::new(h).ok())
+                    else {
+                        continue;
+                    };
                     match c.transform(line.trim_end().to_string()) {
                         Ok(out) => println!("  {name}: {out}"),
                         Err(e) => println!("  {name}: error: {e}"),
@@ -156,16 +178,17 @@ impl Service {
                 }
                 line.clear();
             }
-            // End of input (not a terminal, or Ctrl-D): keep serving until Ctrl-C.
-            let _ = stop;
         });
     }
 
     pub fn counters_line(&self) -> String {
         let gens: Vec<String> = self
-            .plugins
+            .dir
+            .plugins()
             .iter()
-            .map(|p| format!("{} gen {}", p.name, p.hot.generation()))
+            .filter_map(|(name, _)| {
+                Some(format!("{name} gen {}", self.dir.get(name)?.generation()))
+            })
             .collect();
         format!(
             "[stats] requests {} | failures {} | streamed words {} | {}",
@@ -189,31 +212,42 @@ impl Service {
             "summary:".to_string(),
             format!("  {}", self.counters_line()),
         ];
-        for p in &self.plugins {
-            let s = p.hot.status();
-            lines.push(format!(
-                "  {}: generation {}, {} reloads, {} rejected, {} draining, pinned {:?}",
-                p.name,
-                s.current.generation,
-                s.reloads,
-                s.rejections,
-                s.draining.len(),
-                s.pinned
-            ));
+        for (name, _) in self.dir.plugins() {
+            if let Some(s) = self.dir.status(&name) {
+                lines.push(format!(
+                    "  {name}: generation {}, {} reloads, {} rejected, {} draining, pinned {:?}",
+                    s.current.generation,
+                    s.reloads,
+                    s.rejections,
+                    s.draining.len(),
+                    s.pinned
+                ));
+            }
         }
         lines.join("\n")
     }
 }
 
-fn work(
-    clients: Vec<TextTransformClient<HotHandle>>,
-    counters: Arc<Counters>,
-    stop: Arc<AtomicBool>,
-) {
+fn work(dir: &HotDirectory, counters: &Counters, stop: &AtomicBool) {
+    // Clients follow reloads by themselves; the list is refreshed now and then so that
+    // plugins that appear in the directory are served too.
+    let mut clients: BTreeMap<String, TextTransformClient<HotHandle>> = BTreeMap::new();
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) {
+        if i.is_multiple_of(256) {
+            for (name, _) in dir.plugins() {
+                if !clients.contains_key(&name) {
+                    if let Some(c) = dir
+                        .get(&name)
+                        .and_then(|h| TextTransformClient::new(h).ok())
+                    {
+                        clients.insert(name, c);
+                    }
+                }
+            }
+        }
         let line = SAMPLES[i % SAMPLES.len()].to_string();
-        for c in &clients {
+        for c in clients.values() {
             let ok = match c.transform(line.clone()) {
                 Ok(out) => !out.is_empty(),
                 Err(CallError::Plugin(_)) | Err(_) => false,

@@ -6,7 +6,7 @@
 
 use crate::plugins::{self, Built};
 use crate::service::Service;
-use fidius_hotreload::{ReloadEvent, UnloadState};
+use fidius_hotreload::{DirectoryEvent, ReloadEvent, UnloadState};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
@@ -35,9 +35,11 @@ fn deploy(bytes: &[u8], to: &Path) -> Result<(), String> {
     std::fs::rename(&staged, to).map_err(|e| e.to_string())
 }
 
-/// Every event of the watched plugin, kept so a later step can find an earlier event.
+/// Every event of the plugin the tour changes, kept so a later step can find an
+/// earlier event.
 struct EventLog {
-    rx: Receiver<ReloadEvent>,
+    rx: Receiver<DirectoryEvent>,
+    plugin: &'static str,
     seen: Vec<ReloadEvent>,
 }
 
@@ -56,10 +58,16 @@ impl EventLog {
             .rx
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            if want(&e) {
-                return Some(e);
+            let DirectoryEvent::Plugin { plugin, event } = e else {
+                continue;
+            };
+            if plugin != self.plugin {
+                continue;
             }
-            self.seen.push(e);
+            if want(&event) {
+                return Some(event);
+            }
+            self.seen.push(event);
         }
         None
     }
@@ -67,19 +75,24 @@ impl EventLog {
 
 pub fn run(built: &Built, workers: usize) -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut files = Vec::new();
-    for (plugin, lib) in built.files() {
-        let copy = dir.path().join(lib.file_name().unwrap());
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).map_err(|e| e.to_string())?;
+    for (_, lib) in built.files() {
+        let copy = plugin_dir.join(lib.file_name().unwrap());
         std::fs::copy(&lib, &copy).map_err(|e| format!("copying {}: {e}", lib.display()))?;
-        files.push((plugin, copy));
     }
-    let watched = files[0].1.clone();
-    let mut service = Service::start(&files, &dir.path().join("shadow"), workers)?;
+    let watched = built.library("uppercase");
+    let watched = plugin_dir.join(watched.file_name().unwrap());
+    println!("[tour] plugin directory: {}", plugin_dir.display());
+    let mut service = Service::start(&plugin_dir, &dir.path().join("shadow"), workers)?;
     let mut events = EventLog {
-        rx: service.plugins[0].hot.subscribe(),
+        rx: service.dir.subscribe(),
+        plugin: "Uppercase",
         seen: Vec::new(),
     };
-    let upper = &service.plugins[0].client;
+    let upper = service
+        .client("Uppercase")
+        .ok_or("the Uppercase plugin was not loaded")?;
 
     step(1, "serving under load");
     std::thread::sleep(Duration::from_millis(1500));
@@ -137,7 +150,10 @@ pub fn run(built: &Built, workers: usize) -> Result<(), String> {
     )?;
     service.shutdown();
     println!("\n{}", service.summary());
-    let status = service.plugins[0].hot.status();
+    let status = service
+        .dir
+        .status("Uppercase")
+        .ok_or("the Uppercase plugin is gone")?;
     check(
         status.draining.is_empty(),
         "no old version is still draining",

@@ -193,6 +193,15 @@ impl HotDirectory {
             .find_map(|lib| lib.plugins.get(name).map(HotPlugin::handle))
     }
 
+    /// A snapshot of plugin `name` (see [`HotPlugin::status`]).
+    pub fn status(&self, name: &str) -> Option<crate::HotStatus> {
+        self.shared
+            .libraries
+            .lock()
+            .values()
+            .find_map(|lib| lib.plugins.get(name).map(HotPlugin::status))
+    }
+
     /// The loaded plugins and the library each came from, sorted by name.
     pub fn plugins(&self) -> Vec<(String, PathBuf)> {
         let mut all: Vec<_> = self

@@ -62,7 +62,8 @@ fn the_service_transforms_lines_and_stops_cleanly_on_ctrl_c() {
         }
     };
     read_until(&mut stdout, &mut seen, "Ctrl-C to stop");
-    assert!(seen.contains("loaded uppercase 1.0"), "{seen}");
+    assert!(seen.contains("Uppercase: uppercase 1.0"), "{seen}");
+    assert!(seen.contains("Redact: redact 1.0"), "{seen}");
     assert!(
         seen.contains("cargo build -p uppercase"),
         "tells the user what to run:\n{seen}"
@@ -71,7 +72,7 @@ fn the_service_transforms_lines_and_stops_cleanly_on_ctrl_c() {
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "room 101").unwrap();
     read_until(&mut stdout, &mut seen, "Redact: room ###");
-    assert!(seen.contains("Uppercase: ROOM 101"), "{seen}");
+    read_until(&mut stdout, &mut seen, "Uppercase: ROOM 101");
 
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
