@@ -236,12 +236,12 @@ fn work(dir: &HotDirectory, counters: &Counters, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         if i.is_multiple_of(256) {
             for (name, _) in dir.plugins() {
-                if !clients.contains_key(&name) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = clients.entry(name) {
                     if let Some(c) = dir
-                        .get(&name)
+                        .get(slot.key())
                         .and_then(|h| TextTransformClient::new(h).ok())
                     {
-                        clients.insert(name, c);
+                        slot.insert(c);
                     }
                 }
             }
