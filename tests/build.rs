@@ -96,6 +96,17 @@ fn main() {
         .expect("running cargo to build the fidius tool");
     assert!(status.success(), "building the fidius tool failed");
 
+    // The same plugin in the other profile too: hosts must load debug and release
+    // builds alike.
+    if !release {
+        let mut cmd = cargo_build(&workspace, &fixture_target, true);
+        cmd.args(["-p", "my-plugin"]);
+        let status = cmd
+            .status()
+            .expect("running cargo to build my-plugin in release");
+        assert!(status.success(), "building my-plugin in release failed");
+    }
+
     // The demo host, whose tour the tests run.
     let mut cmd = cargo_build(&workspace, &fixture_target, release);
     cmd.args(["-p", "demo-app"]);
