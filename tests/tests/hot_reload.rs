@@ -598,3 +598,60 @@ fn a_stream_started_on_version_1_finishes_on_version_1() {
         )
     });
 }
+
+#[test]
+fn the_whole_hostile_corpus_is_rejected_while_the_good_version_serves() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    let forged = std::fs::read(fidius_tests::fixture("forged")).unwrap();
+    // The forged library picks its malformation from its own file name, so each variant
+    // is loaded from a file of that name, through a hot plugin of its own: a first load
+    // goes through the same copy-load-validate pipeline as a reload.
+    let variants = [
+        ("null_registry", "returned null"),
+        ("bad_magic", "bad registry magic"),
+        ("registry_version", "registry version"),
+        ("abi", "fidius ABI"),
+        ("too_small", "descriptor is 16 bytes"),
+        ("null_name", "plugin name is null"),
+        ("null_vtable", "null vtable"),
+        ("absurd_count", "exceeds the limit"),
+        ("duplicate", "two plugins are both named"),
+    ];
+    for (variant, words) in variants {
+        let file = dir.dir.path().join(format!("libforged_{variant}.so"));
+        std::fs::write(&file, &forged).unwrap();
+        let err = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+            .shadow_dir(&dir.shadow)
+            .watch(false)
+            .build()
+            .err()
+            .unwrap_or_else(|| panic!("{variant} loaded"));
+        assert_eq!(err.stage, Stage::Load, "{variant}: {err}");
+        assert!(err.reason.contains(words), "{variant}: {err}");
+        assert_eq!(client.version().unwrap(), 1);
+    }
+    // Through the running hot plugin: other fidius libraries and a non-plugin library.
+    let other_kinds: [(&str, Vec<u8>, Stage); 3] = [
+        (
+            "a library that is not a fidius plugin",
+            std::fs::read(fidius_tests::fixture("not-a-plugin")).unwrap(),
+            Stage::Load,
+        ),
+        (
+            "a fidius library of other interfaces",
+            std::fs::read(fidius_tests::fixture("calc-variants")).unwrap(),
+            Stage::Validate,
+        ),
+        ("a truncated header", forged[..100].to_vec(), Stage::Load),
+    ];
+    for (what, bytes, stage) in other_kinds {
+        dir.deploy_bytes(&bytes, Deploy::Rename);
+        let r = hot.reload_now().unwrap_err();
+        assert_eq!(r.stage, stage, "{what}: {r}");
+        assert_eq!(client.version().unwrap(), 1, "{what}");
+    }
+    assert_eq!(hot.status().rejections, 3);
+    assert_eq!(dir.shadow_files().len(), 1, "{:?}", dir.shadow_files());
+}
