@@ -29,6 +29,7 @@ const HOT_BUILDS: &[(&str, &str)] = &[
     ("v3", "hot_v3"),
     ("other-interface", "hot_other"),
     ("pin", "hot_pin"),
+    ("newer-interface", "hot_newer"),
 ];
 
 fn main() {

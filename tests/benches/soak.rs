@@ -47,7 +47,9 @@ fn main() {
                 while !stop.load(Ordering::Relaxed) {
                     let ok = match i % 3 {
                         0 => client.work(i).is_ok_and(|r| r / 16 == i),
-                        1 => client.tag(format!("{t}")).is_ok_and(|s| s.ends_with(&format!(":{t}"))),
+                        1 => client
+                            .tag(format!("{t}"))
+                            .is_ok_and(|s| s.ends_with(&format!(":{t}"))),
                         _ => client.version().is_ok_and(|v| (1..=3).contains(&v)),
                     };
                     calls.fetch_add(1, Ordering::Relaxed);
@@ -87,12 +89,25 @@ fn main() {
     let status = hot.status();
     println!("fidius soak: {secs} s, 4 calling threads, a replacement every 120 ms");
     println!("  file replacements       {deploys} (every 10th a truncated build)");
-    println!("  reloads / rejections    {} / {}", status.reloads, status.rejections);
-    println!("  calls served            {}", calls.load(Ordering::Relaxed));
-    println!("  failed calls            {}", failures.load(Ordering::Relaxed));
+    println!(
+        "  reloads / rejections    {} / {}",
+        status.reloads, status.rejections
+    );
+    println!(
+        "  calls served            {}",
+        calls.load(Ordering::Relaxed)
+    );
+    println!(
+        "  failed calls            {}",
+        failures.load(Ordering::Relaxed)
+    );
     println!("  versions still draining {}", status.draining.len());
     println!("  pinned versions         {}", status.pinned.len());
     println!("  mapped shadow copies    {}", mapped_files_in(&dir.shadow));
     println!("  shadow files on disk    {}", dir.shadow_files().len());
-    println!("  RSS start / end         {} KiB / {} KiB", rss_start, rss_kib());
+    println!(
+        "  RSS start / end         {} KiB / {} KiB",
+        rss_start,
+        rss_kib()
+    );
 }

@@ -633,7 +633,12 @@ fn the_whole_hostile_corpus_is_rejected_while_the_good_version_serves() {
         assert_eq!(client.version().unwrap(), 1);
     }
     // Through the running hot plugin: other fidius libraries and a non-plugin library.
-    let other_kinds: [(&str, Vec<u8>, Stage); 3] = [
+    let other_kinds: [(&str, Vec<u8>, Stage); 4] = [
+        (
+            "the plugin built against a newer interface version",
+            std::fs::read(hot_build("newer")).unwrap(),
+            Stage::Validate,
+        ),
         (
             "a library that is not a fidius plugin",
             std::fs::read(fidius_tests::fixture("not-a-plugin")).unwrap(),
@@ -650,8 +655,21 @@ fn the_whole_hostile_corpus_is_rejected_while_the_good_version_serves() {
         dir.deploy_bytes(&bytes, Deploy::Rename);
         let r = hot.reload_now().unwrap_err();
         assert_eq!(r.stage, stage, "{what}: {r}");
+        if what.contains("newer") {
+            assert!(
+                matches!(
+                    r.error.as_deref(),
+                    Some(fidius::LoadError::InterfaceVersion {
+                        expected: 1,
+                        found: 2,
+                        ..
+                    })
+                ),
+                "{r}"
+            );
+        }
         assert_eq!(client.version().unwrap(), 1, "{what}");
     }
-    assert_eq!(hot.status().rejections, 3);
+    assert_eq!(hot.status().rejections, 4);
     assert_eq!(dir.shadow_files().len(), 1, "{:?}", dir.shadow_files());
 }

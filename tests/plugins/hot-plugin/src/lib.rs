@@ -1,7 +1,7 @@
 //! One plugin, `Hot`, in several versions chosen by feature: the hot-reload tests swap
 //! these builds under a running host.
 
-#[cfg(not(feature = "other-interface"))]
+#[cfg(not(any(feature = "other-interface", feature = "newer-interface")))]
 mod versioned {
     use hot_interface::{plugin_impl, Versioned};
     use std::time::{Duration, Instant};
@@ -91,6 +91,44 @@ mod other {
     impl Unrelated for Hot {
         fn version(&self) -> String {
             "unrelated".into()
+        }
+    }
+}
+
+/// The same interface at version 2, as a newer interface crate would declare it.
+#[cfg(feature = "newer-interface")]
+mod newer {
+    #[fidius::plugin_interface(version = 2, buffer = PluginAllocated)]
+    pub trait Versioned: Send + Sync {
+        fn version(&self) -> u32;
+        fn work(&self, x: u64) -> u64;
+        fn tag(&self, s: String) -> String;
+        fn origin(&self) -> String;
+        fn gated(&self, n: u64, gate: String) -> fidius::Stream<u32>;
+        fn wait_for(&self, path: String) -> u32;
+    }
+
+    pub struct Hot;
+
+    #[fidius::plugin_impl(Versioned)]
+    impl Versioned for Hot {
+        fn version(&self) -> u32 {
+            9
+        }
+        fn work(&self, x: u64) -> u64 {
+            x
+        }
+        fn tag(&self, s: String) -> String {
+            s
+        }
+        fn origin(&self) -> String {
+            String::new()
+        }
+        fn gated(&self, _n: u64, _gate: String) -> fidius::Stream<u32> {
+            fidius::Stream::empty()
+        }
+        fn wait_for(&self, _path: String) -> u32 {
+            9
         }
     }
 }
