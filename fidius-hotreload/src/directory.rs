@@ -288,7 +288,15 @@ impl DirShared {
                     Ok(names)
                 }
             }
-            Err(e) => Err(reject(Stage::Load, e.to_string(), Some(e))),
+            // Name the user's file, not the copy, in the reason.
+            Err(e) => Err(reject(
+                Stage::Load,
+                e.to_string().replace(
+                    &copy.path.display().to_string(),
+                    &path.display().to_string(),
+                ),
+                Some(e),
+            )),
         };
         let _ = std::fs::remove_file(&copy.path);
         names
