@@ -79,9 +79,9 @@ pub unsafe fn invoke<R>(
     }
 }
 
-/// Calls the direct bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method: `input` is the
-/// argument's bytes, unframed, and the result comes back as its bytes. `None` when the
-/// method has no such entry.
+/// Calls a byte method with bytes in and bytes out, unframed: the direct bytes entry
+/// of a `fn(Vec<u8>) -> Vec<u8>` method, or the slot of a `#[wire(raw)]` method.
+/// `None` when the method has neither.
 ///
 /// With the Arena strategy and an expected result below [`LEND_RESULT_MAX`], the buffer
 /// lent to the plugin is the result `Vec` itself, sized from the input and from this
@@ -99,8 +99,13 @@ pub unsafe fn invoke_bytes(
     index: usize,
     input: &[u8],
 ) -> Option<Result<Vec<u8>, CallError>> {
+    // A `#[wire(raw)]` method's own slot already takes and returns bytes as they are;
+    // other byte methods have a direct entry for it.
+    let raw = index < desc.method_count as usize
+        // SAFETY: index < method_count entries of a validated method table.
+        && unsafe { &*desc.methods.add(index) }.flags & crate::descriptor::METHOD_RAW != 0;
     // SAFETY: forwarded from this function's contract.
-    let slot = match unsafe { checked_slot(desc, index, true) } {
+    let slot = match unsafe { checked_slot(desc, index, !raw) } {
         Ok(Some(slot)) => slot,
         Ok(None) => return None,
         Err(e) => return Some(Err(e)),

@@ -105,7 +105,8 @@ impl HotDirectoryBuilder {
 
 /// The plugins of one library file.
 struct Library {
-    plugins: BTreeMap<String, HotPlugin>,
+    // Shared so a reload can run without holding the directory's lock.
+    plugins: BTreeMap<String, Arc<HotPlugin>>,
 }
 
 struct DirShared {
@@ -190,7 +191,7 @@ impl HotDirectory {
             .libraries
             .lock()
             .values()
-            .find_map(|lib| lib.plugins.get(name).map(HotPlugin::handle))
+            .find_map(|lib| lib.plugins.get(name).map(|p| p.handle()))
     }
 
     /// A snapshot of plugin `name` (see [`HotPlugin::status`]).
@@ -199,7 +200,7 @@ impl HotDirectory {
             .libraries
             .lock()
             .values()
-            .find_map(|lib| lib.plugins.get(name).map(HotPlugin::status))
+            .find_map(|lib| lib.plugins.get(name).map(|p| p.status()))
     }
 
     /// The loaded plugins and the library each came from, sorted by name.
@@ -328,7 +329,7 @@ impl DirShared {
                 .build();
             match built {
                 Ok(hot) => {
-                    plugins.insert(name.clone(), hot);
+                    plugins.insert(name.clone(), Arc::new(hot));
                 }
                 Err(r) => self.emit(DirectoryEvent::Rejected(r)),
             }
@@ -353,12 +354,16 @@ impl DirShared {
         match (exists, known) {
             (true, false) => self.add(path),
             (true, true) => {
-                // Reload every plugin of the library; each reports its own events.
-                let libraries = self.libraries.lock();
-                if let Some(lib) = libraries.get(path) {
-                    for plugin in lib.plugins.values() {
-                        let _ = plugin.reload_now();
-                    }
+                // Reload every plugin of the library; each reports its own events. The
+                // lock is released first, so `get` and `plugins` never wait on a reload.
+                let plugins: Vec<Arc<HotPlugin>> = self
+                    .libraries
+                    .lock()
+                    .get(path)
+                    .map(|lib| lib.plugins.values().cloned().collect())
+                    .unwrap_or_default();
+                for plugin in plugins {
+                    let _ = plugin.reload_now();
                 }
             }
             (false, true) => {

@@ -52,9 +52,17 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
             quote!(::fidius::__private::call_stream(&self.caller, #index, &(#(#enc,)*), #decode))
         } else if m.raw {
             let arg = &m.args[0].ident;
-            quote!(::fidius::PluginCaller::call_with(&self.caller, #index, #arg.as_ref(), |b| {
-                ::core::result::Result::Ok(b.to_vec())
-            }))
+            quote! {{
+                let __bytes: &[u8] = #arg.as_ref();
+                match ::fidius::PluginCaller::call_bytes(&self.caller, #index, __bytes) {
+                    ::core::option::Option::Some(result) => result,
+                    ::core::option::Option::None => {
+                        ::fidius::PluginCaller::call_with(&self.caller, #index, __bytes, |b| {
+                            ::core::result::Result::Ok(b.to_vec())
+                        })
+                    }
+                }
+            }}
         } else if m.bytes_direct {
             let arg = &m.args[0].ident;
             quote! {{

@@ -161,11 +161,12 @@ impl PluginCaller for PluginHandle {
 
     #[inline]
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        if self.info.methods.get(index)?.fast_path != FastPath::Bytes {
+        let method = self.info.methods.get(index)?;
+        if method.fast_path != FastPath::Bytes && !method.raw {
             return None;
         }
         // SAFETY: as in `call_with`; the descriptor marks method `index` as a byte
-        // method, whose direct entry is a MethodFn.
+        // method (a raw slot, or a direct entry that is a MethodFn).
         unsafe { crate::call::invoke_bytes(&*self.desc, index, input) }
     }
 
