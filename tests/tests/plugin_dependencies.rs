@@ -10,16 +10,7 @@ fn normal_dependencies(package: &str) -> Vec<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(workspace_dir())
-        .args([
-            "tree",
-            "--offline",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "-p",
-            package,
-        ])
+        .args(["tree", "-e", "normal", "--prefix", "none", "-p", package])
         .output()
         .expect("running cargo tree");
     assert!(
