@@ -9,6 +9,45 @@
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
+/// Streaming 64-bit FNV-1a: feed bytes in pieces, get the same hash as [`fnv1a`] of
+/// their concatenation. Usable in constants.
+///
+/// ```
+/// use fidius_core::hash::{fnv1a, Fnv1a};
+/// assert_eq!(Fnv1a::new().update(b"foo").update(b"bar").finish(), fnv1a(b"foobar"));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a(u64);
+
+impl Fnv1a {
+    /// A hasher that has seen nothing yet.
+    pub const fn new() -> Self {
+        Fnv1a(FNV_OFFSET)
+    }
+
+    /// Feeds `bytes`.
+    pub const fn update(mut self, bytes: &[u8]) -> Self {
+        let mut i = 0;
+        while i < bytes.len() {
+            self.0 ^= bytes[i] as u64;
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+            i += 1;
+        }
+        self
+    }
+
+    /// The hash of everything fed so far.
+    pub const fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// 64-bit FNV-1a of `bytes`. Usable in constants.
 ///
 /// ```
@@ -16,14 +55,7 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// assert_eq!(fidius_core::hash::fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
 /// ```
 pub const fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash = FNV_OFFSET;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(FNV_PRIME);
-        i += 1;
-    }
-    hash
+    Fnv1a::new().update(bytes).finish()
 }
 
 /// The interface hash of a list of canonical required-method signatures.
@@ -35,23 +67,15 @@ pub const fn fnv1a(bytes: &[u8]) -> u64 {
 /// assert_ne!(a, b);
 /// ```
 pub const fn interface_hash(signatures: &[&str]) -> u64 {
-    // FNV-1a over `sig1 \n sig2 \n ...`, computed without building the joined string so
-    // that the interface macro can evaluate it in a constant.
-    let mut hash = FNV_OFFSET;
+    // FNV-1a over `sig1 \n sig2 \n ...`, without building the joined string, so that
+    // the interface macro can evaluate it in a constant.
+    let mut hash = Fnv1a::new();
     let mut s = 0;
     while s < signatures.len() {
-        let bytes = signatures[s].as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            hash ^= bytes[i] as u64;
-            hash = hash.wrapping_mul(FNV_PRIME);
-            i += 1;
-        }
-        hash ^= b'\n' as u64;
-        hash = hash.wrapping_mul(FNV_PRIME);
+        hash = hash.update(signatures[s].as_bytes()).update(b"\n");
         s += 1;
     }
-    hash
+    hash.finish()
 }
 
 #[cfg(test)]

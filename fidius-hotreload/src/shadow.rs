@@ -64,14 +64,14 @@ pub(crate) fn copy(source: &Path, dir: &Path, generation: u64) -> std::io::Resul
     let result = (|| {
         let mut input = File::open(source)?;
         let mut output = File::create(&tmp)?;
-        let mut hash = Fnv::new();
+        let mut hash = fidius::hash::Fnv1a::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = input.read(&mut buf)?;
             if n == 0 {
                 break;
             }
-            hash.write(&buf[..n]);
+            hash = hash.update(&buf[..n]);
             output.write_all(&buf[..n])?;
         }
         // No fsync: a shadow copy only has to outlive this process, and the rename
@@ -87,24 +87,6 @@ pub(crate) fn copy(source: &Path, dir: &Path, generation: u64) -> std::io::Resul
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// Streaming FNV-1a, the same function as `fidius::fnv1a`.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Removes shadow copies of `source` left in `dir` by processes that no longer run
