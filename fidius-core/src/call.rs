@@ -119,31 +119,19 @@ pub unsafe fn invoke_bytes(
         .free_buffer
         .expect("validated descriptor has free_buffer");
     let mut result = Vec::with_capacity(expected);
-    let mut out = CallOutput {
-        ptr: result.as_mut_ptr(),
-        len: 0,
-        cap: result.capacity(),
-    };
-    // SAFETY: the slot may write up to `cap` bytes into `result`'s spare capacity, or
-    // replace `out` with a buffer of its own and a non-OK status.
-    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
-    if status == STATUS_OK {
-        if out.len > result.capacity() {
-            return Some(Err(CallError::PluginSerialization(format!(
-                "plugin reported {} bytes written into a {}-byte buffer",
-                out.len,
-                result.capacity()
-            ))));
-        }
-        // SAFETY: the plugin initialised the first `out.len` bytes.
-        unsafe { result.set_len(out.len) };
-        return Some(Ok(result));
-    }
-    let buffer = PluginBuffer { out, free };
-    if status == STATUS_BUFFER_TOO_SMALL {
-        BYTES_HINT.set(buffer.out.len);
-    }
-    Some(interpret(status, buffer.bytes(), |b| Ok(b.to_vec())))
+    // SAFETY: forwarded from this function's contract; slot and free are `desc`'s.
+    Some(
+        match unsafe { call_lending(slot, free, &mut result, input) } {
+            Err(e) => Err(e),
+            Ok(Lent::Filled) => Ok(result),
+            Ok(Lent::Handed(status, buffer)) => {
+                if status == STATUS_BUFFER_TOO_SMALL {
+                    BYTES_HINT.set(buffer.out.len);
+                }
+                interpret(status, buffer.bytes(), |b| Ok(b.to_vec()))
+            }
+        },
+    )
 }
 
 /// The slot of method `index` (its direct entry when `direct`), after the index and
@@ -267,28 +255,11 @@ unsafe fn call_arena<R>(
     input: &[u8],
     decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
-    arena.clear();
-    let mut out = CallOutput {
-        ptr: arena.as_mut_ptr(),
-        len: 0,
-        cap: arena.capacity(),
+    // SAFETY: forwarded from this function's contract.
+    let (status, buffer) = match unsafe { call_lending(slot, free, arena, input) }? {
+        Lent::Filled => return decode(arena),
+        Lent::Handed(status, buffer) => (status, buffer),
     };
-    // SAFETY: the slot may write up to `cap` bytes at `ptr` (our spare capacity), or
-    // replace `out` with a buffer of its own and a non-OK status.
-    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
-    if status == STATUS_OK {
-        if out.len > arena.capacity() {
-            return Err(CallError::PluginSerialization(format!(
-                "plugin reported {} bytes written into a {}-byte buffer",
-                out.len,
-                arena.capacity()
-            )));
-        }
-        // SAFETY: the plugin initialised the first `out.len` bytes of our buffer.
-        let bytes = unsafe { std::slice::from_raw_parts(arena.as_ptr(), out.len) };
-        return decode(bytes);
-    }
-    let buffer = PluginBuffer { out, free };
     let needed = buffer.out.len;
     let result = interpret(status, buffer.bytes(), decode);
     if status == STATUS_BUFFER_TOO_SMALL {
@@ -301,6 +272,50 @@ unsafe fn call_arena<R>(
         *arena = Vec::with_capacity(ARENA_INITIAL);
     }
     result
+}
+
+/// What a slot did with the buffer lent to it.
+enum Lent {
+    /// `STATUS_OK`: the result is the buffer's contents now.
+    Filled,
+    /// Any other status, with the buffer the plugin handed over instead (a result too
+    /// large for the loan, or an error).
+    Handed(i32, PluginBuffer),
+}
+
+/// Clears `buf` and lends its capacity to `slot` for the result.
+///
+/// # Safety
+/// As for [`invoke`]; `slot` and `free` come from the same validated descriptor and
+/// the slot writes its result unframed or encoded, per its contract.
+unsafe fn call_lending(
+    slot: MethodFn,
+    free: crate::descriptor::FreeBufferFn,
+    buf: &mut Vec<u8>,
+    input: &[u8],
+) -> Result<Lent, CallError> {
+    buf.clear();
+    let mut out = CallOutput {
+        ptr: buf.as_mut_ptr(),
+        len: 0,
+        cap: buf.capacity(),
+    };
+    // SAFETY: the slot may write up to `cap` bytes into our spare capacity, or replace
+    // `out` with a buffer of its own and a non-OK status.
+    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+    if status != STATUS_OK {
+        return Ok(Lent::Handed(status, PluginBuffer { out, free }));
+    }
+    if out.len > buf.capacity() {
+        return Err(CallError::PluginSerialization(format!(
+            "plugin reported {} bytes written into a {}-byte buffer",
+            out.len,
+            buf.capacity()
+        )));
+    }
+    // SAFETY: the plugin initialised the first `out.len` bytes of our capacity.
+    unsafe { buf.set_len(out.len) };
+    Ok(Lent::Filled)
 }
 
 /// Calls the scalar fast path of method `index`, if `desc` has one.

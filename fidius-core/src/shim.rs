@@ -212,11 +212,7 @@ pub unsafe extern "C" fn stream_next(state: *mut std::ffi::c_void, out: *mut Cal
     }));
     match result {
         Ok(status) => status,
-        Err(payload) => {
-            let message = panic_message(&*payload);
-            std::mem::forget(payload);
-            Reply { out, arena: false }.hand_over(message.into_bytes(), STATUS_PANIC)
-        }
+        Err(payload) => report_panic(out, payload),
     }
 }
 
@@ -271,13 +267,7 @@ pub unsafe fn run_method(
     }));
     match result {
         Ok(status) => status,
-        Err(payload) => {
-            let message = panic_message(&*payload);
-            // Dropping the payload could itself panic; forget it rather than unwind.
-            std::mem::forget(payload);
-            let mut reply = Reply { out, arena };
-            reply.hand_over(message.into_bytes(), STATUS_PANIC)
-        }
+        Err(payload) => report_panic(out, payload),
     }
 }
 
@@ -365,17 +355,18 @@ pub unsafe fn run_direct<R>(out: *mut R, err: *mut CallOutput, body: impl FnOnce
             unsafe { out.write(value) };
             STATUS_OK
         }
-        Err(payload) => {
-            let message = panic_message(&*payload);
-            std::mem::forget(payload);
-            // SAFETY: the host passes a valid CallOutput for the error.
-            let mut reply = Reply {
-                out: unsafe { &mut *err },
-                arena: false,
-            };
-            reply.hand_over(message.into_bytes(), STATUS_PANIC)
-        }
+        // SAFETY: the host passes a valid CallOutput for the error.
+        Err(payload) => report_panic(unsafe { &mut *err }, payload),
     }
+}
+
+/// Hands a caught panic's message to the host in a plugin-allocated buffer and returns
+/// [`STATUS_PANIC`].
+fn report_panic(out: &mut CallOutput, payload: Box<dyn std::any::Any + Send>) -> i32 {
+    let message = panic_message(&*payload);
+    // Dropping the payload could itself panic; forget it rather than unwind.
+    std::mem::forget(payload);
+    Reply { out, arena: false }.hand_over(message.into_bytes(), STATUS_PANIC)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
