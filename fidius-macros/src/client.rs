@@ -35,92 +35,72 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
             quote!(#ok)
         };
         let method_doc = format!("Calls `{}` (method {index}: `{}`).", m.ident, m.signature);
-        let body = if streaming {
-            let enc = m.args.iter().map(|a| {
-                let i = &a.ident;
-                if types::is_byte_vec(&a.ty) {
-                    quote!(::fidius::__private::AsBin(#i.as_ref()))
-                } else {
-                    quote!(&#i)
-                }
-            });
-            let decode = if types::is_byte_vec(&ok) {
-                quote!(::fidius::__private::decode_bytes)
+        // The argument tuple (byte arguments as `bin`) and the result decoder, shared by
+        // every path below.
+        let enc = m.args.iter().map(|a| {
+            let i = &a.ident;
+            if types::is_byte_vec(&a.ty) {
+                quote!(::fidius::__private::AsBin(#i.as_ref()))
             } else {
-                quote!(::fidius::__private::decode_result::<#ok>)
-            };
-            quote!(::fidius::__private::call_stream(&self.caller, #index, &(#(#enc,)*), #decode))
-        } else if m.raw {
+                quote!(&#i)
+            }
+        });
+        let args = quote!(&(#(#enc,)*));
+        let decode = if types::is_byte_vec(&ok) {
+            quote!(::fidius::__private::decode_bytes)
+        } else {
+            quote!(::fidius::__private::decode_result::<#ok>)
+        };
+        let wire = quote!(::fidius::__private::call_encoded(&self.caller, #index, #args, #decode));
+        let body = if streaming {
+            quote!(::fidius::__private::call_stream(&self.caller, #index, #args, #decode))
+        } else if m.raw || m.bytes_direct {
+            // Bytes in and out, unframed, when the caller can; otherwise the raw slot
+            // (raw methods) or the wire format.
             let arg = &m.args[0].ident;
+            let fallback = if m.raw {
+                quote!(::fidius::PluginCaller::call_with(&self.caller, #index, __bytes, |b| {
+                    ::core::result::Result::Ok(b.to_vec())
+                }))
+            } else {
+                wire
+            };
             quote! {{
                 let __bytes: &[u8] = #arg.as_ref();
                 match ::fidius::PluginCaller::call_bytes(&self.caller, #index, __bytes) {
                     ::core::option::Option::Some(result) => result,
-                    ::core::option::Option::None => {
-                        ::fidius::PluginCaller::call_with(&self.caller, #index, __bytes, |b| {
-                            ::core::result::Result::Ok(b.to_vec())
-                        })
-                    }
+                    ::core::option::Option::None => #fallback,
                 }
             }}
-        } else if m.bytes_direct {
-            let arg = &m.args[0].ident;
+        } else if m.direct {
+            let fn_ty = crate::interface::direct_fn_type(m);
+            let scalars = m.args.iter().map(|a| &a.ident);
             quote! {{
-                let __bytes: &[u8] = #arg.as_ref();
-                match ::fidius::PluginCaller::call_bytes(&self.caller, #index, __bytes) {
-                    ::core::option::Option::Some(result) => result,
-                    ::core::option::Option::None => ::fidius::__private::call_encoded(
-                        &self.caller,
-                        #index,
-                        &(::fidius::__private::AsBin(__bytes),),
-                        |b| ::fidius::__private::decode_result::<::fidius::__private::BinVec>(b).map(|v| v.0),
-                    ),
+                let mut __result = ::core::mem::MaybeUninit::<#ok>::uninit();
+                let __direct = ::fidius::PluginCaller::call_direct(&self.caller, #index, |__f, __err| {
+                    // SAFETY: the entry has exactly this signature: the caller's
+                    // plugin was checked against this interface, whose hash covers
+                    // the argument and result types.
+                    unsafe {
+                        let __f = ::core::mem::transmute::<::fidius::__private::ErasedFn, #fn_ty>(__f);
+                        __f(#(#scalars,)* __result.as_mut_ptr(), __err)
+                    }
+                });
+                match __direct {
+                    // SAFETY: STATUS_OK means the entry wrote the result.
+                    ::core::option::Option::Some(::core::result::Result::Ok(())) => {
+                        ::core::result::Result::Ok(unsafe { __result.assume_init() })
+                    }
+                    ::core::option::Option::Some(::core::result::Result::Err(e)) => {
+                        ::core::result::Result::Err(e)
+                    }
+                    ::core::option::Option::None => #wire,
                 }
             }}
         } else {
-            let enc = m.args.iter().map(|a| {
-                let i = &a.ident;
-                if types::is_byte_vec(&a.ty) {
-                    quote!(::fidius::__private::AsBin(#i.as_ref()))
-                } else {
-                    quote!(&#i)
-                }
-            });
-            let decode = if types::is_byte_vec(&ok) {
-                quote!(|b| ::fidius::__private::decode_result::<::fidius::__private::BinVec>(b).map(|v| v.0))
-            } else {
-                quote!(::fidius::__private::decode_result::<#ok>)
-            };
-            let wire = quote!(::fidius::__private::call_encoded(&self.caller, #index, &(#(#enc,)*), #decode));
-            if m.direct {
-                let fn_ty = crate::interface::direct_fn_type(m);
-                let args = m.args.iter().map(|a| &a.ident);
-                quote! {{
-                    let mut __result = ::core::mem::MaybeUninit::<#ok>::uninit();
-                    let __direct = ::fidius::PluginCaller::call_direct(&self.caller, #index, |__f, __err| {
-                        // SAFETY: the entry has exactly this signature: the caller's
-                        // plugin was checked against this interface, whose hash covers
-                        // the argument and result types.
-                        unsafe {
-                            let __f = ::core::mem::transmute::<::fidius::__private::ErasedFn, #fn_ty>(__f);
-                            __f(#(#args,)* __result.as_mut_ptr(), __err)
-                        }
-                    });
-                    match __direct {
-                        // SAFETY: STATUS_OK means the entry wrote the result.
-                        ::core::option::Option::Some(::core::result::Result::Ok(())) => {
-                            ::core::result::Result::Ok(unsafe { __result.assume_init() })
-                        }
-                        ::core::option::Option::Some(::core::result::Result::Err(e)) => {
-                            ::core::result::Result::Err(e)
-                        }
-                        ::core::option::Option::None => #wire,
-                    }
-                }}
-            } else {
-                wire
-            }
+            wire
         };
+
         let body = if m.optional.is_some() {
             let method_name = m.ident.to_string();
             quote!((#body).map_err(|e| ::fidius::__private::absent_as_not_implemented(e, #method_name)))
