@@ -1,13 +1,13 @@
 //! [`HotDirectory`]: every plugin library in a directory, each hot-reloading.
 
-use crate::events::{Callback, Rejection, ReloadEvent, Stage};
+use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage};
 use crate::handle::HotHandle;
 use crate::hot_plugin::{HotPlugin, DEFAULT_DEBOUNCE};
 use crate::shadow;
 use crate::watch::{fingerprint, Watcher};
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -59,9 +59,6 @@ pub enum DirectoryEvent {
     Rejected(Rejection),
 }
 
-/// A directory event callback.
-type DirectoryCallback = Arc<dyn Fn(&DirectoryEvent) + Send + Sync>;
-
 /// Builds a [`HotDirectory`]; see [`HotDirectory::builder`].
 pub struct HotDirectoryBuilder {
     dir: PathBuf,
@@ -69,7 +66,7 @@ pub struct HotDirectoryBuilder {
     debounce: Duration,
     shadow_dir: PathBuf,
     removal: RemovalPolicy,
-    callbacks: Vec<DirectoryCallback>,
+    callbacks: Vec<Callback<DirectoryEvent>>,
 }
 
 impl HotDirectoryBuilder {
@@ -116,8 +113,7 @@ struct DirShared {
     shadow_dir: PathBuf,
     removal: RemovalPolicy,
     libraries: Mutex<BTreeMap<PathBuf, Library>>,
-    subscribers: Mutex<Vec<Sender<DirectoryEvent>>>,
-    callbacks: RwLock<Vec<DirectoryCallback>>,
+    hub: EventHub<DirectoryEvent>,
 }
 
 /// Every plugin library in a directory, hot-reloading: libraries that appear are
@@ -155,9 +151,11 @@ impl HotDirectory {
             shadow_dir: b.shadow_dir,
             removal: b.removal,
             libraries: Mutex::new(BTreeMap::new()),
-            subscribers: Mutex::new(Vec::new()),
-            callbacks: RwLock::new(b.callbacks),
+            hub: EventHub::default(),
         });
+        for cb in b.callbacks {
+            shared.hub.on_event(cb);
+        }
         let (tx, rx) = channel::<Option<PathBuf>>();
         let watch_tx = tx.clone();
         let watcher = Watcher::directory(&shared.dir, is_library, move |p| {
@@ -218,14 +216,12 @@ impl HotDirectory {
 
     /// A channel that receives every event from now on.
     pub fn subscribe(&self) -> Receiver<DirectoryEvent> {
-        let (tx, rx) = channel();
-        self.shared.subscribers.lock().push(tx);
-        rx
+        self.shared.hub.subscribe()
     }
 
     /// Calls `f` for every event from now on.
     pub fn on_event(&self, f: impl Fn(&DirectoryEvent) + Send + Sync + 'static) {
-        self.shared.callbacks.write().push(Arc::new(f));
+        self.shared.hub.on_event(Arc::new(f));
     }
 }
 
@@ -244,12 +240,7 @@ fn is_library(path: &Path) -> bool {
 
 impl DirShared {
     fn emit(&self, event: DirectoryEvent) {
-        for cb in self.callbacks.read().iter() {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&event)));
-        }
-        self.subscribers
-            .lock()
-            .retain(|tx| tx.send(event.clone()).is_ok());
+        self.hub.emit(event);
     }
 
     /// The plugin names in `path` that implement the interface, read from a shadow

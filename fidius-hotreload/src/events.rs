@@ -130,28 +130,36 @@ pub enum ReloadEvent {
 }
 
 /// An event callback.
-pub(crate) type Callback = Arc<dyn Fn(&ReloadEvent) + Send + Sync>;
+pub(crate) type Callback<E = ReloadEvent> = Arc<dyn Fn(&E) + Send + Sync>;
 
-/// Fans events out to subscribers, callbacks and `tracing`.
-#[derive(Default)]
-pub(crate) struct EventHub {
-    subscribers: Mutex<Vec<Sender<ReloadEvent>>>,
-    callbacks: RwLock<Vec<Callback>>,
+/// Fans events out to channel subscribers and callbacks; shared by hot plugins and hot
+/// directories.
+pub(crate) struct EventHub<E> {
+    subscribers: Mutex<Vec<Sender<E>>>,
+    callbacks: RwLock<Vec<Callback<E>>>,
 }
 
-impl EventHub {
-    pub fn subscribe(&self) -> Receiver<ReloadEvent> {
+impl<E> Default for EventHub<E> {
+    fn default() -> Self {
+        Self {
+            subscribers: Mutex::new(Vec::new()),
+            callbacks: RwLock::new(Vec::new()),
+        }
+    }
+}
+
+impl<E: Clone> EventHub<E> {
+    pub fn subscribe(&self) -> Receiver<E> {
         let (tx, rx) = channel();
         self.subscribers.lock().push(tx);
         rx
     }
 
-    pub fn on_event(&self, f: Callback) {
+    pub fn on_event(&self, f: Callback<E>) {
         self.callbacks.write().push(f);
     }
 
-    pub fn emit(&self, plugin: &str, event: ReloadEvent) {
-        trace(plugin, &event);
+    pub fn emit(&self, event: E) {
         for cb in self.callbacks.read().iter() {
             // A panicking callback must not take the reload machinery down with it.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&event)));
@@ -159,6 +167,14 @@ impl EventHub {
         self.subscribers
             .lock()
             .retain(|tx| tx.send(event.clone()).is_ok());
+    }
+}
+
+impl EventHub<ReloadEvent> {
+    /// Emits `event` of `plugin`, as a `tracing` event too.
+    pub fn emit_traced(&self, plugin: &str, event: ReloadEvent) {
+        trace(plugin, &event);
+        self.emit(event);
     }
 }
 

@@ -104,7 +104,7 @@ pub(crate) struct Shared {
     plugin: String,
     source: PathBuf,
     config: Config,
-    hub: EventHub,
+    hub: EventHub<ReloadEvent>,
     draining: Mutex<Vec<Draining>>,
     pinned: Mutex<Vec<u64>>,
     next_generation: AtomicU64,
@@ -237,16 +237,16 @@ impl HotPlugin {
         for stale in shadow::remove_stale(&b.path, &b.config.shadow_dir) {
             tracing::info!(path = %stale.display(), "removed a shadow copy left by an earlier run");
         }
-        hub.emit(
+        hub.emit_traced(
             &b.plugin,
             ReloadEvent::Detected {
                 path: b.path.clone(),
             },
         );
         let first = load_version(&b.path, &b.plugin, &b.expected, &b.config, 1, None, &tx)
-            .inspect_err(|r| hub.emit(&b.plugin, ReloadEvent::Rejected(r.clone())))?
+            .inspect_err(|r| hub.emit_traced(&b.plugin, ReloadEvent::Rejected(r.clone())))?
             .expect("with no current version, content is never unchanged");
-        hub.emit(&b.plugin, ReloadEvent::Loaded(first.info()));
+        hub.emit_traced(&b.plugin, ReloadEvent::Loaded(first.info()));
         let shared = Arc::new(Shared {
             current: ArcSwap::from_pointee(first),
             expected: b.expected,
@@ -371,7 +371,7 @@ impl Shared {
     }
 
     pub fn emit(&self, event: ReloadEvent) {
-        self.hub.emit(&self.plugin, event);
+        self.hub.emit_traced(&self.plugin, event);
     }
 
     /// Runs the pipeline once. With `report`, a rejection is counted and reported;
