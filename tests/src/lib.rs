@@ -15,16 +15,19 @@ pub fn workspace_dir() -> &'static Path {
     Path::new(env!("FIDIUS_WORKSPACE_DIR"))
 }
 
-/// The path of fixture library `crate_name` (e.g. `calc-plugins`), with this
-/// platform's prefix and extension.
-pub fn fixture(crate_name: &str) -> PathBuf {
-    let file = format!(
-        "{}{}{}",
+/// `name` as this platform names a library file: `libname.so`, `libname.dylib`,
+/// `name.dll`.
+pub fn lib_file(name: &str) -> String {
+    format!(
+        "{}{name}{}",
         std::env::consts::DLL_PREFIX,
-        crate_name.replace('-', "_"),
         std::env::consts::DLL_SUFFIX
-    );
-    let path = fixture_dir().join(file);
+    )
+}
+
+/// The path of fixture library `crate_name` (e.g. `calc-plugins`).
+pub fn fixture(crate_name: &str) -> PathBuf {
+    let path = fixture_dir().join(lib_file(&crate_name.replace('-', "_")));
     assert!(path.exists(), "fixture {} was not built", path.display());
     path
 }
@@ -39,15 +42,20 @@ pub fn dir_with(fixtures: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// A copy of fixture `crate_name` in a fresh directory, and its path. Loading it gives a
+/// test its own instance of the plugin, whatever else has the shared fixture loaded.
+pub fn private_copy(crate_name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = dir_with(&[crate_name]);
+    let path = dir.path().join(fixture(crate_name).file_name().unwrap());
+    (dir, path)
+}
+
 /// One of the builds of `tests/plugins/hot-plugin`: `"v1"`, `"v2"`, `"v3"` (three
 /// versions of plugin `Hot`), or `"other"` (a plugin `Hot` of another interface).
 pub fn hot_build(which: &str) -> PathBuf {
-    let file = format!(
-        "{}hot_{which}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let path = fixture_dir().join("versions").join(file);
+    let path = fixture_dir()
+        .join("versions")
+        .join(lib_file(&format!("hot_{which}")));
     assert!(path.exists(), "hot build {} was not built", path.display());
     path
 }
@@ -78,11 +86,7 @@ impl HotDir {
     /// A fresh directory whose watched file starts as hot build `which`.
     pub fn new(which: &str) -> Self {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
-        let file = dir.path().join(format!(
-            "{}hot{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        ));
+        let file = dir.path().join(lib_file("hot"));
         let shadow = dir.path().join("shadow");
         std::fs::copy(hot_build(which), &file).unwrap();
         Self { dir, file, shadow }

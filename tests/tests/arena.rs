@@ -4,14 +4,10 @@
 use bytes_interface::{Blobs, BlobsClient};
 use fidius::host::{PluginHandle, PluginHost};
 use fidius::CallError;
-use fidius_tests::fixture;
 
 /// A client on a private copy of the library, so the call counter is this test's own.
 fn private_client() -> (tempfile::TempDir, BlobsClient<PluginHandle>) {
-    let dir = fidius_tests::dir_with(&["bytes-plugin"]);
-    let path = dir
-        .path()
-        .join(fixture("bytes-plugin").file_name().unwrap());
+    let (dir, path) = fidius_tests::private_copy("bytes-plugin");
     let handle = PluginHost::builder()
         .expect_interface::<dyn Blobs>()
         .build()

@@ -122,10 +122,7 @@ fn optional_methods_and_capabilities() {
 fn not_implemented_does_not_cross_the_boundary() {
     // CountingCalc counts every method body that runs; a NotImplemented call must not
     // reach it. A private copy of the library gives this test its own instance.
-    let dir = fidius_tests::dir_with(&["calc-plugins"]);
-    let copy = dir
-        .path()
-        .join(fixture("calc-plugins").file_name().unwrap());
+    let (_dir, copy) = fidius_tests::private_copy("calc-plugins");
     let c = CalculatorClient::new(host().load_from(copy, "CountingCalc").unwrap()).unwrap();
     for _ in 0..5 {
         assert!(c.square(2).is_err());

@@ -10,11 +10,7 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 fn lib(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(
-        "{}{name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ))
+    dir.join(fidius_tests::lib_file(name))
 }
 
 /// Puts build `which` at `to` by writing beside it and renaming.

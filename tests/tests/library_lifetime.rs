@@ -2,23 +2,19 @@
 //! when the last one goes.
 
 use fidius::host::PluginHost;
-use fidius_tests::fixture;
 use my_interface::{MyPlugin, MyPluginClient};
 use std::path::Path;
 
 #[cfg(target_os = "linux")]
 fn is_mapped(path: &Path) -> bool {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let needle = path.display().to_string();
-    maps.lines().any(|l| l.ends_with(&needle))
+    fidius_hotreload::mapped(path).expect("Linux reports mappings")
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn handles_and_clients_keep_the_library_mapped() {
     // A private copy at a unique path, so no other test maps the same file.
-    let dir = fidius_tests::dir_with(&["my-plugin"]);
-    let path = dir.path().join(fixture("my-plugin").file_name().unwrap());
+    let (_dir, path) = fidius_tests::private_copy("my-plugin");
     assert!(!is_mapped(&path));
 
     let host = PluginHost::builder()
@@ -54,8 +50,7 @@ fn handles_and_clients_keep_the_library_mapped() {
 #[cfg(target_os = "linux")]
 #[test]
 fn discover_closes_what_it_opened() {
-    let dir = fidius_tests::dir_with(&["my-plugin"]);
-    let path = dir.path().join(fixture("my-plugin").file_name().unwrap());
+    let (dir, path) = fidius_tests::private_copy("my-plugin");
     let found = PluginHost::builder()
         .search_path(dir.path())
         .build()

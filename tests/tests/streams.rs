@@ -3,16 +3,12 @@
 
 use fidius::host::{PluginHandle, PluginHost};
 use fidius::CallError;
-use fidius_tests::fixture;
 use stream_interface::{Streams, StreamsClient};
 
 /// A client on a private copy of the library, so the plugin's counters are this
 /// test's own.
 fn client() -> (tempfile::TempDir, StreamsClient<PluginHandle>) {
-    let dir = fidius_tests::dir_with(&["stream-plugin"]);
-    let path = dir
-        .path()
-        .join(fixture("stream-plugin").file_name().unwrap());
+    let (dir, path) = fidius_tests::private_copy("stream-plugin");
     let handle = PluginHost::builder()
         .expect_interface::<dyn Streams>()
         .build()
@@ -158,9 +154,7 @@ fn untyped_streams_through_the_handle_and_metadata() {
 #[test]
 fn a_stream_keeps_its_library_loaded() {
     let (dir, c) = client();
-    let path = dir
-        .path()
-        .join(fixture("stream-plugin").file_name().unwrap());
+    let path = dir.path().join(fidius_tests::lib_file("stream_plugin"));
     let mut s = c.numbers(5).unwrap();
     assert_eq!(s.next(), Some(Ok(0)));
     drop(c);
