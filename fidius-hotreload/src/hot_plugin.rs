@@ -404,14 +404,14 @@ impl Shared {
     fn reload_locked(&self) -> Result<ReloadOutcome, Rejection> {
         let current = self.current.load_full();
         self.prune_draining();
-        if self.draining.lock().len() >= self.config.max_retained {
+        let draining = self.draining.lock().len();
+        if draining >= self.config.max_retained {
             return Err(Rejection {
                 path: self.source.clone(),
                 stage: Stage::Retention,
                 reason: format!(
                     "{} old versions are still in use (the limit is {}); the new build waits",
-                    self.draining.lock().len(),
-                    self.config.max_retained
+                    draining, self.config.max_retained
                 ),
                 error: None,
             });
