@@ -8,10 +8,10 @@ use std::sync::Arc;
 /// A callable view of a [`HotPlugin`](crate::HotPlugin): cheap to clone, usable from
 /// any thread, and a [`PluginCaller`], so the interface's typed client works over it.
 ///
-/// Each call loads the current version through an arc-swap guard (no shared
-/// reference-count traffic between calling threads) and holds it until the call
-/// returns: a swap during the call never affects it, and the old library stays loaded
-/// until the call is done.
+/// Each call announces the version it uses in a per-thread hazard slot (no shared
+/// counter, no locked instruction) and clears it when the call returns: a swap during
+/// the call never affects it, and the old library stays loaded until the call is done.
+/// See the crate docs, *Concurrency*, for how this works and why it is safe.
 #[derive(Clone)]
 pub struct HotHandle {
     shared: Arc<Shared>,
@@ -33,12 +33,12 @@ impl HotHandle {
 
     /// The generation new calls go to.
     pub fn generation(&self) -> u64 {
-        self.shared.current.load().generation
+        self.shared.current.with(|v| v.generation)
     }
 
     /// What the current version offers.
     pub fn info(&self) -> PluginInfo {
-        self.shared.current.load().handle.info().clone()
+        self.shared.current.with(|v| v.handle.info().clone())
     }
 }
 
@@ -50,8 +50,9 @@ impl PluginCaller for HotHandle {
         input: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        let version = self.shared.current.load();
-        version.handle.call_with(index, input, decode)
+        self.shared
+            .current
+            .with(|v| v.handle.call_with(index, input, decode))
     }
 
     #[inline]
@@ -60,18 +61,20 @@ impl PluginCaller for HotHandle {
         index: usize,
         call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
     ) -> Option<Result<(), CallError>> {
-        let version = self.shared.current.load();
-        version.handle.call_direct(index, call)
+        self.shared
+            .current
+            .with(|v| v.handle.call_direct(index, call))
     }
 
     #[inline]
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        let version = self.shared.current.load();
-        version.handle.call_bytes(index, input)
+        self.shared
+            .current
+            .with(|v| v.handle.call_bytes(index, input))
     }
 
     fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
-        // A stream outlives the call: it holds its version (an owned Arc, not a guard),
+        // A stream outlives the call: it holds its version (an owned Arc, not a slot),
         // so a stream started on one version finishes on it, and the version is only
         // retired once the stream is gone.
         let version = self.shared.current.load_full();
@@ -81,12 +84,14 @@ impl PluginCaller for HotHandle {
     }
 
     fn has_method(&self, index: usize) -> bool {
-        self.shared.current.load().handle.has_method(index)
+        self.shared.current.with(|v| v.handle.has_method(index))
     }
 
     fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
         // Every version is validated against the interface the hot plugin was built
         // for, so checking the current one checks them all.
-        self.shared.current.load().handle.check_interface(expected)
+        self.shared
+            .current
+            .with(|v| v.handle.check_interface(expected))
     }
 }

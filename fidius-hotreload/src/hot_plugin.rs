@@ -2,10 +2,10 @@
 
 use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage, VersionInfo};
 use crate::handle::HotHandle;
+use crate::hazard::HazardCell;
 use crate::shadow;
 use crate::unload::{self, UnloadState};
 use crate::version::{Msg, Version};
-use arc_swap::ArcSwap;
 use fidius::host::PluginLibrary;
 use fidius::{InterfaceInfo, PluginHandle};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
@@ -92,6 +92,7 @@ impl HotPluginBuilder {
 }
 
 /// An old version still in use.
+#[derive(Clone)]
 struct Draining {
     generation: u64,
     version: Weak<Version>,
@@ -99,7 +100,7 @@ struct Draining {
 
 /// State shared by the hot plugin, its handles and its worker.
 pub(crate) struct Shared {
-    pub current: ArcSwap<Version>,
+    pub current: HazardCell<Version>,
     pub expected: InterfaceInfo,
     plugin: String,
     source: PathBuf,
@@ -248,7 +249,7 @@ impl HotPlugin {
             .expect("with no current version, content is never unchanged");
         hub.emit_traced(&b.plugin, ReloadEvent::Loaded(first.info()));
         let shared = Arc::new(Shared {
-            current: ArcSwap::from_pointee(first),
+            current: HazardCell::new(Arc::new(first)),
             expected: b.expected,
             plugin: b.plugin,
             source: b.path,
@@ -335,7 +336,7 @@ impl HotPlugin {
 
     /// The current generation.
     pub fn generation(&self) -> u64 {
-        self.shared.current.load().generation
+        self.shared.current.with(|v| v.generation)
     }
 
     /// A snapshot of versions, drains and counters.
@@ -350,6 +351,9 @@ impl Drop for HotPlugin {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
+        // Old versions whose calls finished since the worker's last look close now;
+        // any still in a call close when the last handle goes.
+        self.shared.reclaim();
     }
 }
 
@@ -439,24 +443,28 @@ impl Shared {
         let to = new.info();
         self.emit(ReloadEvent::Loaded(to.clone()));
         self.next_generation.store(generation + 1, Ordering::SeqCst);
-        let old = self.current.swap(Arc::new(new));
+        // Reloads are serialized, so `current` is what the swap replaces.
+        self.current.swap(Arc::new(new));
         self.reloads.fetch_add(1, Ordering::Relaxed);
-        let from = old.info();
+        let from = current.info();
         let outcome = ReloadOutcome::Swapped {
             from: from.generation,
             to: to.generation,
         };
         self.emit(ReloadEvent::Swapped { from, to });
-        drop(current);
-        let generation = old.generation;
-        let weak = Arc::downgrade(&old);
-        // Our reference goes now; whatever else holds the old version keeps it alive.
-        let in_flight = Arc::strong_count(&old) - 1;
+        let generation = current.generation;
         self.draining.lock().push(Draining {
             generation,
-            version: weak,
+            version: Arc::downgrade(&current),
         });
-        drop(old);
+        // Give the old version up at once unless a call is still in it; whatever else
+        // holds it (a stream) keeps it alive.
+        let in_flight = self.in_flight(&current);
+        drop(current);
+        if self.reclaim() {
+            // The worker polls until the calls finish (it may be idle in a long wait).
+            let _ = self.tx.send(Msg::Wake);
+        }
         if in_flight > 0 {
             self.emit(ReloadEvent::Draining {
                 generation,
@@ -464,6 +472,23 @@ impl Shared {
             });
         }
         Ok(outcome)
+    }
+
+    /// Gives up the old versions no call is in any more (each closes once nothing
+    /// else holds it). Returns whether some are still in calls.
+    pub fn reclaim(&self) -> bool {
+        drop(self.current.reclaim());
+        self.current.has_retiring()
+    }
+
+    /// Calls and other holders of an old version, besides the caller's `version`.
+    fn in_flight(&self, version: &Arc<Version>) -> usize {
+        let others = Arc::strong_count(version) - 1;
+        match self.current.retiring_calls(version) {
+            // The retiring list holds one reference of its own.
+            Some(calls) => calls + others - 1,
+            None => others,
+        }
     }
 
     fn prune_draining(&self) {
@@ -486,16 +511,16 @@ impl Shared {
 
     fn status(&self) -> HotStatus {
         let current = self.current.load_full();
+        self.reclaim();
         self.prune_draining();
-        let draining = self
-            .draining
-            .lock()
+        let draining: Vec<_> = self.draining.lock().clone();
+        let draining = draining
             .iter()
             .filter_map(|d| {
-                let n = d.version.strong_count();
-                (n > 0).then_some(DrainingVersion {
+                let version = d.version.upgrade()?;
+                Some(DrainingVersion {
                     generation: d.generation,
-                    in_flight: n,
+                    in_flight: self.in_flight(&version),
                 })
             })
             .collect();

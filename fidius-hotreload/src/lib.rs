@@ -51,7 +51,8 @@
 //! 3. **Load and validate** the copy: library format and architecture, registry magic
 //!    and versions, ABI version, interface name, hash, version and buffer strategy, the
 //!    plugin's presence, and that the loader did not hand back a library already loaded.
-//! 4. **Swap** atomically (arc-swap). No call fails or waits because of a swap.
+//! 4. **Swap** atomically: one pointer exchange. No call fails or waits because of a
+//!    swap (see *Concurrency* below for how calls and swaps meet).
 //! 5. **Drain** and **unload**, as above. The shadow copy is removed after the close.
 //!
 //! Any failure in steps 1–3 leaves the current version serving and is reported as a
@@ -83,23 +84,45 @@
 //! should only happen on command, and [`HotPlugin::hold`] around work that must not see
 //! a swap.
 //!
-//! ## Concurrency: how the swap and drain are checked
+//! ## Concurrency: how calls and swaps meet, and how it is checked
 //!
-//! The guarantee that matters (a call never runs on a version that was freed, and a
-//! swap never blocks or fails a call) rests on arc-swap: a call holds an arc-swap
-//! guard, and a swap pays the guard's debt by taking a reference, so the old version
-//! lives until the guard drops. Everything fidius adds around it (the draining list,
-//! the retire messages, the counters) is behind a mutex or a channel, and a version is
-//! retired from its `Drop`, which Rust runs exactly once.
+//! The guarantee that matters is that a call never runs on a version that was freed,
+//! and a swap never blocks or fails a call. It rests on *hazard slots*
+//! (`src/hazard.rs`, where the argument is written out):
 //!
-//! This is not model-checked with loom or shuttle. Both check only code whose
-//! atomics and locks they instrument, and arc-swap's are not. A model would have to
-//! replace the one part whose correctness matters with a stand-in, and would then
-//! check the stand-in. The protocol is exercised instead by real threads: four
-//! threads calling through 210 consecutive swaps, checking that every result comes
-//! from a generation at least as new as the one current when the call began
-//! (`tests/tests/hot_reload.rs`), and by the soak benchmark (1.3 billion calls through
-//! 866 reloads, no failure; BENCHMARKS.md).
+//! * A call announces the version it uses in a slot of its own thread and clears the
+//!   slot when it returns. These are two plain stores: no shared counter, no locked
+//!   instruction, so calls on different threads never contend.
+//! * A swap only exchanges the current pointer. The old version waits in a retiring
+//!   list, and the worker gives it up once no slot names it: at once when no call is
+//!   in it, otherwise after polling (1 ms at first, backing off to 100 ms). Streams
+//!   and other things that outlive a call hold an ordinary `Arc` of the version, so
+//!   after that the last of them closes it.
+//! * On Linux the announcing call needs no fence, because the worker issues
+//!   `membarrier` before it looks at the slots; elsewhere each call uses one fence
+//!   (see [`uses_membarrier`]).
+//!
+//! An earlier design held an arc-swap guard per call instead. That costs two locked
+//! instructions per call, and they were the whole overhead of the hot client over a
+//! plain handle; BENCHMARKS.md has both measured in one run.
+//!
+//! Everything around the slots (the draining list, the retire messages, the counters)
+//! is behind a mutex or a channel, and a version is retired from its `Drop`, which
+//! Rust runs exactly once.
+//!
+//! This is not model-checked with loom or shuttle. Neither models `membarrier`, and
+//! loom treats sequentially consistent fences as weaker than they are, so it would
+//! flag the fallback's correct store-fence-load pattern as racy. The protocol is
+//! exercised instead by real threads:
+//!
+//! * the hazard unit tests, with a writer swapping and reclaiming as fast as it can
+//!   while readers check, inside every call, that their value is still alive. Breaking
+//!   the reclaim rule makes them fail;
+//! * four threads calling through 210 consecutive swaps of real plugin builds, checking
+//!   that every result comes from a generation at least as new as the one current when
+//!   the call began (`tests/tests/hot_reload.rs`);
+//! * CI runs both of those with and without membarrier;
+//! * the soak benchmark (BENCHMARKS.md).
 //!
 //! ## Known limitations
 //!
@@ -109,6 +132,15 @@
 //!   never unloads images that use thread-locals; musl never unloads at all.
 //! * At most [`HotPluginBuilder::max_retained`] old versions may drain at once; past
 //!   that, new builds are refused (stage [`Stage::Retention`]) until some finish.
+//! * An old version is closed up to 100 ms after its last call returns (the worker
+//!   polls for it), not at that instant. If the [`HotPlugin`] is dropped while a call
+//!   is still in an old version, that version closes when the last handle goes.
+//! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A thread that exits hands its record on; records are never freed, so
+//!   there are as many as threads that ever called at the same time.
+//! * Calls nested more than four deep on one thread (a plugin calling the host calling
+//!   a hot plugin, and so on), and calls made from thread-local destructors, take a
+//!   read lock instead of a slot. A swap holds that lock for one pointer exchange, so
+//!   such a call can wait that long.
 //! * State inside the plugin is not carried over: a new version starts fresh.
 //! * A plugin's code runs in the host process with the host's privileges; reloading
 //!   validates interfaces, it does not sandbox.
@@ -118,6 +150,7 @@
 mod directory;
 mod events;
 mod handle;
+mod hazard;
 mod hot_plugin;
 mod shadow;
 mod unload;
@@ -133,3 +166,16 @@ pub use hot_plugin::{
 };
 pub use shadow::default_shadow_dir;
 pub use unload::{mapped, UnloadState};
+
+/// Whether calls through a [`HotHandle`] run without any fence instruction.
+///
+/// A call announces the version it uses in a per-thread slot and re-reads the current
+/// version; those two steps must not be reordered by the processor. On Linux 4.14 and
+/// later, the rare side (a reload giving an old version up) calls `membarrier`, which
+/// orders every thread of the process at once, so calls need no fence: `true`. Where
+/// membarrier is missing or filtered (other systems, some sandboxes), or when the
+/// environment variable `FIDIUS_HOTRELOAD_NO_MEMBARRIER` is set, each call uses one
+/// full fence instead: `false`. Both are safe; the first is faster.
+pub fn uses_membarrier() -> bool {
+    hazard::asymmetric()
+}

@@ -22,8 +22,8 @@ pub(crate) enum Msg {
 
 /// One version: its handle (which keeps its library loaded) and where it came from.
 ///
-/// Calls hold it through an arc-swap guard; anything that outlives a call holds an
-/// `Arc<Version>`. When the last one goes, the library is closed and the worker is
+/// Calls hold it through a hazard slot (see `hazard.rs`); anything that outlives a
+/// call holds an `Arc<Version>`. When the last one goes, the library is closed and the worker is
 /// told, so the unload can be checked and the shadow copy removed.
 pub(crate) struct Version {
     pub generation: u64,

@@ -83,17 +83,31 @@ pub(crate) fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
+/// First and longest wait between two looks at old versions still in calls. A call
+/// that ends is noticed within a millisecond or so at first; a long call costs a look
+/// (one membarrier and a scan of the hazard slots) every 100 ms at most.
+const RECLAIM_FIRST: Duration = Duration::from_millis(1);
+const RECLAIM_MAX: Duration = Duration::from_millis(100);
+
 /// The worker: debounces file events, waits for the file to settle, reloads, and
 /// finishes the retirement of closed versions.
 pub(crate) fn run_worker(shared: Arc<Shared>, rx: Receiver<Msg>) {
     let debounce = shared.config().debounce;
     // Time of the last file event not yet acted on.
     let mut pending: Option<Instant> = None;
+    // How long to wait before looking again whether old versions' calls finished.
+    let mut reclaim_wait = RECLAIM_FIRST;
     loop {
-        let timeout = match pending {
+        let mut timeout = match pending {
             Some(at) if !shared.is_paused() => debounce.saturating_sub(at.elapsed()),
             _ => Duration::from_secs(3600),
         };
+        if shared.reclaim() {
+            timeout = timeout.min(reclaim_wait);
+            reclaim_wait = (reclaim_wait * 2).min(RECLAIM_MAX);
+        } else {
+            reclaim_wait = RECLAIM_FIRST;
+        }
         match rx.recv_timeout(timeout) {
             Ok(Msg::FileEvent) => pending = Some(Instant::now()),
             Ok(Msg::Retired { generation, shadow }) => shared.retired(generation, &shadow),

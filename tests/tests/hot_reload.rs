@@ -271,6 +271,7 @@ fn a_slow_call_keeps_its_version_loaded_until_it_returns() {
     let status = hot.status();
     assert_eq!(status.draining.len(), 1);
     assert_eq!(status.draining[0].generation, 1);
+    assert_eq!(status.draining[0].in_flight, 1, "the slow call");
     assert!(
         fidius_hotreload::mapped(&old_shadow).unwrap(),
         "v1 is still loaded"
