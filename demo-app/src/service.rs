@@ -70,6 +70,18 @@ pub fn event_line(e: &DirectoryEvent) -> String {
         DirectoryEvent::Rejected(r) => {
             format!("[plugins] ignoring {}: {}", file_name(&r.path), r.reason)
         }
+        DirectoryEvent::Duplicate {
+            plugin,
+            serving,
+            shadowed,
+        } => {
+            let shadowed: Vec<_> = shadowed.iter().map(|p| file_name(p)).collect();
+            format!(
+                "[plugins] {plugin} is in several libraries: serving {}, not {}",
+                file_name(serving),
+                shadowed.join(", ")
+            )
+        }
         DirectoryEvent::Plugin { plugin, event } => {
             let what = match event {
                 ReloadEvent::Detected { .. } => "change detected".to_string(),

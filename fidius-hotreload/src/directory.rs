@@ -57,6 +57,17 @@ pub enum DirectoryEvent {
     /// A new library could not be used at all (not a loadable fidius library, or no
     /// plugin of the interface in it). Nothing was added.
     Rejected(Rejection),
+    /// A library that was just added offers a plugin name another library already
+    /// offers. [`HotDirectory::get`] serves the one whose path sorts first; the others
+    /// stay loaded and reloading, and serve once the first is forgotten.
+    Duplicate {
+        /// The plugin's name.
+        plugin: String,
+        /// The library that serves it.
+        serving: PathBuf,
+        /// The other libraries that offer it.
+        shadowed: Vec<PathBuf>,
+    },
 }
 
 /// Builds a [`HotDirectory`]; see [`HotDirectory::builder`].
@@ -183,7 +194,8 @@ impl HotDirectory {
         })
     }
 
-    /// A handle to plugin `name`, from whichever library holds it.
+    /// A handle to plugin `name`. When several libraries offer it (reported as
+    /// [`DirectoryEvent::Duplicate`]), the one whose path sorts first serves.
     pub fn get(&self, name: &str) -> Option<HotHandle> {
         self.shared
             .libraries
@@ -192,7 +204,8 @@ impl HotDirectory {
             .find_map(|lib| lib.plugins.get(name).map(|p| p.handle()))
     }
 
-    /// A snapshot of plugin `name` (see [`HotPlugin::status`]).
+    /// A snapshot of plugin `name` (see [`HotPlugin::status`]), from the library
+    /// [`get`](Self::get) serves it from.
     pub fn status(&self, name: &str) -> Option<crate::HotStatus> {
         self.shared
             .libraries
@@ -329,13 +342,19 @@ impl DirShared {
             return;
         }
         let names: Vec<String> = plugins.keys().cloned().collect();
-        self.libraries
-            .lock()
-            .insert(path.to_path_buf(), Library { plugins });
+        let duplicates = {
+            let mut libraries = self.libraries.lock();
+            libraries.insert(path.to_path_buf(), Library { plugins });
+            duplicates(&libraries, &names)
+        };
         self.emit(DirectoryEvent::Added {
             path: path.to_path_buf(),
             plugins: names,
         });
+        for duplicate in duplicates {
+            tracing::warn!(event = ?duplicate, "a plugin name is offered by several libraries");
+            self.emit(duplicate);
+        }
     }
 
     /// A settled change to `path`: load, reload or remove.
@@ -379,6 +398,28 @@ impl DirShared {
             (false, false) => {}
         }
     }
+}
+
+/// A [`DirectoryEvent::Duplicate`] for each of `names` that more than one library
+/// offers.
+fn duplicates(libraries: &BTreeMap<PathBuf, Library>, names: &[String]) -> Vec<DirectoryEvent> {
+    names
+        .iter()
+        .filter_map(|name| {
+            // In path order, so the first holder is the one `get` serves.
+            let mut holders = libraries
+                .iter()
+                .filter(|(_, lib)| lib.plugins.contains_key(name))
+                .map(|(path, _)| path.clone());
+            let serving = holders.next()?;
+            let shadowed: Vec<PathBuf> = holders.collect();
+            (!shadowed.is_empty()).then(|| DirectoryEvent::Duplicate {
+                plugin: name.clone(),
+                serving,
+                shadowed,
+            })
+        })
+        .collect()
 }
 
 /// Debounces changes per file, waits for each file to settle, then acts on it.

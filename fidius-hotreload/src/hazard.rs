@@ -212,7 +212,12 @@ fn heavy_barrier() -> bool {
         #[cfg(target_os = "linux")]
         {
             use rustix::thread::{membarrier, MembarrierCommand};
-            if let Err(e) = membarrier(MembarrierCommand::PrivateExpedited) {
+            let barrier = || membarrier(MembarrierCommand::PrivateExpedited);
+            // A child process made by fork starts unregistered: register again once.
+            let result = barrier().or_else(|_| {
+                membarrier(MembarrierCommand::RegisterPrivateExpedited).and_then(|()| barrier())
+            });
+            if let Err(e) = result {
                 tracing::error!(error = %e, "membarrier failed; old versions stay loaded");
                 return false;
             }

@@ -90,12 +90,31 @@ fn a_directory_follows_its_libraries() {
     });
     assert_eq!(client.version().unwrap(), 2);
 
-    // Appeared: loaded.
+    // Appeared: loaded. It offers "Hot" too: reported, and the first path serves.
     let second = lib(&plugins, "hot_b");
     place("v3", &second);
     let events = until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
     assert!(matches!(events.last(), Some(DirectoryEvent::Added { path, .. }) if path == &second));
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Duplicate { .. }));
+    match events.last() {
+        Some(DirectoryEvent::Duplicate {
+            plugin,
+            serving,
+            shadowed,
+        }) => {
+            assert_eq!(plugin, "Hot");
+            assert_eq!(serving, &first);
+            assert_eq!(shadowed, std::slice::from_ref(&second));
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(dir.plugins().len(), 2);
+    let served = VersionedClient::new(dir.get("Hot").unwrap()).unwrap();
+    assert_eq!(
+        served.version().unwrap(),
+        2,
+        "hot_a (v2) serves, not hot_b (v3)"
+    );
 
     // A broken library appearing is rejected; nothing else changes.
     std::fs::write(lib(&plugins, "broken"), vec![0u8; 1000]).unwrap();
