@@ -156,3 +156,42 @@ fn the_unload_policy_forgets_removed_libraries() {
     // A handle already given out keeps working until dropped.
     assert_eq!(client.version().unwrap(), 1);
 }
+
+#[test]
+fn a_shadowed_duplicate_serves_once_the_first_library_is_forgotten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let (first, second) = (lib(&plugins, "hot_a"), lib(&plugins, "hot_b"));
+    place("v1", &first);
+    place("v2", &second);
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = events.clone();
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .shadow_dir(tmp.path().join("shadow"))
+        .on_removal(RemovalPolicy::Unload)
+        .on_event(move |e| log.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap();
+    assert!(
+        events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            DirectoryEvent::Duplicate { serving, shadowed, .. }
+                if serving == &first && shadowed == std::slice::from_ref(&second)
+        )),
+        "{:#?}",
+        events.lock().unwrap()
+    );
+    let rx = dir.subscribe();
+    let served = |dir: &HotDirectory| {
+        VersionedClient::new(dir.get("Hot").unwrap())
+            .unwrap()
+            .version()
+            .unwrap()
+    };
+    assert_eq!(served(&dir), 1);
+    std::fs::remove_file(&first).unwrap();
+    until(&rx, |e| matches!(e, DirectoryEvent::Removed { .. }));
+    assert_eq!(served(&dir), 2, "hot_b serves now");
+    assert_eq!(dir.plugins(), vec![("Hot".to_string(), second)]);
+}
