@@ -3,7 +3,7 @@
 use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage};
 use crate::handle::HotHandle;
 use crate::hot_plugin::{HotPlugin, DEFAULT_DEBOUNCE};
-use crate::shadow;
+use crate::shadow::{self, ShadowCopy};
 use crate::watch::{fingerprint, Watcher};
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
@@ -257,17 +257,18 @@ impl DirShared {
     }
 
     /// The plugin names in `path` that implement the interface, read from a shadow
-    /// copy (the watched file itself is never loaded).
-    fn list(&self, path: &Path) -> Result<Vec<String>, Rejection> {
+    /// copy (the watched file itself is never loaded). The copy is returned, still
+    /// open, for the first plugin's first version.
+    fn list(&self, path: &Path) -> Result<Listed, Rejection> {
         let reject = |stage, reason: String, error: Option<fidius::LoadError>| Rejection {
             path: path.to_path_buf(),
             stage,
             reason,
             error: error.map(Arc::new),
         };
-        let copy = shadow::copy(path, &self.shadow_dir, 0)
+        let copy = shadow::copy(path, &self.shadow_dir, 1)
             .map_err(|e| reject(Stage::Copy, e.to_string(), None))?;
-        let names = match PluginLibrary::open(&copy.path) {
+        let listed = match PluginLibrary::open(&copy.path) {
             Ok(lib) => {
                 let names: Vec<String> = lib
                     .plugins()
@@ -278,7 +279,6 @@ impl DirShared {
                     .plugins()
                     .map(|p| format!("{} ({})", p.name, p.describe()))
                     .collect();
-                drop(lib);
                 if names.is_empty() {
                     Err(reject(
                         Stage::Validate,
@@ -290,7 +290,11 @@ impl DirShared {
                         None,
                     ))
                 } else {
-                    Ok(names)
+                    return Ok(Listed {
+                        names,
+                        copy,
+                        _open: lib,
+                    });
                 }
             }
             // Name the user's file, not the copy, in the reason.
@@ -304,17 +308,20 @@ impl DirShared {
             )),
         };
         let _ = std::fs::remove_file(&copy.path);
-        names
+        listed
     }
 
     /// Loads the plugins of a library new to the directory.
     fn add(self: &Arc<Self>, path: &Path) {
-        let names = match self.list(path) {
-            Ok(names) => names,
+        let listed = match self.list(path) {
+            Ok(listed) => listed,
             Err(r) => return self.emit(DirectoryEvent::Rejected(r)),
         };
+        // The first plugin loads from the listing's copy. The others need copies of
+        // their own: each version's unload is checked by its path.
+        let mut listing_copy = Some(listed.copy);
         let mut plugins = BTreeMap::new();
-        for name in &names {
+        for name in &listed.names {
             let events = Arc::downgrade(self);
             let plugin = name.clone();
             let forward: Callback = Arc::new(move |event: &ReloadEvent| {
@@ -325,12 +332,15 @@ impl DirShared {
                     });
                 }
             });
-            let built = HotPlugin::builder_for(path, name, self.expected)
+            let mut builder = HotPlugin::builder_for(path, name, self.expected)
                 .shadow_dir(&self.shadow_dir)
                 .debounce(self.debounce)
                 .watch(false)
-                .on_event(move |e| forward(e))
-                .build();
+                .on_event(move |e| forward(e));
+            if let Some(copy) = listing_copy.take() {
+                builder = builder.first_copy(copy);
+            }
+            let built = builder.build();
             match built {
                 Ok(hot) => {
                     plugins.insert(name.clone(), Arc::new(hot));
@@ -398,6 +408,15 @@ impl DirShared {
             (false, false) => {}
         }
     }
+}
+
+/// A new library's plugins and the shadow copy they were read from. The library stays
+/// open until the first plugin has loaded the same copy, so that load only adds a
+/// reference.
+struct Listed {
+    names: Vec<String>,
+    copy: ShadowCopy,
+    _open: Arc<PluginLibrary>,
 }
 
 /// A [`DirectoryEvent::Duplicate`] for each of `names` that more than one library

@@ -3,7 +3,7 @@
 use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage, VersionInfo};
 use crate::handle::HotHandle;
 use crate::hazard::HazardCell;
-use crate::shadow;
+use crate::shadow::{self, ShadowCopy};
 use crate::unload::{self, UnloadState};
 use crate::version::{Msg, Version};
 use fidius::host::PluginLibrary;
@@ -38,9 +38,18 @@ pub struct HotPluginBuilder {
     expected: InterfaceInfo,
     config: Config,
     callbacks: Vec<Callback>,
+    first_copy: Option<ShadowCopy>,
 }
 
 impl HotPluginBuilder {
+    /// Loads the first version from `copy`, a shadow copy of the file already made
+    /// (directory mode makes one to list a new library's plugins), instead of copying
+    /// the file again.
+    pub(crate) fn first_copy(mut self, copy: ShadowCopy) -> Self {
+        self.first_copy = Some(copy);
+        self
+    }
+
     /// How long the file must be quiet before a reload starts (default 25 ms). After
     /// that the file must also keep the same size and modification time over a
     /// further half debounce before it is copied.
@@ -226,6 +235,7 @@ impl HotPlugin {
                 load_retries: 3,
             },
             callbacks: Vec::new(),
+            first_copy: None,
         }
     }
 
@@ -244,9 +254,13 @@ impl HotPlugin {
                 path: b.path.clone(),
             },
         );
-        let first = load_version(&b.path, &b.plugin, &b.expected, &b.config, 1, None, &tx)
-            .inspect_err(|r| hub.emit_traced(&b.plugin, ReloadEvent::Rejected(r.clone())))?
-            .expect("with no current version, content is never unchanged");
+        let first = match b.first_copy {
+            Some(copy) => Ok(copy),
+            None => make_copy(&b.path, &b.config, 1),
+        }
+        .and_then(|copy| load_version(&b.path, &b.plugin, &b.expected, copy, 1, None, &tx))
+        .inspect_err(|r| hub.emit_traced(&b.plugin, ReloadEvent::Rejected(r.clone())))?
+        .expect("with no current version, content is never unchanged");
         hub.emit_traced(&b.plugin, ReloadEvent::Loaded(first.info()));
         let shared = Arc::new(Shared {
             current: HazardCell::new(Arc::new(first)),
@@ -423,11 +437,12 @@ impl Shared {
         // Reloads are serialized, so the number is only taken (below) once the new
         // version is actually swapped in: generations count versions, not attempts.
         let generation = self.next_generation.load(Ordering::SeqCst);
+        let copy = make_copy(&self.source, &self.config, generation)?;
         let loaded = load_version(
             &self.source,
             &self.plugin,
             &self.expected,
-            &self.config,
+            copy,
             generation,
             Some(&current),
             &self.tx,
@@ -539,14 +554,37 @@ impl Shared {
     }
 }
 
-/// Copies, loads and validates one version. `current`, when given, is the running
-/// version: identical content gives `Ok(None)`, and a handle into the same loaded
-/// library is refused.
+/// Copies the watched file to a new shadow path for version `generation`.
+fn make_copy(source: &Path, config: &Config, generation: u64) -> Result<ShadowCopy, Rejection> {
+    shadow::copy(source, &config.shadow_dir, generation).map_err(|e| {
+        let (stage, reason) = if e.kind() == std::io::ErrorKind::NotFound && !source.exists() {
+            (
+                Stage::Detect,
+                "the file is gone (removed or renamed away)".to_string(),
+            )
+        } else {
+            (
+                Stage::Copy,
+                format!("copying to {} failed: {e}", config.shadow_dir.display()),
+            )
+        };
+        Rejection {
+            path: source.to_path_buf(),
+            stage,
+            reason,
+            error: None,
+        }
+    })
+}
+
+/// Loads and validates one version from its shadow copy (removed again on failure).
+/// `current`, when given, is the running version: identical content gives `Ok(None)`,
+/// and a handle into the same loaded library is refused.
 fn load_version(
     source: &Path,
     plugin: &str,
     expected: &InterfaceInfo,
-    config: &Config,
+    copy: ShadowCopy,
     generation: u64,
     current: Option<&Version>,
     tx: &Sender<Msg>,
@@ -556,23 +594,6 @@ fn load_version(
         stage,
         reason,
         error: error.map(Arc::new),
-    };
-    let copy = match shadow::copy(source, &config.shadow_dir, generation) {
-        Ok(copy) => copy,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !source.exists() => {
-            return Err(reject(
-                Stage::Detect,
-                "the file is gone (removed or renamed away)".into(),
-                None,
-            ))
-        }
-        Err(e) => {
-            return Err(reject(
-                Stage::Copy,
-                format!("copying to {} failed: {e}", config.shadow_dir.display()),
-                None,
-            ))
-        }
     };
     let discard = |r: Rejection| {
         let _ = std::fs::remove_file(&copy.path);
