@@ -8,12 +8,13 @@ use std::path::Path;
 /// The file extension of shared libraries on this platform (`so`, `dylib`, `dll`).
 pub const DYLIB_EXTENSION: &str = std::env::consts::DLL_EXTENSION;
 
-/// Reads the headers of `path` and checks format, word size, byte order, machine and,
-/// for ELF, that every loadable segment lies inside the file.
+/// Reads the headers of `path` and checks format (ELF, Mach-O or PE, whichever this
+/// platform loads), that it is a shared library, word size, byte order, machine, and
+/// that every loadable segment (ELF, Mach-O) or section (PE) lies inside the file.
 ///
-/// The last check matters: the dynamic loader maps a truncated library without
-/// complaint, and the first touch of a page past the end of the file kills the process
-/// with SIGBUS.
+/// The last check matters: glibc's loader maps a truncated library without complaint,
+/// and the first touch of a page past the end of the file kills the process with
+/// SIGBUS. On every platform it turns a truncated file into an error that says so.
 pub fn check_library_file(path: &Path) -> Result<(), LoadError> {
     let io_err = |source| LoadError::Io {
         path: path.to_path_buf(),
@@ -49,8 +50,11 @@ pub fn check_library_file(path: &Path) -> Result<(), LoadError> {
     })
 }
 
-enum HeaderError {
+/// Why a header check failed.
+pub(super) enum HeaderError {
+    /// Not a library of this platform's format, or truncated or corrupt.
     Format(String),
+    /// A library for another architecture.
     Arch { expected: String, found: String },
 }
 
@@ -225,23 +229,15 @@ fn elf_machine_name(m: u16) -> String {
 }
 
 #[cfg(any(target_os = "macos", target_os = "ios"))]
-fn check_header(h: &[u8], _file_len: u64) -> Result<(), HeaderError> {
-    const MH_MAGIC_64: [u8; 4] = [0xcf, 0xfa, 0xed, 0xfe];
-    const FAT: [u8; 4] = [0xca, 0xfe, 0xba, 0xbe];
-    if h.len() >= 4 && (h[..4] == MH_MAGIC_64 || h[..4] == FAT) {
-        return Ok(());
-    }
-    let _ = host_description;
-    Err(HeaderError::Format("not a Mach-O file".into()))
+fn check_header(h: &[u8], file_len: u64) -> Result<(), HeaderError> {
+    let host = super::macho::cpu_type(std::env::consts::ARCH);
+    super::macho::check(h, file_len, host, &host_description())
 }
 
 #[cfg(windows)]
-fn check_header(h: &[u8], _file_len: u64) -> Result<(), HeaderError> {
-    if h.len() >= 2 && &h[..2] == b"MZ" {
-        return Ok(());
-    }
-    let _ = host_description;
-    Err(HeaderError::Format("not a PE file".into()))
+fn check_header(h: &[u8], file_len: u64) -> Result<(), HeaderError> {
+    let host = super::pe::machine(std::env::consts::ARCH);
+    super::pe::check(h, file_len, host, &host_description())
 }
 
 #[cfg(all(test, target_os = "linux"))]
