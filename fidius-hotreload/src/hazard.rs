@@ -154,7 +154,7 @@ const SYMMETRIC: u8 = 2;
 /// it. Runs before any cell exists, so before any reader or writer needs the answer.
 fn init_fences() {
     FENCES_INIT.call_once(|| {
-        let mode = if register_membarrier() {
+        let mode = if std::env::var_os(NO_MEMBARRIER_ENV).is_none() && register_membarrier() {
             ASYMMETRIC
         } else {
             SYMMETRIC
@@ -175,8 +175,7 @@ pub(crate) const NO_MEMBARRIER_ENV: &str = "FIDIUS_HOTRELOAD_NO_MEMBARRIER";
 #[cfg(target_os = "linux")]
 fn register_membarrier() -> bool {
     use rustix::thread::{membarrier, membarrier_query, MembarrierCommand};
-    std::env::var_os(NO_MEMBARRIER_ENV).is_none()
-        && membarrier_query().contains_command(MembarrierCommand::PrivateExpedited)
+    membarrier_query().contains_command(MembarrierCommand::PrivateExpedited)
         && membarrier(MembarrierCommand::RegisterPrivateExpedited).is_ok()
 }
 
