@@ -135,8 +135,11 @@
 //! * An old version is closed up to 100 ms after its last call returns (the worker
 //!   polls for it), not at that instant. If the [`HotPlugin`] is dropped while a call
 //!   is still in an old version, that version closes when the last handle goes.
-//! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A thread that exits hands its record on; records are never freed, so
-//!   there are as many as threads that ever called at the same time.
+//! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A
+//!   thread that exits hands its record on; records are never freed, so there are as
+//!   many as threads that ever called at the same time.
+//! * Only Linux runs the tests. macOS and Windows builds are type-checked and linted
+//!   in CI; there, calls use one memory fence each (no `membarrier`).
 //! * Calls nested more than four deep on one thread (a plugin calling the host calling
 //!   a hot plugin, and so on), and calls made from thread-local destructors, take a
 //!   read lock instead of a slot. A swap holds that lock for one pointer exchange, so
