@@ -365,9 +365,18 @@ impl Drop for HotPlugin {
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
-        // Old versions whose calls finished since the worker's last look close now;
-        // any still in a call close when the last handle goes.
-        self.shared.reclaim();
+        // Old versions whose calls finished since the worker's last look close now.
+        // Those still in a call are watched by a small thread of their own until they
+        // are free, or until the last handle goes (which frees them with everything).
+        if self.shared.reclaim() {
+            let shared = Arc::downgrade(&self.shared);
+            let reaper = std::thread::Builder::new()
+                .name(format!("fidius-hotreload-drain:{}", self.shared.plugin))
+                .spawn(move || crate::watch::drain_after_drop(shared));
+            if let Err(e) = reaper {
+                tracing::warn!(error = %e, "no thread to drain old versions; they close with the last handle");
+            }
+        }
     }
 }
 

