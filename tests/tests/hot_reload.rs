@@ -3,9 +3,10 @@
 #![cfg(target_os = "linux")]
 
 use fidius::CallError;
-use fidius_hotreload::{HotPlugin, ReloadEvent, ReloadOutcome, Stage, UnloadState};
+use fidius_hotreload::{HotHandle, HotPlugin, ReloadEvent, ReloadOutcome, Stage, UnloadState};
 use fidius_tests::{hot_build, mapped_files_in, Deploy, HotDir};
 use hot_interface::{Versioned, VersionedClient};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -238,6 +239,33 @@ fn a_vanished_file_leaves_the_current_version_serving() {
     assert_eq!(client.version().unwrap(), 2);
 }
 
+/// A call to `wait_for` running on its own thread: it blocks in the plugin until
+/// `finish` writes the file it waits for, and returns the plugin's version.
+struct SlowCall {
+    release: PathBuf,
+    thread: std::thread::JoinHandle<u32>,
+}
+
+impl SlowCall {
+    /// Starts the call and gives it time to enter the plugin.
+    fn start(dir: &HotDir, client: &Arc<VersionedClient<HotHandle>>) -> Self {
+        let release = dir.dir.path().join("release-slow-call");
+        let thread = {
+            let client = client.clone();
+            let release = release.display().to_string();
+            std::thread::spawn(move || client.wait_for(release).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        Self { release, thread }
+    }
+
+    /// Lets the call return; its result.
+    fn finish(self) -> u32 {
+        std::fs::write(&self.release, b"go").unwrap();
+        self.thread.join().unwrap()
+    }
+}
+
 /// With the hot plugin (and its worker) gone but a handle still in use, an old
 /// version still in a call is closed once that call returns, not kept until the last
 /// handle goes.
@@ -246,13 +274,7 @@ fn an_old_version_drains_after_the_hot_plugin_is_dropped() {
     let dir = HotDir::new("v1");
     let hot = hot(&dir, false);
     let client = Arc::new(VersionedClient::new(hot.handle()).unwrap());
-    let release = dir.dir.path().join("release-slow-call");
-    let slow = {
-        let client = client.clone();
-        let release = release.display().to_string();
-        std::thread::spawn(move || client.wait_for(release).unwrap())
-    };
-    std::thread::sleep(Duration::from_millis(100));
+    let slow = SlowCall::start(&dir, &client);
     let old_shadow = hot.status().current.shadow;
     dir.deploy("v2", Deploy::Rename);
     hot.reload_now().unwrap();
@@ -261,8 +283,7 @@ fn an_old_version_drains_after_the_hot_plugin_is_dropped() {
         fidius_hotreload::mapped(&old_shadow).unwrap(),
         "v1 is still in the slow call"
     );
-    std::fs::write(&release, b"go").unwrap();
-    assert_eq!(slow.join().unwrap(), 1);
+    assert_eq!(slow.finish(), 1);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while fidius_hotreload::mapped(&old_shadow).unwrap() || old_shadow.exists() {
         assert!(
@@ -280,13 +301,7 @@ fn a_slow_call_keeps_its_version_loaded_until_it_returns() {
     let hot = hot(&dir, false);
     let rx = hot.subscribe();
     let client = Arc::new(VersionedClient::new(hot.handle()).unwrap());
-    let release = dir.dir.path().join("release-slow-call");
-    let slow = {
-        let client = client.clone();
-        let release = release.display().to_string();
-        std::thread::spawn(move || client.wait_for(release).unwrap())
-    };
-    std::thread::sleep(Duration::from_millis(100));
+    let slow = SlowCall::start(&dir, &client);
     let old_shadow = hot.status().current.shadow;
 
     dir.deploy("v2", Deploy::Rename);
@@ -314,12 +329,7 @@ fn a_slow_call_keeps_its_version_loaded_until_it_returns() {
     );
     assert!(old_shadow.exists());
 
-    std::fs::write(&release, b"go").unwrap();
-    assert_eq!(
-        slow.join().unwrap(),
-        1,
-        "the slow call finished on version 1"
-    );
+    assert_eq!(slow.finish(), 1, "the slow call finished on version 1");
     events_until(&rx, |e| {
         matches!(
             e,
@@ -575,13 +585,7 @@ fn retention_is_bounded_and_the_new_build_waits() {
         .build()
         .unwrap();
     let client = Arc::new(VersionedClient::new(hot.handle()).unwrap());
-    let release = dir.dir.path().join("release");
-    let slow = {
-        let client = client.clone();
-        let release = release.display().to_string();
-        std::thread::spawn(move || client.wait_for(release).unwrap())
-    };
-    std::thread::sleep(Duration::from_millis(100));
+    let slow = SlowCall::start(&dir, &client);
     dir.deploy("v2", Deploy::Rename);
     hot.reload_now().unwrap();
     // Version 1 drains; with a bound of one, version 3 must wait.
@@ -589,8 +593,7 @@ fn retention_is_bounded_and_the_new_build_waits() {
     let r = hot.reload_now().unwrap_err();
     assert_eq!(r.stage, Stage::Retention, "{r}");
     assert_eq!(client.version().unwrap(), 2);
-    std::fs::write(&release, b"go").unwrap();
-    assert_eq!(slow.join().unwrap(), 1);
+    assert_eq!(slow.finish(), 1);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !hot.status().draining.is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));

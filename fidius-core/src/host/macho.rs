@@ -65,11 +65,7 @@ pub(super) fn check(
     host: Option<u32>,
     expected: &str,
 ) -> Result<(), HeaderError> {
-    let truncated = |what: String| {
-        HeaderError::Format(format!(
-            "truncated or corrupt Mach-O file ({file_len} bytes): {what}"
-        ))
-    };
+    let truncated = |what| HeaderError::truncated("Mach-O", file_len, what);
     let Some(magic_be) = read_u32(h, 0, false) else {
         return Err(HeaderError::Format("not a Mach-O file".into()));
     };
@@ -130,11 +126,7 @@ fn check_thin(
     host: Option<u32>,
     expected: &str,
 ) -> Result<(), HeaderError> {
-    let truncated = |what: String| {
-        HeaderError::Format(format!(
-            "truncated or corrupt Mach-O file ({file_len} bytes): {what}"
-        ))
-    };
+    let truncated = |what| HeaderError::truncated("Mach-O", file_len, what);
     let magic = read_u32(h, 0, true);
     if magic == Some(MH_MAGIC) || read_u32(h, 0, false) == Some(MH_MAGIC) {
         let little = magic == Some(MH_MAGIC);

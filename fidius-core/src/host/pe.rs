@@ -43,11 +43,7 @@ pub(super) fn check(
     host: Option<u16>,
     expected: &str,
 ) -> Result<(), HeaderError> {
-    let truncated = |what: String| {
-        HeaderError::Format(format!(
-            "truncated or corrupt PE file ({file_len} bytes): {what}"
-        ))
-    };
+    let truncated = |what| HeaderError::truncated("PE", file_len, what);
     if h.get(..2) != Some(b"MZ") {
         return Err(HeaderError::Format(format!(
             "not a PE file (starts with {:02x?})",

@@ -58,6 +58,16 @@ pub(super) enum HeaderError {
     Arch { expected: String, found: String },
 }
 
+impl HeaderError {
+    /// A file of `format` (ELF, Mach-O, PE) whose structure does not fit in its
+    /// `file_len` bytes.
+    pub(super) fn truncated(format: &str, file_len: u64, what: String) -> Self {
+        Self::Format(format!(
+            "truncated or corrupt {format} file ({file_len} bytes): {what}"
+        ))
+    }
+}
+
 fn host_description() -> String {
     format!(
         "{}-bit {} ({})",
@@ -133,11 +143,7 @@ fn check_header(h: &[u8], file_len: u64) -> Result<(), HeaderError> {
 /// section header table lie inside the file.
 #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
 fn check_elf_extents(h: &[u8], is64: bool, little: bool, file_len: u64) -> Result<(), HeaderError> {
-    let truncated = |what: String| {
-        HeaderError::Format(format!(
-            "truncated or corrupt ELF file ({file_len} bytes): {what}"
-        ))
-    };
+    let truncated = |what| HeaderError::truncated("ELF", file_len, what);
     let rd = |o: usize, size: usize| -> Option<u64> {
         let b = h.get(o..o + size)?;
         let mut v = 0u64;
