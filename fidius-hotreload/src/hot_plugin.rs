@@ -482,13 +482,14 @@ impl Shared {
             version: Arc::downgrade(&current),
         });
         // Give the old version up at once unless a call is still in it; whatever else
-        // holds it (a stream) keeps it alive.
-        let in_flight = self.in_flight(&current);
-        drop(current);
+        // holds it (a stream) keeps it alive. Reclaiming first means the count below
+        // needs no second look at the slots unless a call is still in it.
         if self.reclaim() {
             // The worker polls until the calls finish (it may be idle in a long wait).
             let _ = self.tx.send(Msg::Wake);
         }
+        let in_flight = self.in_flight(&current);
+        drop(current);
         if in_flight > 0 {
             self.emit(ReloadEvent::Draining {
                 generation,

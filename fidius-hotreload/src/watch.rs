@@ -90,6 +90,11 @@ pub(crate) fn fingerprint(path: &Path) -> Option<(u64, SystemTime)> {
 const RECLAIM_FIRST: Duration = Duration::from_millis(1);
 const RECLAIM_MAX: Duration = Duration::from_millis(100);
 
+/// The wait after `wait` while old versions are still in calls.
+fn next_reclaim_wait(wait: Duration) -> Duration {
+    (wait * 2).min(RECLAIM_MAX)
+}
+
 /// After the hot plugin is dropped: polls old versions still in calls until they
 /// are free, or until no handle is left (then `Shared` is gone, and with it them).
 pub(crate) fn drain_after_drop(shared: Weak<Shared>) {
@@ -102,7 +107,7 @@ pub(crate) fn drain_after_drop(shared: Weak<Shared>) {
         if !shared.reclaim() {
             return;
         }
-        wait = (wait * 2).min(RECLAIM_MAX);
+        wait = next_reclaim_wait(wait);
     }
 }
 
@@ -121,7 +126,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, rx: Receiver<Msg>) {
         };
         if shared.reclaim() {
             timeout = timeout.min(reclaim_wait);
-            reclaim_wait = (reclaim_wait * 2).min(RECLAIM_MAX);
+            reclaim_wait = next_reclaim_wait(reclaim_wait);
         } else {
             reclaim_wait = RECLAIM_FIRST;
         }

@@ -2,7 +2,7 @@
 //! commands and every segment's file bytes lie inside the file. Pure functions over
 //! the header bytes, so they are tested on every platform.
 
-use super::platform::HeaderError;
+use super::platform::{read_uint, HeaderError};
 
 const MH_MAGIC_64: u32 = 0xfeed_facf;
 const MH_MAGIC: u32 = 0xfeed_face;
@@ -39,21 +39,11 @@ fn cpu_name(cpu: u32) -> String {
 }
 
 fn read_u32(h: &[u8], at: usize, little: bool) -> Option<u32> {
-    let b: [u8; 4] = h.get(at..at + 4)?.try_into().ok()?;
-    Some(if little {
-        u32::from_le_bytes(b)
-    } else {
-        u32::from_be_bytes(b)
-    })
+    read_uint(h, at, 4, little).map(|v| v as u32)
 }
 
 fn read_u64(h: &[u8], at: usize, little: bool) -> Option<u64> {
-    let b: [u8; 8] = h.get(at..at + 8)?.try_into().ok()?;
-    Some(if little {
-        u64::from_le_bytes(b)
-    } else {
-        u64::from_be_bytes(b)
-    })
+    read_uint(h, at, 8, little)
 }
 
 /// Checks a Mach-O file (thin or universal) for a host whose CPU type is `host`

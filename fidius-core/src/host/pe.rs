@@ -2,7 +2,7 @@
 //! every section's file bytes lie inside the file. Pure functions over the header
 //! bytes, so they are tested on every platform.
 
-use super::platform::HeaderError;
+use super::platform::{read_uint, HeaderError};
 
 const IMAGE_FILE_DLL: u16 = 0x2000;
 
@@ -28,11 +28,11 @@ fn machine_name(m: u16) -> String {
 }
 
 fn u16_at(h: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(h.get(at..at + 2)?.try_into().ok()?))
+    read_uint(h, at, 2, true).map(|v| v as u16)
 }
 
 fn u32_at(h: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(h.get(at..at + 4)?.try_into().ok()?))
+    read_uint(h, at, 4, true).map(|v| v as u32)
 }
 
 /// Checks a PE file for a host whose machine is `host` (`None`: unknown, so any

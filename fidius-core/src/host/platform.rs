@@ -58,6 +58,18 @@ pub(super) enum HeaderError {
     Arch { expected: String, found: String },
 }
 
+/// The `size`-byte unsigned integer at `at` in `h` (little- or big-endian), or `None`
+/// if it is not all inside `h`. Shared by the ELF, Mach-O and PE checks.
+pub(super) fn read_uint(h: &[u8], at: usize, size: usize, little: bool) -> Option<u64> {
+    let b = h.get(at..at.checked_add(size)?)?;
+    let fold = |v: u64, &byte: &u8| v << 8 | u64::from(byte);
+    Some(if little {
+        b.iter().rev().fold(0, fold)
+    } else {
+        b.iter().fold(0, fold)
+    })
+}
+
 impl HeaderError {
     /// A file of `format` (ELF, Mach-O, PE) whose structure does not fit in its
     /// `file_len` bytes.
@@ -144,15 +156,7 @@ fn check_header(h: &[u8], file_len: u64) -> Result<(), HeaderError> {
 #[cfg(not(any(target_os = "macos", target_os = "ios", windows)))]
 fn check_elf_extents(h: &[u8], is64: bool, little: bool, file_len: u64) -> Result<(), HeaderError> {
     let truncated = |what| HeaderError::truncated("ELF", file_len, what);
-    let rd = |o: usize, size: usize| -> Option<u64> {
-        let b = h.get(o..o + size)?;
-        let mut v = 0u64;
-        for i in 0..size {
-            let byte = if little { b[size - 1 - i] } else { b[i] };
-            v = v << 8 | byte as u64;
-        }
-        Some(v)
-    };
+    let rd = |at, size| read_uint(h, at, size, little);
     let word = if is64 { 8 } else { 4 };
     // (e_phoff, e_shoff, e_phentsize, e_phnum, e_shentsize, e_shnum) offsets.
     let (phoff_at, shoff_at, rest_at) = if is64 { (32, 40, 54) } else { (28, 32, 42) };
