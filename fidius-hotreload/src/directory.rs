@@ -75,7 +75,7 @@ pub struct HotDirectoryBuilder {
     dir: PathBuf,
     expected: InterfaceInfo,
     debounce: Duration,
-    shadow_dir: PathBuf,
+    store: shadow::Store,
     removal: RemovalPolicy,
     callbacks: Vec<Callback<DirectoryEvent>>,
 }
@@ -87,9 +87,17 @@ impl HotDirectoryBuilder {
         self
     }
 
-    /// Where shadow copies go.
+    /// The private directory for copies that are files; see
+    /// [`HotPluginBuilder::shadow_dir`](crate::HotPluginBuilder::shadow_dir).
     pub fn shadow_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.shadow_dir = dir.into();
+        self.store.dir = dir.into();
+        self
+    }
+
+    /// In-memory copies (default) or files in the shadow directory; see
+    /// [`HotPluginBuilder::copies_in_memory`](crate::HotPluginBuilder::copies_in_memory).
+    pub fn copies_in_memory(mut self, in_memory: bool) -> Self {
+        self.store.in_memory = in_memory;
         self
     }
 
@@ -121,7 +129,7 @@ struct DirShared {
     dir: PathBuf,
     expected: InterfaceInfo,
     debounce: Duration,
-    shadow_dir: PathBuf,
+    store: shadow::Store,
     removal: RemovalPolicy,
     libraries: Mutex<BTreeMap<PathBuf, Library>>,
     hub: EventHub<DirectoryEvent>,
@@ -148,7 +156,7 @@ impl HotDirectory {
             dir: dir.into(),
             expected: *fidius::interface_info::<I>(),
             debounce: DEFAULT_DEBOUNCE,
-            shadow_dir: shadow::default_shadow_dir(),
+            store: shadow::Store::new(),
             removal: RemovalPolicy::default(),
             callbacks: Vec::new(),
         }
@@ -159,7 +167,7 @@ impl HotDirectory {
             dir: b.dir,
             expected: b.expected,
             debounce: b.debounce,
-            shadow_dir: b.shadow_dir,
+            store: b.store,
             removal: b.removal,
             libraries: Mutex::new(BTreeMap::new()),
             hub: EventHub::default(),
@@ -266,9 +274,9 @@ impl DirShared {
             reason,
             error: error.map(Arc::new),
         };
-        let copy = shadow::copy(path, &self.shadow_dir, 1)
-            .map_err(|e| reject(Stage::Copy, e.to_string(), None))?;
-        let listed = match PluginLibrary::open(&copy.path) {
+        let copy =
+            shadow::copy(path, &self.store, 1).map_err(|e| e.rejection(path, &self.store))?;
+        match PluginLibrary::open(copy.load_path()) {
             Ok(lib) => {
                 let names: Vec<String> = lib
                     .plugins()
@@ -290,25 +298,23 @@ impl DirShared {
                         None,
                     ))
                 } else {
-                    return Ok(Listed {
+                    Ok(Listed {
                         names,
                         copy,
                         _open: lib,
-                    });
+                    })
                 }
             }
             // Name the user's file, not the copy, in the reason.
             Err(e) => Err(reject(
                 Stage::Load,
                 e.to_string().replace(
-                    &copy.path.display().to_string(),
-                    &path.display().to_string(),
+                    &copy.load_path().display().to_string(),
+                    &copy.describe(path),
                 ),
                 Some(e),
             )),
-        };
-        let _ = std::fs::remove_file(&copy.path);
-        listed
+        }
     }
 
     /// Loads the plugins of a library new to the directory.
@@ -333,7 +339,7 @@ impl DirShared {
                 }
             });
             let mut builder = HotPlugin::builder_for(path, name, self.expected)
-                .shadow_dir(&self.shadow_dir)
+                .store(self.store.clone())
                 .debounce(self.debounce)
                 .watch(false)
                 .on_event(move |e| forward(e));

@@ -14,8 +14,15 @@ use std::sync::Arc;
 pub enum Stage {
     /// The file was missing when its turn came (removed, or renamed away).
     Detect,
-    /// Copying it to the shadow directory failed.
+    /// Copying it failed: it could not be read, it is not a regular file, or the
+    /// private copy could not be written.
     Copy,
+    /// The shadow directory or the copy is not safe to load from: the directory is not
+    /// a private one of this process's user (another user's, group- or
+    /// world-writable, a symbolic link), or something else was where this process's
+    /// copy should be. Someone may be trying to get their code loaded into the host;
+    /// nothing was loaded. Also reported through `tracing` at error level.
+    Security,
     /// The copy is not a loadable fidius library: not a library of this platform,
     /// truncated, no registry, bad magic or versions, invalid descriptors.
     Load,
@@ -32,6 +39,7 @@ impl std::fmt::Display for Stage {
         f.write_str(match self {
             Stage::Detect => "detect",
             Stage::Copy => "copy",
+            Stage::Security => "security",
             Stage::Load => "load",
             Stage::Validate => "validate",
             Stage::Retention => "retention",
@@ -75,7 +83,10 @@ pub struct VersionInfo {
     pub content_hash: u64,
     /// The interface version the plugin was built against.
     pub interface_version: u32,
-    /// The shadow copy the version was loaded from.
+    /// The private copy the version was loaded from, under the name this process's
+    /// memory map (`/proc/self/maps`) gives it: `/memfd:fidius:<file>:…` for an
+    /// in-memory copy (the default on Linux; it is no file anywhere), or the file in
+    /// the private shadow directory (already unlinked on Unix once loaded).
     pub shadow: PathBuf,
 }
 
@@ -100,6 +111,19 @@ pub enum ReloadEvent {
     Loaded(VersionInfo),
     /// A new build was refused; the current version keeps serving.
     Rejected(Rejection),
+    /// An attempt to load a new build failed and will be tried again (a file can
+    /// still be settling when its events stop; see
+    /// [`HotPluginBuilder::load_retries`](crate::HotPluginBuilder::load_retries)).
+    /// Reported for every failed attempt, including one a later attempt recovers
+    /// from; the last failure is reported as [`Rejected`](Self::Rejected).
+    Retrying {
+        /// The failed attempt, from 1.
+        attempt: u32,
+        /// Attempts still to come.
+        left: u32,
+        /// Why it failed.
+        failure: Rejection,
+    },
     /// New calls now go to `to`; calls already running finish on `from`.
     Swapped {
         /// The version swapped out.
@@ -189,8 +213,18 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         ReloadEvent::Loaded(v) => {
             tracing::debug!(plugin, generation = v.generation, shadow = %v.shadow.display(), "new version loaded")
         }
+        ReloadEvent::Rejected(r) if r.stage == Stage::Security => {
+            tracing::error!(plugin, path = %r.path.display(), reason = %r.reason, "security: new build refused")
+        }
         ReloadEvent::Rejected(r) => {
             tracing::warn!(plugin, stage = %r.stage, reason = %r.reason, "new build rejected")
+        }
+        ReloadEvent::Retrying {
+            attempt,
+            left,
+            failure,
+        } => {
+            tracing::warn!(plugin, attempt, left, stage = %failure.stage, reason = %failure.reason, "loading the new build failed; trying again")
         }
         ReloadEvent::Swapped { from, to } => {
             tracing::info!(

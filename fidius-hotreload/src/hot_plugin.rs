@@ -4,7 +4,7 @@ use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage, VersionIn
 use crate::handle::HotHandle;
 use crate::hazard::HazardCell;
 use crate::shadow::{self, ShadowCopy};
-use crate::unload::{self, UnloadState};
+use crate::unload::UnloadState;
 use crate::version::{Msg, Version};
 use fidius::host::PluginLibrary;
 use fidius::{InterfaceInfo, PluginHandle};
@@ -25,7 +25,7 @@ pub const DEFAULT_MAX_RETAINED: usize = 16;
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub debounce: Duration,
-    pub shadow_dir: PathBuf,
+    pub store: shadow::Store,
     pub watch: bool,
     pub max_retained: usize,
     pub load_retries: u32,
@@ -50,6 +50,12 @@ impl HotPluginBuilder {
         self
     }
 
+    /// Where copies go, as a hot directory configured it.
+    pub(crate) fn store(mut self, store: shadow::Store) -> Self {
+        self.config.store = store;
+        self
+    }
+
     /// How long the file must be quiet before a reload starts (default 25 ms). After
     /// that the file must also keep the same size and modification time over a
     /// further half debounce before it is copied.
@@ -58,9 +64,25 @@ impl HotPluginBuilder {
         self
     }
 
-    /// Where shadow copies go (default: `fidius-shadow` in the temporary directory).
+    /// The private directory for copies that are files (default:
+    /// [`default_shadow_dir`](crate::default_shadow_dir)): used where copies cannot be
+    /// kept in memory, or with [`copies_in_memory`](Self::copies_in_memory)`(false)`.
+    ///
+    /// It must be a directory owned by this process's user that nobody else may write
+    /// to (it is created with mode 0700 if missing); anything else is refused at the
+    /// [`Stage::Security`] stage, checked on every copy.
     pub fn shadow_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.config.shadow_dir = dir.into();
+        self.config.store.dir = dir.into();
+        self
+    }
+
+    /// Load each version from an anonymous in-memory file (`true`, the default), where
+    /// the platform has them (Linux, `memfd_create`), or from a file in the
+    /// [`shadow_dir`](Self::shadow_dir) (`false`, and always elsewhere). The
+    /// environment variable `FIDIUS_HOTRELOAD_NO_MEMFD` turns in-memory copies off for
+    /// the whole process.
+    pub fn copies_in_memory(mut self, in_memory: bool) -> Self {
+        self.config.store.in_memory = in_memory;
         self
     }
 
@@ -229,7 +251,7 @@ impl HotPlugin {
             expected,
             config: Config {
                 debounce: DEFAULT_DEBOUNCE,
-                shadow_dir: shadow::default_shadow_dir(),
+                store: shadow::Store::new(),
                 watch: true,
                 max_retained: DEFAULT_MAX_RETAINED,
                 load_retries: 3,
@@ -245,7 +267,7 @@ impl HotPlugin {
         for cb in b.callbacks {
             hub.on_event(cb);
         }
-        for stale in shadow::remove_stale(&b.path, &b.config.shadow_dir) {
+        for stale in shadow::remove_stale(&b.path, &b.config.store.dir) {
             tracing::info!(path = %stale.display(), "removed a shadow copy left by an earlier run");
         }
         hub.emit_traced(
@@ -522,14 +544,13 @@ impl Shared {
             .retain(|d| d.version.strong_count() > 0);
     }
 
-    /// A version's library was closed: find out whether it left memory, remove its
-    /// shadow copy, report.
-    pub fn retired(&self, generation: u64, shadow: &Path) {
-        let state = unload::state_after_close(shadow);
+    /// A version's library was closed: find out whether it left memory, let go of
+    /// its copy, report.
+    pub fn retired(&self, generation: u64, copy: ShadowCopy) {
+        let state = copy.close();
         if state == UnloadState::Pinned {
             self.pinned.lock().push(generation);
         }
-        let _ = std::fs::remove_file(shadow);
         self.draining.lock().retain(|d| d.generation != generation);
         self.emit(ReloadEvent::Unloaded { generation, state });
     }
@@ -564,37 +585,19 @@ impl Shared {
     }
 }
 
-/// Copies the watched file to a new shadow path for version `generation`.
+/// Copies the watched file for version `generation`.
 fn make_copy(source: &Path, config: &Config, generation: u64) -> Result<ShadowCopy, Rejection> {
-    shadow::copy(source, &config.shadow_dir, generation).map_err(|e| {
-        let (stage, reason) = if e.kind() == std::io::ErrorKind::NotFound && !source.exists() {
-            (
-                Stage::Detect,
-                "the file is gone (removed or renamed away)".to_string(),
-            )
-        } else {
-            (
-                Stage::Copy,
-                format!("copying to {} failed: {e}", config.shadow_dir.display()),
-            )
-        };
-        Rejection {
-            path: source.to_path_buf(),
-            stage,
-            reason,
-            error: None,
-        }
-    })
+    shadow::copy(source, &config.store, generation).map_err(|e| e.rejection(source, &config.store))
 }
 
-/// Loads and validates one version from its shadow copy (removed again on failure).
+/// Loads and validates one version from its copy (let go of again on failure).
 /// `current`, when given, is the running version: identical content gives `Ok(None)`,
 /// and a handle into the same loaded library is refused.
 fn load_version(
     source: &Path,
     plugin: &str,
     expected: &InterfaceInfo,
-    copy: ShadowCopy,
+    mut copy: ShadowCopy,
     generation: u64,
     current: Option<&Version>,
     tx: &Sender<Msg>,
@@ -605,46 +608,39 @@ fn load_version(
         reason,
         error: error.map(Arc::new),
     };
-    let discard = |r: Rejection| {
-        let _ = std::fs::remove_file(&copy.path);
-        r
-    };
     if let Some(current) = current {
         if current.content_hash == copy.content_hash {
-            let _ = std::fs::remove_file(&copy.path);
             return Ok(None);
         }
     }
-    let library = PluginLibrary::open(&copy.path).map_err(|e| {
-        discard(reject(
-            Stage::Load,
-            e.to_string().replace(
-                &copy.path.display().to_string(),
-                &format!("{} (copied to {})", source.display(), copy.path.display()),
-            ),
-            Some(e),
-        ))
+    let library = PluginLibrary::open(copy.load_path()).map_err(|e| {
+        let reason = e.to_string().replace(
+            &copy.load_path().display().to_string(),
+            &copy.describe(source),
+        );
+        reject(Stage::Load, reason, Some(e))
     })?;
     let handle: PluginHandle = library
         .handle(plugin, Some(expected))
-        .map_err(|e| discard(reject(Stage::Validate, e.to_string(), Some(e))))?;
+        .map_err(|e| reject(Stage::Validate, e.to_string(), Some(e)))?;
     drop(library);
     if let Some(current) = current {
         if handle.same_code(&current.handle) {
-            drop(handle);
-            return Err(discard(reject(
+            return Err(reject(
                 Stage::Validate,
                 "the dynamic loader returned the library already loaded instead of the new file"
                     .into(),
                 None,
-            )));
+            ));
         }
     }
+    copy.loaded();
     Ok(Some(Version {
         generation,
         handle: ManuallyDrop::new(handle),
-        shadow: copy.path,
+        shadow: copy.map_name.clone(),
         content_hash: copy.content_hash,
+        copy: Some(copy),
         loaded_at: SystemTime::now(),
         retire: tx.clone(),
     }))

@@ -1,33 +1,212 @@
-//! Shadow copies: every version is loaded from its own copy, at a path never used
-//! before, so the dynamic loader can never hand back an old library for a new file and
-//! nothing ever writes to a file that is or was mapped.
+//! Private copies: every version is loaded from a copy of the watched file that only
+//! this process can reach, so nobody can swap other code in between the copy and the
+//! load, the dynamic loader can never hand back an old library for a new file, and
+//! nothing ever writes to a file that is mapped.
+//!
+//! Two stores, chosen per hot plugin:
+//!
+//! * **In memory** (Linux, the default): an anonymous file from `memfd_create`, filled
+//!   from the source, sealed against any further change, and loaded through its own
+//!   descriptor (`/proc/self/fd/N`). There is no path anyone else could race for,
+//!   nothing on disk to clean up after a crash, and no inode the loader could mistake
+//!   for another. The memory map names it `/memfd:fidius:…`.
+//! * **In a private directory** (elsewhere, when memfd is unavailable, or when asked
+//!   for): the directory must be a real directory owned by this process's user and
+//!   writable by nobody else, checked on every copy; the file is created with
+//!   `O_EXCL | O_NOFOLLOW`, checked to still be the file written just before it is
+//!   loaded, and (on Unix) unlinked as soon as it is loaded.
+//!
+//! The source is opened once, must be a regular file on the open descriptor, and is
+//! read only through that descriptor.
 
+use crate::events::{Rejection, Stage};
+use crate::unload::{self, UnloadState};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A finished shadow copy.
+/// Where copies go, as configured on a builder.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    /// Use an in-memory file where this platform has one.
+    pub in_memory: bool,
+    /// The private directory for copies that are files.
+    pub dir: PathBuf,
+}
+
+impl Store {
+    /// The default: in memory where possible, else [`default_shadow_dir`].
+    pub fn new() -> Self {
+        Self {
+            in_memory: true,
+            dir: default_shadow_dir(),
+        }
+    }
+
+    /// Whether copies made with these settings are in-memory files.
+    pub fn uses_memory(&self) -> bool {
+        self.in_memory && memory::available()
+    }
+}
+
+/// The directory file copies go to when none is configured: `fidius-shadow-<uid>` in
+/// the temporary directory on Unix (created with mode 0700, and refused if someone
+/// else made it first), `fidius-shadow` in the per-user temporary directory elsewhere.
+///
+/// On Linux it is used only when in-memory copies are unavailable or turned off.
+pub fn default_shadow_dir() -> PathBuf {
+    #[cfg(unix)]
+    let name = format!("fidius-shadow-{}", rustix::process::geteuid().as_raw());
+    #[cfg(not(unix))]
+    let name = "fidius-shadow".to_string();
+    std::env::temp_dir().join(name)
+}
+
+/// Why a copy could not be made.
+#[derive(Debug)]
+pub(crate) enum CopyError {
+    /// Opening or reading the watched file failed (`NotFound` when it is gone).
+    Source(std::io::Error),
+    /// The watched path is not a regular file.
+    NotRegular(&'static str),
+    /// Making the copy failed.
+    Target(std::io::Error),
+    /// The shadow directory or the copy is not safe to load from: someone else could
+    /// put their code where ours should be.
+    Insecure(String),
+}
+
+impl CopyError {
+    /// The rejection of `source`'s new build that this error means.
+    pub fn rejection(self, source: &Path, store: &Store) -> Rejection {
+        let (stage, reason) = match self {
+            CopyError::Source(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                Stage::Detect,
+                "the file is gone (removed or renamed away)".to_string(),
+            ),
+            CopyError::Source(e) => (Stage::Copy, format!("reading the file failed: {e}")),
+            CopyError::NotRegular(kind) => (
+                Stage::Copy,
+                format!("not a regular file (it is {kind}); only regular files are loaded"),
+            ),
+            CopyError::Target(e) if store.uses_memory() => {
+                (Stage::Copy, format!("copying into memory failed: {e}"))
+            }
+            CopyError::Target(e) => (
+                Stage::Copy,
+                format!("copying to {} failed: {e}", store.dir.display()),
+            ),
+            CopyError::Insecure(reason) => (Stage::Security, reason),
+        };
+        Rejection {
+            path: source.to_path_buf(),
+            stage,
+            reason,
+            error: None,
+        }
+    }
+}
+
+/// A copy of one build, made for one version.
+///
+/// Closing it ([`ShadowCopy::close`], or dropping it) after its library was closed
+/// finds out whether the library left memory, and cleans up accordingly.
 #[derive(Debug)]
 pub(crate) struct ShadowCopy {
-    pub path: PathBuf,
+    /// What the dynamic loader is given.
+    load_path: PathBuf,
+    /// The copy's name in this process's memory map: `/memfd:fidius:…` or the file.
+    pub map_name: PathBuf,
+    /// FNV-1a of the content.
     pub content_hash: u64,
+    backing: Backing,
 }
 
-/// The directory shadow copies go to when none is configured.
-pub fn default_shadow_dir() -> PathBuf {
-    std::env::temp_dir().join("fidius-shadow")
+#[derive(Debug)]
+enum Backing {
+    /// An in-memory file; its descriptor until the library is loaded for good.
+    #[cfg(target_os = "linux")]
+    Memory {
+        fd: Option<std::os::fd::OwnedFd>,
+        name: memory::LoaderName,
+    },
+    /// A file in the private directory; `present` until it is unlinked.
+    File { present: bool },
+    /// Closed: nothing left to clean up.
+    Closed,
 }
 
-/// The file-name prefix of every shadow copy of `source`.
-fn prefix_of(source: &Path) -> String {
-    let stem = source
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".into());
-    format!("{stem}.fidius-")
+/// Copies `source` for version `generation` into the store. Returns the copy with
+/// the FNV-1a hash of its content.
+pub(crate) fn copy(source: &Path, store: &Store, generation: u64) -> Result<ShadowCopy, CopyError> {
+    let mut input = open_source(source)?;
+    #[cfg(target_os = "linux")]
+    if store.uses_memory() {
+        return memory::copy(source, &mut input, generation);
+    }
+    copy_to_dir(source, &mut input, &store.dir, generation)
 }
 
+/// Opens the watched file for reading, once: it must be a regular file on the open
+/// descriptor (a FIFO, device or directory is refused, and opening a FIFO does not
+/// wait for a writer).
+fn open_source(source: &Path) -> Result<File, CopyError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let file = options.open(source).map_err(CopyError::Source)?;
+    let kind = file.metadata().map_err(CopyError::Source)?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(CopyError::NotRegular(describe_kind(kind)))
+}
+
+fn describe_kind(kind: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Copies everything from `input` to `output`, returning the FNV-1a hash of it.
+/// A read error is the source's, a write error the target's.
+fn copy_hashing(input: &mut File, output: &mut File) -> Result<u64, CopyError> {
+    let mut hash = fidius::hash::Fnv1a::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Source(e)),
+        };
+        hash = hash.update(&buf[..n]);
+        output.write_all(&buf[..n]).map_err(CopyError::Target)?;
+    }
+    Ok(hash.finish())
+}
+
+/// A number never used before in this process, for unique copy names.
 fn nonce() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let time = std::time::SystemTime::now()
@@ -43,57 +222,127 @@ fn nonce() -> u64 {
     )
 }
 
-/// Copies `source` byte for byte into `dir` under a name never used before
-/// (`<stem>.fidius-g<generation>-p<pid>-<nonce>.<ext>`): written under a temporary
-/// name first, then renamed, so a half-written copy is never at the final path.
-/// Returns the copy with the FNV-1a hash of its content.
-pub(crate) fn copy(source: &Path, dir: &Path, generation: u64) -> std::io::Result<ShadowCopy> {
-    std::fs::create_dir_all(dir)?;
+impl ShadowCopy {
+    /// The path to give the dynamic loader.
+    pub fn load_path(&self) -> &Path {
+        &self.load_path
+    }
+
+    /// `source`, and where this copy of it is, for messages about the copy.
+    pub fn describe(&self, source: &Path) -> String {
+        match self.backing {
+            #[cfg(target_os = "linux")]
+            Backing::Memory { .. } => format!("{} (its in-memory copy)", source.display()),
+            _ => format!(
+                "{} (copied to {})",
+                source.display(),
+                self.map_name.display()
+            ),
+        }
+    }
+
+    /// The library is now loaded from this copy for as long as its version lives: let
+    /// go of what only loading needed. An in-memory copy's descriptor is closed (the
+    /// mapping keeps the memory); a file copy is unlinked on Unix, so that from now on
+    /// no path leads to it and nothing can open or link it.
+    pub fn loaded(&mut self) {
+        match &mut self.backing {
+            #[cfg(target_os = "linux")]
+            Backing::Memory { fd, .. } => *fd = None,
+            #[cfg(unix)]
+            Backing::File { present } if std::fs::remove_file(&self.load_path).is_ok() => {
+                *present = false
+            }
+            _ => {}
+        }
+    }
+
+    /// Called once the library loaded from this copy was closed: reads the memory map
+    /// to find out whether the library left memory, removes what is left of the copy,
+    /// and returns that state.
+    pub fn close(mut self) -> UnloadState {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> UnloadState {
+        let state = unload::state_after_close(&self.map_name);
+        match std::mem::replace(&mut self.backing, Backing::Closed) {
+            #[cfg(target_os = "linux")]
+            Backing::Memory { name, .. } => {
+                // The loader knows the library by its load path. While the library may
+                // still be in memory, no other copy may be loaded under that path (the
+                // loader would hand back this one), so the name stays taken.
+                if state == UnloadState::Unmapped {
+                    name.release();
+                }
+            }
+            Backing::File { present: true } => {
+                let _ = std::fs::remove_file(&self.load_path);
+            }
+            Backing::File { present: false } | Backing::Closed => {}
+        }
+        state
+    }
+}
+
+impl Drop for ShadowCopy {
+    fn drop(&mut self) {
+        if !matches!(self.backing, Backing::Closed) {
+            self.finish();
+        }
+    }
+}
+
+/// Copies into a file in the private directory `dir`.
+fn copy_to_dir(
+    source: &Path,
+    input: &mut File,
+    dir: &Path,
+    generation: u64,
+) -> Result<ShadowCopy, CopyError> {
+    private_dir::ensure(dir)?;
     let ext = source
         .extension()
         .map(|e| e.to_string_lossy().into_owned())
         .unwrap_or_else(|| std::env::consts::DLL_EXTENSION.into());
-    let base = format!(
-        "{}g{generation}-p{}-{:016x}",
+    let path = dir.join(format!(
+        "{}g{generation}-p{}-{:016x}.{ext}",
         prefix_of(source),
         std::process::id(),
         nonce()
-    );
-    let tmp = dir.join(format!("{base}.tmp"));
-    let path = dir.join(format!("{base}.{ext}"));
-    let result = (|| {
-        let mut input = File::open(source)?;
-        let mut output = File::create(&tmp)?;
-        let mut hash = fidius::hash::Fnv1a::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = input.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hash = hash.update(&buf[..n]);
-            output.write_all(&buf[..n])?;
-        }
-        // No fsync: a shadow copy only has to outlive this process, and the rename
-        // below is atomic for every reader in it.
-        drop(output);
-        std::fs::rename(&tmp, &path)?;
-        Ok(ShadowCopy {
-            path: path.clone(),
-            content_hash: hash.finish(),
-        })
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    ));
+    let mut output = private_dir::create_file(&path).map_err(CopyError::Target)?;
+    let mut copy = ShadowCopy {
+        load_path: path.clone(),
+        map_name: path.clone(),
+        content_hash: 0,
+        backing: Backing::File { present: true },
+    };
+    // From here on, dropping `copy` on an error removes the file.
+    copy.content_hash = copy_hashing(input, &mut output)?;
+    // No fsync: a copy only has to outlive this process's use of it.
+    private_dir::check_still_ours(&output, &path)?;
+    Ok(copy)
 }
 
-/// Removes shadow copies of `source` left in `dir` by processes that no longer run
-/// (an earlier run that crashed). Returns the files removed.
+/// The file-name prefix of every file copy of `source`.
+fn prefix_of(source: &Path) -> String {
+    let stem = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
+    format!("{stem}.fidius-")
+}
+
+/// Removes file copies of `source` left in `dir` by processes that no longer run (an
+/// earlier run that crashed between making a copy and loading it). Only a directory
+/// that passes the private-directory checks is looked at. Returns the files removed.
 pub(crate) fn remove_stale(source: &Path, dir: &Path) -> Vec<PathBuf> {
-    let prefix = prefix_of(source);
     let mut removed = Vec::new();
+    if !dir.exists() || private_dir::check(dir).is_err() {
+        return removed;
+    }
+    let prefix = prefix_of(source);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return removed;
     };
@@ -130,29 +379,415 @@ fn process_alive(_pid: u32) -> bool {
     true
 }
 
+/// The private directory for file copies: its checks, and how files are made in it.
+mod private_dir {
+    use super::CopyError;
+    use std::fs::File;
+    use std::path::Path;
+
+    /// Creates `dir` (mode 0700) if it does not exist, then [`check`]s it.
+    pub fn ensure(dir: &Path) -> Result<(), CopyError> {
+        if std::fs::symlink_metadata(dir).is_err() {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(CopyError::Target)?;
+            }
+            #[cfg(unix)]
+            let builder = {
+                let mut builder = std::fs::DirBuilder::new();
+                std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                builder
+            };
+            #[cfg(not(unix))]
+            let builder = std::fs::DirBuilder::new();
+            match builder.create(dir) {
+                Ok(()) => {}
+                // Made meanwhile, by another thread or someone else: the check decides.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(CopyError::Target(e)),
+            }
+        }
+        check(dir)
+    }
+
+    /// `dir` must be a directory (not a symbolic link to one), owned by this process's
+    /// effective user, and writable by nobody else.
+    #[cfg(unix)]
+    pub fn check(dir: &Path) -> Result<(), CopyError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(dir).map_err(CopyError::Target)?;
+        let refuse = |what: String| {
+            Err(CopyError::Insecure(format!(
+                "refusing shadow directory {}: {what}, so another user could replace the \
+                 copies this process loads; remove it, or configure a private directory \
+                 with shadow_dir",
+                dir.display()
+            )))
+        };
+        if meta.file_type().is_symlink() {
+            return refuse("it is a symbolic link".into());
+        }
+        if !meta.is_dir() {
+            return refuse("it is not a directory".into());
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return refuse(format!(
+                "it is owned by uid {}, not by this process's uid {me}",
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return refuse(format!(
+                "its mode {:o} lets the group or others write to it",
+                meta.mode() & 0o7777
+            ));
+        }
+        Ok(())
+    }
+
+    /// Only existence can be checked here; the default directory is in the per-user
+    /// temporary directory.
+    #[cfg(not(unix))]
+    pub fn check(dir: &Path) -> Result<(), CopyError> {
+        match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(CopyError::Insecure(format!(
+                "refusing shadow directory {}: it is not a directory",
+                dir.display()
+            ))),
+            Err(e) => Err(CopyError::Target(e)),
+        }
+    }
+
+    /// Creates `path`, which must not exist yet (and is not followed if it is a link),
+    /// readable and writable by this user only.
+    pub fn create_file(path: &Path) -> std::io::Result<File> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options
+                .mode(0o600)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        }
+        options.open(path)
+    }
+
+    /// The file at `path` must still be `written`, the file this process created: the
+    /// loader opens it by path.
+    #[cfg(unix)]
+    pub fn check_still_ours(written: &File, path: &Path) -> Result<(), CopyError> {
+        use std::os::unix::fs::MetadataExt;
+        let ours = written.metadata().map_err(CopyError::Target)?;
+        match std::fs::symlink_metadata(path) {
+            Ok(now) if now.dev() == ours.dev() && now.ino() == ours.ino() => Ok(()),
+            _ => Err(CopyError::Insecure(format!(
+                "an unexpected file is where this process's copy should be: {} was replaced \
+                 or removed between writing and loading it",
+                path.display()
+            ))),
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn check_still_ours(_written: &File, _path: &Path) -> Result<(), CopyError> {
+        Ok(())
+    }
+}
+
+/// In-memory copies (Linux): `memfd_create`, sealed, loaded as `/proc/self/fd/N`.
+#[cfg(target_os = "linux")]
+mod memory {
+    use super::{copy_hashing, nonce, Backing, CopyError, ShadowCopy};
+    use parking_lot::Mutex;
+    use rustix::fs::{MemfdFlags, SealFlags};
+    use std::collections::BTreeSet;
+    use std::fs::File;
+    use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+    use std::path::{Path, PathBuf};
+    use std::sync::OnceLock;
+
+    /// Set to any value to keep copies in the shadow directory instead of in memory.
+    const DISABLE_VAR: &str = "FIDIUS_HOTRELOAD_NO_MEMFD";
+
+    /// Whether in-memory copies can be used here: not turned off, `memfd_create`
+    /// works (it can be filtered, or refuse executable files), and `/proc/self/fd`
+    /// is there to load them through. Probed once.
+    pub fn available() -> bool {
+        static AVAILABLE: OnceLock<bool> = OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            if std::env::var_os(DISABLE_VAR).is_some() {
+                return false;
+            }
+            let probe = create("fidius:probe");
+            let usable = probe.is_ok() && Path::new("/proc/self/fd").is_dir();
+            if !usable {
+                tracing::warn!(
+                    error = ?probe.err(),
+                    "in-memory plugin copies are unavailable; copies go to the private shadow directory"
+                );
+            }
+            usable
+        })
+    }
+
+    /// A new in-memory file that may be sealed and executed.
+    fn create(name: &str) -> rustix::io::Result<OwnedFd> {
+        let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+        // MFD_EXEC (Linux 6.3) says outright that the file will be executed, so that a
+        // system defaulting to non-executable memfds refuses here, not in the loader.
+        // Older kernels do not know the flag.
+        match rustix::fs::memfd_create(name, flags | MemfdFlags::EXEC) {
+            Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create(name, flags),
+            other => other,
+        }
+    }
+
+    /// The memory-map name of a copy of `source`: `fidius:<file name>:<hash of the
+    /// full path>:g<generation>:<nonce>`, with no whitespace and within the kernel's
+    /// 249-byte limit.
+    fn name_for(source: &Path, generation: u64) -> String {
+        let file: String = source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into())
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || c == '\0' {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .take(128)
+            .collect();
+        let path_hash = fidius::fnv1a(source.as_os_str().as_encoded_bytes()) as u32;
+        format!(
+            "fidius:{file}:{path_hash:08x}:g{generation}:{:016x}",
+            nonce()
+        )
+    }
+
+    pub fn copy(source: &Path, input: &mut File, generation: u64) -> Result<ShadowCopy, CopyError> {
+        let name = name_for(source, generation);
+        let fd = create(&name).map_err(|e| CopyError::Target(e.into()))?;
+        let mut file = File::from(fd);
+        let content_hash = copy_hashing(input, &mut file)?;
+        // From now on the content cannot change, whoever holds the descriptor.
+        rustix::fs::fcntl_add_seals(
+            &file,
+            SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+        )
+        .map_err(|e| CopyError::Target(e.into()))?;
+        let (fd, loader_name) = LoaderName::take(OwnedFd::from(file))?;
+        Ok(ShadowCopy {
+            load_path: loader_name.path(),
+            map_name: PathBuf::from(format!("/memfd:{name}")),
+            content_hash,
+            backing: Backing::Memory {
+                fd: Some(fd),
+                name: loader_name,
+            },
+        })
+    }
+
+    /// Descriptor numbers whose `/proc/self/fd/N` path names a library the loader may
+    /// still hold. glibc finds an already-loaded library by the path it was opened
+    /// with before it opens anything, so a new copy must never be loaded under a path
+    /// like that: it would get the old library back.
+    static TAKEN: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
+
+    /// The path `/proc/self/fd/N` reserved for one copy's library.
+    #[derive(Debug)]
+    pub struct LoaderName(RawFd);
+
+    impl LoaderName {
+        /// Moves `fd` to a descriptor number whose path no loaded library has, and
+        /// takes that path.
+        fn take(mut fd: OwnedFd) -> Result<(OwnedFd, Self), CopyError> {
+            let mut taken = TAKEN.lock();
+            while taken.contains(&fd.as_raw_fd()) {
+                // The lowest free number above this one; the old descriptor closes.
+                fd = rustix::io::fcntl_dupfd_cloexec(&fd, fd.as_raw_fd() + 1)
+                    .map_err(|e| CopyError::Target(e.into()))?;
+            }
+            taken.insert(fd.as_raw_fd());
+            let number = fd.as_raw_fd();
+            Ok((fd, Self(number)))
+        }
+
+        pub fn path(&self) -> PathBuf {
+            PathBuf::from(format!("/proc/self/fd/{}", self.0))
+        }
+
+        /// The library loaded under this path has left memory: the path is free.
+        pub fn release(self) {
+            TAKEN.lock().remove(&self.0);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod memory {
+    /// No in-memory files on this platform.
+    pub fn available() -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn store_in(dir: &Path, in_memory: bool) -> Store {
+        Store {
+            in_memory,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn content(copy: &ShadowCopy) -> Vec<u8> {
+        std::fs::read(copy.load_path()).unwrap()
+    }
 
     #[test]
     fn copies_are_unique_complete_and_hashed() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("libx.so");
         std::fs::write(&src, b"hello plugin").unwrap();
+        for in_memory in [false, true] {
+            let store = store_in(&dir.path().join("shadow"), in_memory);
+            let a = copy(&src, &store, 1).unwrap();
+            let b = copy(&src, &store, 1).unwrap();
+            assert_ne!(a.load_path(), b.load_path());
+            assert_ne!(a.map_name, b.map_name);
+            assert_eq!(content(&a), b"hello plugin");
+            assert_eq!(a.content_hash, fidius::fnv1a(b"hello plugin"));
+            assert_eq!(a.content_hash, b.content_hash);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_in_memory_copy_is_sealed_and_named_for_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("libx.so");
+        std::fs::write(&src, b"hello plugin").unwrap();
+        let store = store_in(&dir.path().join("shadow"), true);
+        if !store.uses_memory() {
+            eprintln!("SKIPPED: in-memory copies are unavailable here");
+            return;
+        }
+        let copy = copy(&src, &store, 7).unwrap();
+        let name = copy.map_name.to_string_lossy().into_owned();
+        assert!(name.starts_with("/memfd:fidius:libx.so:"), "{name}");
+        assert!(name.contains(":g7:"), "{name}");
+        // Sealed: not even this process can change it.
+        let err = std::fs::OpenOptions::new()
+            .write(true)
+            .open(copy.load_path())
+            .and_then(|mut f| f.write_all(b"evil"))
+            .unwrap_err();
+        assert!(err.raw_os_error().is_some(), "{err}");
+        assert_eq!(content(&copy), b"hello plugin");
+        // Nothing on disk.
+        assert!(!dir.path().join("shadow").exists());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_path_the_loader_may_still_know_is_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("libx.so");
+        std::fs::write(&src, b"hello plugin").unwrap();
+        let store = store_in(dir.path(), true);
+        if !store.uses_memory() {
+            eprintln!("SKIPPED: in-memory copies are unavailable here");
+            return;
+        }
+        let mut first = copy(&src, &store, 1).unwrap();
+        let first_path = first.load_path().to_path_buf();
+        // As after a load: the descriptor closes, its number is free for the kernel
+        // to hand out again, but the path is still the (pretend) library's name.
+        first.loaded();
+        let second = copy(&src, &store, 2).unwrap();
+        assert_ne!(second.load_path(), first_path);
+        // Once the first is closed and unmapped, its path is free again.
+        assert_eq!(first.close(), UnloadState::Unmapped);
+    }
+
+    #[test]
+    fn only_regular_files_are_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir.path().join("shadow"), true);
+        let err = copy(dir.path(), &store, 1).unwrap_err();
+        assert!(
+            matches!(err, CopyError::NotRegular("a directory")),
+            "{err:?}"
+        );
+        #[cfg(unix)]
+        {
+            // A FIFO with no writer: refused at once, without waiting for one.
+            let fifo = dir.path().join("libfifo.so");
+            let status = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if status.map(|s| s.success()).unwrap_or(false) {
+                let err = copy(&fifo, &store, 1).unwrap_err();
+                assert!(matches!(err, CopyError::NotRegular("a FIFO")), "{err:?}");
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_shadow_directory_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("libx.so");
+        std::fs::write(&src, b"hello plugin").unwrap();
         let shadow = dir.path().join("shadow");
-        let a = copy(&src, &shadow, 1).unwrap();
-        let b = copy(&src, &shadow, 1).unwrap();
-        assert_ne!(a.path, b.path);
-        assert_eq!(std::fs::read(&a.path).unwrap(), b"hello plugin");
-        assert_eq!(a.content_hash, fidius::fnv1a(b"hello plugin"));
-        assert_eq!(a.content_hash, b.content_hash);
-        assert!(a.path.extension().unwrap() == "so");
-        let leftovers: Vec<_> = std::fs::read_dir(&shadow)
+        std::fs::create_dir(&shadow).unwrap();
+        std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = copy(&src, &store_in(&shadow, false), 1).unwrap_err();
+        let CopyError::Insecure(reason) = err else {
+            panic!("{err:?}")
+        };
+        assert!(reason.contains("mode 777"), "{reason}");
+        assert_eq!(std::fs::read_dir(&shadow).unwrap().count(), 0);
+
+        // A symbolic link to a private directory is refused too.
+        let private = dir.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        let err = copy(&src, &store_in(&link, false), 1).unwrap_err();
+        assert!(
+            matches!(&err, CopyError::Insecure(r) if r.contains("symbolic link")),
+            "{err:?}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_shadow_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("libx.so");
+        std::fs::write(&src, b"hello plugin").unwrap();
+        let shadow = dir.path().join("a/b/shadow");
+        let mut copy = copy(&src, &store_in(&shadow, false), 1).unwrap();
+        let mode = std::fs::metadata(&shadow).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let file_mode = std::fs::metadata(copy.load_path())
             .unwrap()
-            .flatten()
-            .filter(|e| e.path().extension().unwrap() == "tmp")
-            .collect();
-        assert!(leftovers.is_empty());
+            .permissions()
+            .mode();
+        assert_eq!(file_mode & 0o777, 0o600);
+        // Once loaded, the file is unlinked: no path leads to it any more.
+        copy.loaded();
+        assert!(!copy.load_path().exists());
+        assert_eq!(std::fs::read_dir(&shadow).unwrap().count(), 0);
     }
 
     #[test]
@@ -178,8 +813,14 @@ mod tests {
     #[test]
     fn missing_source_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let err = copy(&dir.path().join("gone.so"), dir.path(), 1).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        for in_memory in [false, true] {
+            let store = store_in(dir.path(), in_memory);
+            let err = copy(&dir.path().join("gone.so"), &store, 1).unwrap_err();
+            assert!(
+                matches!(&err, CopyError::Source(e) if e.kind() == std::io::ErrorKind::NotFound),
+                "{err:?}"
+            );
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
     }
 }

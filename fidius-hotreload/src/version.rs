@@ -2,6 +2,7 @@
 //! reference to it goes.
 
 use crate::events::VersionInfo;
+use crate::shadow::ShadowCopy;
 use fidius::PluginHandle;
 use std::mem::ManuallyDrop;
 use std::path::PathBuf;
@@ -12,8 +13,8 @@ use std::time::SystemTime;
 pub(crate) enum Msg {
     /// The plugin file changed.
     FileEvent,
-    /// A version was closed: check the unload, remove its shadow copy, report.
-    Retired { generation: u64, shadow: PathBuf },
+    /// A version was closed: check the unload, let go of its copy, report.
+    Retired { generation: u64, copy: ShadowCopy },
     /// Resume after `pause`, or re-check pending work.
     Wake,
     /// Shut the worker down.
@@ -24,11 +25,14 @@ pub(crate) enum Msg {
 ///
 /// Calls hold it through a hazard slot (see `hazard.rs`); anything that outlives a
 /// call holds an `Arc<Version>`. When the last one goes, the library is closed and the worker is
-/// told, so the unload can be checked and the shadow copy removed.
+/// told, so the unload can be checked and the copy let go.
 pub(crate) struct Version {
     pub generation: u64,
     pub handle: ManuallyDrop<PluginHandle>,
+    /// The copy's name in the memory map.
     pub shadow: PathBuf,
+    /// The copy itself, until the library is closed.
+    pub copy: Option<ShadowCopy>,
     pub content_hash: u64,
     pub loaded_at: SystemTime,
     pub retire: Sender<Msg>,
@@ -49,13 +53,13 @@ impl Drop for Version {
     fn drop(&mut self) {
         // SAFETY: the handle is dropped exactly once, here, and never used after.
         unsafe { ManuallyDrop::drop(&mut self.handle) };
+        let Some(copy) = self.copy.take() else { return };
         let msg = Msg::Retired {
             generation: self.generation,
-            shadow: self.shadow.clone(),
+            copy,
         };
-        if self.retire.send(msg).is_err() {
-            // No worker any more (the hot plugin was dropped): clean up here.
-            let _ = std::fs::remove_file(&self.shadow);
-        }
+        // Without a worker (the hot plugin was dropped) the copy comes back in the
+        // error and is closed as it drops, here.
+        let _ = self.retire.send(msg);
     }
 }

@@ -132,7 +132,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, rx: Receiver<Msg>) {
         }
         match rx.recv_timeout(timeout) {
             Ok(Msg::FileEvent) => pending = Some(Instant::now()),
-            Ok(Msg::Retired { generation, shadow }) => shared.retired(generation, &shadow),
+            Ok(Msg::Retired { generation, copy }) => shared.retired(generation, copy),
             Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -182,7 +182,7 @@ fn settle(shared: &Shared, rx: &Receiver<Msg>, debounce: Duration) -> Settled {
         }
         match rx.recv_timeout(left) {
             Ok(Msg::FileEvent) => changed = true,
-            Ok(Msg::Retired { generation, shadow }) => shared.retired(generation, &shadow),
+            Ok(Msg::Retired { generation, copy }) => shared.retired(generation, copy),
             Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return Settled::Stop,
         }
@@ -195,7 +195,8 @@ fn settle(shared: &Shared, rx: &Receiver<Msg>, debounce: Duration) -> Settled {
 }
 
 /// A file that stopped changing can still fail to load while whatever writes it
-/// finishes; try a few times, one debounce apart, before reporting a rejection.
+/// finishes; try a few times, one debounce apart, before reporting a rejection. Every
+/// failed attempt is reported, the ones a later attempt recovers from too.
 fn reload_with_retries(shared: &Shared, debounce: Duration) {
     shared.emit(ReloadEvent::Detected {
         path: shared.source().to_path_buf(),
@@ -206,8 +207,12 @@ fn reload_with_retries(shared: &Shared, debounce: Duration) {
         match shared.reload(false) {
             Ok(_) => return,
             Err(r) if r.stage == Stage::Load && attempt < retries => {
-                tracing::debug!(attempt, reason = %r.reason, "new build not loadable yet; retrying");
                 attempt += 1;
+                shared.emit(ReloadEvent::Retrying {
+                    attempt,
+                    left: retries - attempt + 1,
+                    failure: r,
+                });
                 std::thread::sleep(debounce);
             }
             Err(r) => {

@@ -6,7 +6,7 @@
 //! default 120). See BENCHMARKS.md.
 
 use fidius_hotreload::HotPlugin;
-use fidius_tests::{hot_build, mapped_files_in, Deploy, HotDir};
+use fidius_tests::{hot_build, Deploy, HotDir};
 use hot_interface::{Versioned, VersionedClient};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -103,7 +103,7 @@ fn main() {
     );
     println!("  versions still draining {}", status.draining.len());
     println!("  pinned versions         {}", status.pinned.len());
-    println!("  mapped shadow copies    {}", mapped_files_in(&dir.shadow));
+    println!("  mapped private copies   {}", dir.mapped_copies());
     println!("  shadow files on disk    {}", dir.shadow_files().len());
     println!(
         "  RSS start / end         {} KiB / {} KiB",

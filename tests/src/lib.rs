@@ -131,7 +131,14 @@ impl HotDir {
         self.deploy_bytes(&std::fs::read(hot_build(which)).unwrap(), how);
     }
 
-    /// Files currently in the shadow directory.
+    /// How many private copies of the watched file this process maps, in memory or
+    /// in the shadow directory.
+    pub fn mapped_copies(&self) -> usize {
+        mapped_copies_of(&self.file, &self.shadow)
+    }
+
+    /// Files currently in the shadow directory. Copies are unlinked once loaded, so
+    /// this stays empty unless something is wrong.
     pub fn shadow_files(&self) -> Vec<PathBuf> {
         std::fs::read_dir(&self.shadow)
             .map(|rd| rd.flatten().map(|e| e.path()).collect())
@@ -139,18 +146,51 @@ impl HotDir {
     }
 }
 
+/// The names of everything this process maps (Linux: the path field of
+/// `/proc/self/maps`, without a trailing ` (deleted)`), each once.
+pub fn mapped_names() -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut names: Vec<String> = maps
+        .lines()
+        .filter_map(|l| {
+            // address perms offset dev inode name: the name is the rest of the line.
+            let mut rest = l;
+            for _ in 0..5 {
+                rest = rest.trim_start().split_once(' ')?.1;
+            }
+            let name = rest.trim_start();
+            let name = name.strip_suffix(" (deleted)").unwrap_or(name);
+            (!name.is_empty()).then(|| name.to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// How many mappings of files in `dir` this process has (Linux).
 pub fn mapped_files_in(dir: &Path) -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     let dir = dir.display().to_string();
-    let mut files: Vec<&str> = maps
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(5))
-        .filter(|p| p.starts_with(&dir))
-        .collect();
-    files.sort();
-    files.dedup();
-    files.len()
+    mapped_names()
+        .iter()
+        .filter(|n| n.starts_with(&dir))
+        .count()
+}
+
+/// How many private copies of `source` this process maps: in-memory copies
+/// (`/memfd:fidius:<file name>:<hash of the path>:...`, as fidius-hotreload names them)
+/// and files in the shadow directory `shadow`.
+pub fn mapped_copies_of(source: &Path, shadow: &Path) -> usize {
+    let memory = format!(
+        "/memfd:fidius:{}:{:08x}:",
+        source.file_name().unwrap().to_string_lossy(),
+        fidius::fnv1a(source.as_os_str().as_encoded_bytes()) as u32
+    );
+    let dir = shadow.display().to_string();
+    mapped_names()
+        .iter()
+        .filter(|n| n.starts_with(&memory) || n.starts_with(&dir))
+        .count()
 }
 
 /// The `fidius` command-line tool, built with the fixtures.

@@ -119,10 +119,11 @@ fn leak<T>(value: T) -> *const T {
 pub extern "C" fn fidius_get_registry() -> *const PluginRegistry {
     let name = own_file_name();
     // `libforged_<variant>.so`, or a copy of it such as a hot reloader's shadow copy
-    // `libforged_<variant>.fidius-g1-....so`: the variant ends at the first dot.
+    // `libforged_<variant>.fidius-g1-....so` or in-memory copy
+    // `memfd:fidius:libforged_<variant>.so:...`: the variant ends at the first dot.
     let variant = name
-        .strip_prefix("libforged_")
-        .and_then(|n| n.split('.').next())
+        .find("libforged_")
+        .and_then(|at| name[at + "libforged_".len()..].split('.').next())
         .unwrap_or("");
     let mut desc = descriptor(c"Forged".as_ptr());
     let mut magic = FIDIUS_MAGIC;
