@@ -16,6 +16,7 @@ const FIXTURES: &[&str] = &[
     "calc-variants",
     "bytes-plugin",
     "not-a-plugin",
+    "intruder",
     "bench-plugin",
     "forged",
     "stream-plugin",

@@ -45,19 +45,49 @@
 //!    itself dies when it is replaced). After the events stop for a debounce, the file
 //!    must keep the same size and modification time for half a debounce more. Cargo's
 //!    remove-then-link and a `cp` that writes in many pieces each give one reload.
-//! 2. **Copy** to a path never used before in the shadow directory, under a temporary
-//!    name first. Nothing is ever written to a path that is or was loaded. A file whose
-//!    content equals the running version's is not reloaded.
+//! 2. **Copy** the file into a private copy that only this process can reach (see
+//!    *Where versions are loaded from* below). The file is opened once and read
+//!    through that one descriptor; it must be a regular file. A file whose content
+//!    equals the running version's is not reloaded.
 //! 3. **Load and validate** the copy: library format and architecture, registry magic
 //!    and versions, ABI version, interface name, hash, version and buffer strategy, the
 //!    plugin's presence, and that the loader did not hand back a library already loaded.
 //! 4. **Swap** atomically: one pointer exchange. No call fails or waits because of a
 //!    swap (see *Concurrency* below for how calls and swaps meet).
-//! 5. **Drain** and **unload**, as above. The shadow copy is removed after the close.
+//! 5. **Drain** and **unload**, as above.
 //!
 //! Any failure in steps 1–3 leaves the current version serving and is reported as a
 //! [`ReloadEvent::Rejected`] naming the file, the [`Stage`] and the reason. A later
-//! build that fixes the problem reloads normally.
+//! build that fixes the problem reloads normally. A watched file that fails to load is
+//! tried again a few times (it may still be settling); every failed attempt is
+//! reported as a [`ReloadEvent::Retrying`], even one a later attempt recovers from.
+//!
+//! ## Where versions are loaded from
+//!
+//! The dynamic loader runs a library's initialisers while it loads it, before any
+//! check can look at it. So the bytes it loads must be bytes nobody else can change
+//! or replace between the copy and the load:
+//!
+//! * **On Linux (the default)** each version is an anonymous in-memory file
+//!   (`memfd_create`): filled from the watched file, sealed so that nothing can change
+//!   it any more, and loaded through its own descriptor. It has no path in any
+//!   directory, nothing is left behind after a crash, and it cannot be hard-linked or
+//!   written over. The memory map shows it as `/memfd:fidius:<file>:<hash>:g<N>:…`,
+//!   and [`VersionInfo::shadow`] gives that name.
+//! * **Elsewhere**, where memfd is unavailable (filtered, or not executable), with
+//!   [`HotPluginBuilder::copies_in_memory`]`(false)`, or with the environment variable
+//!   `FIDIUS_HOTRELOAD_NO_MEMFD` set, copies are files in a private directory:
+//!   [`default_shadow_dir`] or the one given to [`HotPluginBuilder::shadow_dir`]. It
+//!   must be a real directory (not a symbolic link) owned by this process's user and
+//!   writable by no one else, checked on every copy; the default is created with mode
+//!   0700. Each copy is created new (`O_EXCL`, never following a link), checked to
+//!   still be the file written just before it is loaded, and unlinked (on Unix) as
+//!   soon as it is loaded. A directory or copy that fails a check is refused at the
+//!   [`Stage::Security`] stage and nothing is loaded. Copies left by a crash between
+//!   copy and load are removed at the next start.
+//!
+//! What this does not protect against: whoever can write the watched file can deploy
+//! code into the host. Watch only paths that only your deployers can write.
 //!
 //! ## What pins a library, and how to avoid it
 //!
@@ -76,10 +106,11 @@
 //! Write the new build next to the watched file and **rename** it into place (`mv`,
 //! `install`, or what cargo does), so the file is complete the instant it appears.
 //! Never `cp` over a file that is loaded: writing into a mapped library crashes the
-//! process that maps it. fidius itself never maps the watched file (it loads a private
-//! copy), so a `cp` over the watched file cannot crash a fidius host, but the file is
-//! half-written while the copy runs and other tools that load it directly are not as
-//! careful.
+//! process that maps it. fidius itself never maps the watched file, and its private
+//! copies have no name one could link to, so a `cp` over the watched file (even one
+//! hard-linked somewhere) cannot crash a fidius host; but the file is half-written
+//! while the copy runs (the load is retried), and other tools that load it directly
+//! are not as careful.
 //! Use [`HotPluginBuilder::watch`]`(false)` and [`HotPlugin::reload_now`] when reloads
 //! should only happen on command, and [`HotPlugin::hold`] around work that must not see
 //! a swap.
@@ -147,7 +178,15 @@
 //!   such a call can wait that long.
 //! * State inside the plugin is not carried over: a new version starts fresh.
 //! * A plugin's code runs in the host process with the host's privileges; reloading
-//!   validates interfaces, it does not sandbox.
+//!   validates interfaces, it does not sandbox. Anyone who can write the watched file
+//!   can deploy code (signing is not implemented yet).
+//! * On Linux, a version that stays [pinned](UnloadState::Pinned) keeps the loader
+//!   path of its in-memory copy (`/proc/self/fd/N`) reserved for the life of the
+//!   process, so no later copy is loaded under it (the loader would return the old
+//!   library). That costs nothing but the number; the descriptor itself is closed.
+//! * Where copies are files (not Linux's default), the directory's parent must not let
+//!   others rename it away: the temporary directory's sticky bit sees to that for the
+//!   default. On Windows only the directory's existence is checked.
 
 #![warn(missing_docs)]
 
@@ -170,6 +209,16 @@ pub use hot_plugin::{
 };
 pub use shadow::default_shadow_dir;
 pub use unload::{mapped, UnloadState};
+
+/// Whether hot plugins in this process load each version from an anonymous in-memory
+/// file (Linux `memfd_create`, sealed, loaded through its descriptor), unless told not
+/// to with [`HotPluginBuilder::copies_in_memory`]. `false` where the platform has no
+/// such files, where they are filtered or not executable, or when the environment
+/// variable `FIDIUS_HOTRELOAD_NO_MEMFD` is set: copies are then files in the private
+/// shadow directory. Probed once per process.
+pub fn in_memory_copies() -> bool {
+    shadow::Store::new().uses_memory()
+}
 
 /// Whether calls through a [`HotHandle`] run without any fence instruction.
 ///

@@ -62,6 +62,14 @@ fn main() {
     let plain_client = VersionedClient::new(plain).unwrap();
 
     println!("fidius hot-reload benchmark (release plugins, default settings)");
+    println!(
+        "  (copies: {})",
+        if fidius_hotreload::in_memory_copies() {
+            "in memory (memfd)"
+        } else {
+            "files in the private shadow directory"
+        }
+    );
     println!("\ncall overhead: hot-reloading client vs plain handle, same build");
     println!(
         "  (reader fences: {})",
@@ -140,6 +148,53 @@ fn main() {
         latencies[latencies.len() - 1],
         fidius_hotreload::DEFAULT_DEBOUNCE.as_millis()
     );
+
+    // The pipeline alone: `reload_now` copies, loads, validates and swaps (and closes
+    // the old version, which no call holds), with no watcher and no debounce. In-memory
+    // copies (Linux's default) against file copies in the private shadow directory,
+    // alternating round by round.
+    println!("\nreload_now: copy, load, validate, swap, close the old version");
+    let stores: Vec<(&str, bool)> = if fidius_hotreload::in_memory_copies() {
+        vec![
+            ("in-memory copies (memfd)", true),
+            ("file copies (shadow dir)", false),
+        ]
+    } else {
+        vec![("file copies (shadow dir)", false)]
+    };
+    let pipelines: Vec<(HotDir, HotPlugin)> = stores
+        .iter()
+        .map(|&(_, in_memory)| {
+            let dir = HotDir::new("v1");
+            let hot = HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+                .shadow_dir(&dir.shadow)
+                .copies_in_memory(in_memory)
+                .watch(false)
+                .build()
+                .unwrap();
+            (dir, hot)
+        })
+        .collect();
+    let mut samples = vec![Vec::new(); pipelines.len()];
+    for round in 0..30 {
+        for (i, (dir, hot)) in pipelines.iter().enumerate() {
+            dir.deploy(builds[round % 3], Deploy::Rename);
+            let t = Instant::now();
+            hot.reload_now().unwrap();
+            samples[i].push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for ((name, _), mut s) in stores.iter().zip(samples) {
+        s.sort_by(f64::total_cmp);
+        println!(
+            "  {name:<26} median {:.2} ms, p90 {:.2} ms ({} reloads of a {:.1} MB library)",
+            s[s.len() / 2],
+            s[s.len() * 9 / 10],
+            s.len(),
+            std::fs::metadata(hot_build("v1")).unwrap().len() as f64 / 1e6
+        );
+    }
+    drop(pipelines);
 
     // Call latency with and without swaps: two threads call for a second each way.
     println!("\ncall latency percentiles, 2 calling threads, 1 s each");
