@@ -79,7 +79,8 @@ impl std::error::Error for Rejection {}
 pub struct VersionInfo {
     /// Starts at 1 and grows by one for every version loaded.
     pub generation: u64,
-    /// FNV-1a of the library file's content.
+    /// A 64-bit hash of the library file's content (XXH3, 64-bit): a build whose
+    /// hash equals the running version's is not reloaded.
     pub content_hash: u64,
     /// The interface version the plugin was built against.
     pub interface_version: u32,

@@ -118,7 +118,7 @@ pub(crate) struct ShadowCopy {
     load_path: PathBuf,
     /// The copy's name in this process's memory map: `/memfd:fidius:…` or the file.
     pub map_name: PathBuf,
-    /// FNV-1a of the content.
+    /// The content hash.
     pub content_hash: u64,
     backing: Backing,
 }
@@ -138,7 +138,7 @@ enum Backing {
 }
 
 /// Copies `source` for version `generation` into the store. Returns the copy with
-/// the FNV-1a hash of its content.
+/// the hash of its content.
 pub(crate) fn copy(source: &Path, store: &Store, generation: u64) -> Result<ShadowCopy, CopyError> {
     let mut input = open_source(source)?;
     #[cfg(target_os = "linux")]
@@ -188,11 +188,14 @@ fn describe_kind(kind: std::fs::FileType) -> &'static str {
     }
 }
 
-/// Copies everything from `input` to `output`, returning the FNV-1a hash of it.
-/// A read error is the source's, a write error the target's.
+/// Copies everything from `input` to `output`, returning the content hash of it (see
+/// [`VersionInfo::content_hash`](crate::VersionInfo::content_hash)). A read error is
+/// the source's, a write error the target's.
 fn copy_hashing(input: &mut File, output: &mut File) -> Result<u64, CopyError> {
-    let mut hash = fidius::hash::Fnv1a::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    // On the stack: a fresh heap buffer this size would be new pages, faulted in and
+    // given back on every copy.
+    let mut buf = [0u8; 64 * 1024];
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
@@ -200,10 +203,16 @@ fn copy_hashing(input: &mut File, output: &mut File) -> Result<u64, CopyError> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Source(e)),
         };
-        hash = hash.update(&buf[..n]);
+        hash.update(&buf[..n]);
         output.write_all(&buf[..n]).map_err(CopyError::Target)?;
     }
-    Ok(hash.finish())
+    Ok(hash.digest())
+}
+
+/// The content hash of `bytes`, as [`copy_hashing`] computes it.
+#[cfg(test)]
+fn content_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 /// A number never used before in this process, for unique copy names.
@@ -663,7 +672,7 @@ mod tests {
             assert_ne!(a.load_path(), b.load_path());
             assert_ne!(a.map_name, b.map_name);
             assert_eq!(content(&a), b"hello plugin");
-            assert_eq!(a.content_hash, fidius::fnv1a(b"hello plugin"));
+            assert_eq!(a.content_hash, content_hash(b"hello plugin"));
             assert_eq!(a.content_hash, b.content_hash);
         }
     }
