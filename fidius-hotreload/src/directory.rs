@@ -300,8 +300,8 @@ impl DirShared {
                 } else {
                     Ok(Listed {
                         names,
+                        open: lib,
                         copy,
-                        _open: lib,
                     })
                 }
             }
@@ -321,11 +321,19 @@ impl DirShared {
     fn add(self: &Arc<Self>, path: &Path) {
         let listed = match self.list(path) {
             Ok(listed) => listed,
-            Err(r) => return self.emit(DirectoryEvent::Rejected(r)),
+            Err(r) => {
+                // Traced here: a plugin's own rejections are traced by its hot plugin.
+                if r.stage == Stage::Security {
+                    tracing::error!(path = %r.path.display(), reason = %r.reason, "security: library refused");
+                } else {
+                    tracing::warn!(path = %r.path.display(), stage = %r.stage, reason = %r.reason, "library rejected");
+                }
+                return self.emit(DirectoryEvent::Rejected(r));
+            }
         };
         // The first plugin loads from the listing's copy. The others need copies of
         // their own: each version's unload is checked by its path.
-        let mut listing_copy = Some(listed.copy);
+        let mut listing_copy = Some((listed.copy, listed.open));
         let mut plugins = BTreeMap::new();
         for name in &listed.names {
             let events = Arc::downgrade(self);
@@ -343,8 +351,8 @@ impl DirShared {
                 .debounce(self.debounce)
                 .watch(false)
                 .on_event(move |e| forward(e));
-            if let Some(copy) = listing_copy.take() {
-                builder = builder.first_copy(copy);
+            if let Some((copy, open)) = listing_copy.take() {
+                builder = builder.first_copy(copy, open);
             }
             let built = builder.build();
             match built {
@@ -416,13 +424,13 @@ impl DirShared {
     }
 }
 
-/// A new library's plugins and the shadow copy they were read from. The library stays
-/// open until the first plugin has loaded the same copy, so that load only adds a
-/// reference.
+/// A new library's plugins and the copy they were read from. The library stays open
+/// until the first plugin has loaded the same copy, so that load only adds a
+/// reference. (Declared before the copy: a copy must be closed after its library.)
 struct Listed {
     names: Vec<String>,
+    open: Arc<PluginLibrary>,
     copy: ShadowCopy,
-    _open: Arc<PluginLibrary>,
 }
 
 /// A [`DirectoryEvent::Duplicate`] for each of `names` that more than one library

@@ -38,15 +38,15 @@ pub struct HotPluginBuilder {
     expected: InterfaceInfo,
     config: Config,
     callbacks: Vec<Callback>,
-    first_copy: Option<ShadowCopy>,
+    first_copy: Option<(ShadowCopy, Arc<PluginLibrary>)>,
 }
 
 impl HotPluginBuilder {
-    /// Loads the first version from `copy`, a shadow copy of the file already made
-    /// (directory mode makes one to list a new library's plugins), instead of copying
-    /// the file again.
-    pub(crate) fn first_copy(mut self, copy: ShadowCopy) -> Self {
-        self.first_copy = Some(copy);
+    /// Loads the first version from `copy`, a copy of the file already made and
+    /// opened as `library` (directory mode does that to list a new library's plugins),
+    /// instead of copying the file again.
+    pub(crate) fn first_copy(mut self, copy: ShadowCopy, library: Arc<PluginLibrary>) -> Self {
+        self.first_copy = Some((copy, library));
         self
     }
 
@@ -277,8 +277,8 @@ impl HotPlugin {
             },
         );
         let first = match b.first_copy {
-            Some(copy) => Ok(copy),
-            None => make_copy(&b.path, &b.config, 1),
+            Some((copy, listed)) => Ok((copy, Some(listed))),
+            None => make_copy(&b.path, &b.config, 1).map(|copy| (copy, None)),
         }
         .and_then(|copy| load_version(&b.path, &b.plugin, &b.expected, copy, 1, None, &tx))
         .inspect_err(|r| hub.emit_traced(&b.plugin, ReloadEvent::Rejected(r.clone())))?
@@ -473,7 +473,7 @@ impl Shared {
             &self.source,
             &self.plugin,
             &self.expected,
-            copy,
+            (copy, None),
             generation,
             Some(&current),
             &self.tx,
@@ -591,13 +591,14 @@ fn make_copy(source: &Path, config: &Config, generation: u64) -> Result<ShadowCo
 }
 
 /// Loads and validates one version from its copy (let go of again on failure).
+/// `listed` is a library already open from the same copy (directory mode), if any.
 /// `current`, when given, is the running version: identical content gives `Ok(None)`,
 /// and a handle into the same loaded library is refused.
 fn load_version(
     source: &Path,
     plugin: &str,
     expected: &InterfaceInfo,
-    mut copy: ShadowCopy,
+    (mut copy, listed): (ShadowCopy, Option<Arc<PluginLibrary>>),
     generation: u64,
     current: Option<&Version>,
     tx: &Sender<Msg>,
@@ -613,16 +614,21 @@ fn load_version(
             return Ok(None);
         }
     }
-    let library = PluginLibrary::open(copy.load_path()).map_err(|e| {
-        let reason = e.to_string().replace(
+    // Messages name the user's file, not the copy's load path.
+    let explain = |e: &fidius::LoadError| {
+        e.to_string().replace(
             &copy.load_path().display().to_string(),
             &copy.describe(source),
-        );
-        reject(Stage::Load, reason, Some(e))
-    })?;
+        )
+    };
+    let library = PluginLibrary::open(copy.load_path());
+    // The library the copy was listed with (directory mode) has done its job. Closed
+    // now, it cannot make a failed copy look still in use (and so keep it forever).
+    drop(listed);
+    let library = library.map_err(|e| reject(Stage::Load, explain(&e), Some(e)))?;
     let handle: PluginHandle = library
         .handle(plugin, Some(expected))
-        .map_err(|e| reject(Stage::Validate, e.to_string(), Some(e)))?;
+        .map_err(|e| reject(Stage::Validate, explain(&e), Some(e)))?;
     drop(library);
     if let Some(current) = current {
         if handle.same_code(&current.handle) {

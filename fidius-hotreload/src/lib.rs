@@ -80,8 +80,8 @@
 //!   [`default_shadow_dir`] or the one given to [`HotPluginBuilder::shadow_dir`]. It
 //!   must be a real directory (not a symbolic link) owned by this process's user and
 //!   writable by no one else, checked on every copy; the default is created with mode
-//!   0700. Each copy is created new (`O_EXCL`, never following a link), checked to
-//!   still be the file written just before it is loaded, and unlinked (on Unix) as
+//!   0700. On Unix each copy is created new (`O_EXCL`, never following a link),
+//!   checked to still be the file written just before it is loaded, and unlinked as
 //!   soon as it is loaded. A directory or copy that fails a check is refused at the
 //!   [`Stage::Security`] stage and nothing is loaded. Copies left by a crash between
 //!   copy and load are removed at the next start.
@@ -180,13 +180,20 @@
 //! * A plugin's code runs in the host process with the host's privileges; reloading
 //!   validates interfaces, it does not sandbox. Anyone who can write the watched file
 //!   can deploy code (signing is not implemented yet).
-//! * On Linux, a version that stays [pinned](UnloadState::Pinned) keeps the loader
-//!   path of its in-memory copy (`/proc/self/fd/N`) reserved for the life of the
-//!   process, so no later copy is loaded under it (the loader would return the old
-//!   library). That costs nothing but the number; the descriptor itself is closed.
-//! * Where copies are files (not Linux's default), the directory's parent must not let
-//!   others rename it away: the temporary directory's sticky bit sees to that for the
-//!   default. On Windows only the directory's existence is checked.
+//! * On Linux each loaded version holds one file descriptor (its in-memory copy) until
+//!   its library has left memory: the loader and backtraces know the library by the
+//!   path `/proc/self/fd/N`, which must not come to name another file. A
+//!   [pinned](UnloadState::Pinned) version keeps its descriptor for the life of the
+//!   process. Count one descriptor per plugin (more while old versions drain) against
+//!   the process's limit.
+//! * Where copies are files, the directory's parents must not be writable by others
+//!   (a sticky directory such as `/tmp` is fine): the checks look at the directory
+//!   itself, and the path is resolved again for each step. Missing parents are created
+//!   with mode 0700. If another user has taken the default directory's name, file
+//!   copies are refused until it is removed or another directory is configured.
+//! * On Windows only the shadow directory's existence is checked, and a file copy is
+//!   removed when its version is closed rather than as soon as it is loaded; a crash
+//!   leaves copies behind there.
 
 #![warn(missing_docs)]
 

@@ -23,12 +23,13 @@ pub enum UnloadState {
 /// Whether `path` is mapped into this process.
 #[cfg(target_os = "linux")]
 pub fn mapped(path: &Path) -> Option<bool> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    let needle = path.to_string_lossy();
-    Some(maps.lines().any(|line| {
+    // Bytes, not text: any mapped path that is not UTF-8 must not make this fail.
+    let maps = std::fs::read("/proc/self/maps").ok()?;
+    let needle = path.as_os_str().as_encoded_bytes();
+    Some(maps.split(|&b| b == b'\n').any(|line| {
         // The path is the last field; a file deleted while mapped gets " (deleted)".
-        let line = line.strip_suffix(" (deleted)").unwrap_or(line);
-        line.ends_with(needle.as_ref())
+        let line = line.strip_suffix(b" (deleted)").unwrap_or(line);
+        line.ends_with(needle)
     }))
 }
 
