@@ -746,6 +746,30 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_copy_replaced_before_it_is_loaded_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("libx.fidius-g1.so");
+        let written = private_dir::create_file(&path).unwrap();
+        assert!(private_dir::check_still_ours(&written, &path).is_ok());
+        // Someone renames their own file over the copy.
+        let foreign = dir.path().join("foreign");
+        std::fs::write(&foreign, b"not ours").unwrap();
+        std::fs::rename(&foreign, &path).unwrap();
+        let err = private_dir::check_still_ours(&written, &path).unwrap_err();
+        assert!(
+            matches!(&err, CopyError::Insecure(r) if r.contains("an unexpected file")),
+            "{err:?}"
+        );
+        // A copy's name is never reused, and a link there is never followed.
+        assert!(private_dir::create_file(&path).is_err());
+        let link = dir.path().join("link.so");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
+        assert!(private_dir::create_file(&link).is_err());
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn a_new_shadow_directory_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
