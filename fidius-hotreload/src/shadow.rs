@@ -338,21 +338,26 @@ fn copy_to_dir(
     Ok(copy)
 }
 
+/// A name part for copies of `source`: its file name (`whole`) or stem, lossily as
+/// text, cut to at most 128 bytes (on a character boundary) so that every name built
+/// from it stays within the 249 bytes of a memfd name and the 255 of a file name.
+fn short_name(source: &Path, whole: bool) -> String {
+    let part = if whole {
+        source.file_name()
+    } else {
+        source.file_stem()
+    };
+    let full = part.map_or_else(|| "plugin".into(), |s| s.to_string_lossy());
+    let mut end = full.len().min(128);
+    while !full.is_char_boundary(end) {
+        end -= 1;
+    }
+    full[..end].to_string()
+}
+
 /// The file-name prefix of every file copy of `source`.
 fn prefix_of(source: &Path) -> String {
-    let full = source
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plugin".into());
-    // Short enough that the whole name stays well within 255 bytes.
-    let mut stem = String::new();
-    for c in full.chars() {
-        if stem.len() + c.len_utf8() > 128 {
-            break;
-        }
-        stem.push(c);
-    }
-    format!("{stem}.fidius-")
+    format!("{}.fidius-", short_name(source, false))
 }
 
 /// Removes file copies of `source` left in `dir` by processes that no longer run (an
@@ -571,21 +576,16 @@ mod memory {
     /// full path>:g<generation>:<nonce>`, with no whitespace and within the kernel's
     /// 249-byte limit (the file name is cut to at most 128 bytes).
     fn name_for(source: &Path, generation: u64) -> String {
-        let full = source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "plugin".into());
-        let mut file = String::new();
-        for c in full.chars() {
-            if file.len() + c.len_utf8() > 128 {
-                break;
-            }
-            file.push(if c.is_whitespace() || c == '\0' {
-                '_'
-            } else {
-                c
-            });
-        }
+        let file: String = super::short_name(source, true)
+            .chars()
+            .map(|c| {
+                if c.is_whitespace() || c == '\0' {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
         let path_hash = fidius::fnv1a(source.as_os_str().as_encoded_bytes()) as u32;
         format!(
             "fidius:{file}:{path_hash:08x}:g{generation}:{:016x}",
