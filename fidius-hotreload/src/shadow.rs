@@ -9,7 +9,9 @@
 //!   from the source, sealed against any further change, and loaded through its own
 //!   descriptor (`/proc/self/fd/N`). There is no path anyone else could race for,
 //!   nothing on disk to clean up after a crash, and no inode the loader could mistake
-//!   for another. The memory map names it `/memfd:fidius:…`.
+//!   for another. The memory map names it `/memfd:fidius:…`. The descriptor stays
+//!   open until the library has left memory (for good if it is pinned): the loader,
+//!   and backtraces that symbolize the library's code, know it by that path.
 //! * **In a private directory** (elsewhere, when memfd is unavailable, or when asked
 //!   for): the directory must be a real directory owned by this process's user and
 //!   writable by nobody else, checked on every copy; the file is created with
