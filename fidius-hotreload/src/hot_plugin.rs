@@ -610,7 +610,7 @@ fn load_version(
         error: error.map(Arc::new),
     };
     if let Some(current) = current {
-        if current.content_hash == copy.content_hash {
+        if current.copy.content_hash == copy.content_hash {
             return Ok(None);
         }
     }
@@ -644,9 +644,7 @@ fn load_version(
     Ok(Some(Version {
         generation,
         handle: ManuallyDrop::new(handle),
-        shadow: copy.map_name.clone(),
-        content_hash: copy.content_hash,
-        copy: Some(copy),
+        copy: ManuallyDrop::new(copy),
         loaded_at: SystemTime::now(),
         retire: tx.clone(),
     }))

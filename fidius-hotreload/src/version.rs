@@ -5,7 +5,6 @@ use crate::events::VersionInfo;
 use crate::shadow::ShadowCopy;
 use fidius::PluginHandle;
 use std::mem::ManuallyDrop;
-use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::time::SystemTime;
 
@@ -29,11 +28,8 @@ pub(crate) enum Msg {
 pub(crate) struct Version {
     pub generation: u64,
     pub handle: ManuallyDrop<PluginHandle>,
-    /// The copy's name in the memory map.
-    pub shadow: PathBuf,
-    /// The copy itself, until the library is closed.
-    pub copy: Option<ShadowCopy>,
-    pub content_hash: u64,
+    /// The copy the library was loaded from; handed to the worker once it is closed.
+    pub copy: ManuallyDrop<ShadowCopy>,
     pub loaded_at: SystemTime,
     pub retire: Sender<Msg>,
 }
@@ -42,9 +38,9 @@ impl Version {
     pub fn info(&self) -> VersionInfo {
         VersionInfo {
             generation: self.generation,
-            content_hash: self.content_hash,
+            content_hash: self.copy.content_hash,
             interface_version: self.handle.info().interface_version,
-            shadow: self.shadow.clone(),
+            shadow: self.copy.map_name.clone(),
         }
     }
 }
@@ -53,7 +49,9 @@ impl Drop for Version {
     fn drop(&mut self) {
         // SAFETY: the handle is dropped exactly once, here, and never used after.
         unsafe { ManuallyDrop::drop(&mut self.handle) };
-        let Some(copy) = self.copy.take() else { return };
+        // SAFETY: taken exactly once, here, after the library was closed above, and
+        // never used after.
+        let copy = unsafe { ManuallyDrop::take(&mut self.copy) };
         let msg = Msg::Retired {
             generation: self.generation,
             copy,
