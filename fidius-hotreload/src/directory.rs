@@ -306,14 +306,7 @@ impl DirShared {
                 }
             }
             // Name the user's file, not the copy, in the reason.
-            Err(e) => Err(reject(
-                Stage::Load,
-                e.to_string().replace(
-                    &copy.load_path().display().to_string(),
-                    &copy.describe(path),
-                ),
-                Some(e),
-            )),
+            Err(e) => Err(reject(Stage::Load, copy.explain(&e, path), Some(e))),
         }
     }
 
@@ -323,11 +316,7 @@ impl DirShared {
             Ok(listed) => listed,
             Err(r) => {
                 // Traced here: a plugin's own rejections are traced by its hot plugin.
-                if r.stage == Stage::Security {
-                    tracing::error!(path = %r.path.display(), reason = %r.reason, "security: library refused");
-                } else {
-                    tracing::warn!(path = %r.path.display(), stage = %r.stage, reason = %r.reason, "library rejected");
-                }
+                r.trace("");
                 return self.emit(DirectoryEvent::Rejected(r));
             }
         };

@@ -74,6 +74,19 @@ impl std::fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
+impl Rejection {
+    /// Emits this rejection as a `tracing` event: at error level for the
+    /// [`Stage::Security`] stage, warning otherwise. `plugin` is empty where no
+    /// plugin is known yet (a library new to a hot directory).
+    pub(crate) fn trace(&self, plugin: &str) {
+        if self.stage == Stage::Security {
+            tracing::error!(plugin, path = %self.path.display(), reason = %self.reason, "security: new build refused")
+        } else {
+            tracing::warn!(plugin, path = %self.path.display(), stage = %self.stage, reason = %self.reason, "new build rejected")
+        }
+    }
+}
+
 /// Facts about one loaded version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionInfo {
@@ -214,12 +227,7 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         ReloadEvent::Loaded(v) => {
             tracing::debug!(plugin, generation = v.generation, shadow = %v.shadow.display(), "new version loaded")
         }
-        ReloadEvent::Rejected(r) if r.stage == Stage::Security => {
-            tracing::error!(plugin, path = %r.path.display(), reason = %r.reason, "security: new build refused")
-        }
-        ReloadEvent::Rejected(r) => {
-            tracing::warn!(plugin, stage = %r.stage, reason = %r.reason, "new build rejected")
-        }
+        ReloadEvent::Rejected(r) => r.trace(plugin),
         ReloadEvent::Retrying {
             attempt,
             left,

@@ -615,12 +615,7 @@ fn load_version(
         }
     }
     // Messages name the user's file, not the copy's load path.
-    let explain = |e: &fidius::LoadError| {
-        e.to_string().replace(
-            &copy.load_path().display().to_string(),
-            &copy.describe(source),
-        )
-    };
+    let explain = |e: &fidius::LoadError| copy.explain(e, source);
     let library = PluginLibrary::open(copy.load_path());
     // The library the copy was listed with (directory mode) has done its job. Closed
     // now, it cannot make a failed copy look still in use (and so keep it forever).

@@ -243,9 +243,10 @@ impl ShadowCopy {
         &self.load_path
     }
 
-    /// `source`, and where this copy of it is, for messages about the copy.
-    pub fn describe(&self, source: &Path) -> String {
-        match self.backing {
+    /// The message of `error`, a failure to load this copy of `source`, naming the
+    /// user's file and where its copy is instead of the loader's path to the copy.
+    pub fn explain(&self, error: &fidius::LoadError, source: &Path) -> String {
+        let place = match self.backing {
             #[cfg(target_os = "linux")]
             Backing::Memory { .. } => format!("{} (its in-memory copy)", source.display()),
             _ => format!(
@@ -253,7 +254,10 @@ impl ShadowCopy {
                 source.display(),
                 self.map_name.display()
             ),
-        }
+        };
+        error
+            .to_string()
+            .replace(&self.load_path.display().to_string(), &place)
     }
 
     /// The library is now loaded from this copy for as long as its version lives. A
