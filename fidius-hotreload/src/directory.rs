@@ -1,18 +1,26 @@
 //! [`HotDirectory`]: every plugin library in a directory, each hot-reloading.
+//!
+//! The directory is one registration with the process's watcher and one debouncer
+//! with a path per library file: the same rules, and the same pool, as a single
+//! [`HotPlugin`]. Each library's plugins are hot plugins that do not watch on their
+//! own; the directory reloads them when their file settles.
 
-use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage};
+use crate::debounce::{Debouncer, Ran, Target};
+use crate::events::{Callback, EventHub, Rejection, ReloadEvent, ReloadOutcome, Stage};
 use crate::handle::HotHandle;
-use crate::hot_plugin::{HotPlugin, DEFAULT_DEBOUNCE};
+use crate::hot_plugin::{HotPlugin, ReloadHold, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
 use crate::shadow::{self, ShadowCopy};
-use crate::watch::{fingerprint, Watcher};
+use crate::status::HotStatus;
+use crate::watcher::{self, Registration, Signal, WatcherKind};
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
-use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 /// What to do with a library's plugins when its file is removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,53 +65,148 @@ pub enum DirectoryEvent {
     /// A new library could not be used at all (not a loadable fidius library, or no
     /// plugin of the interface in it). Nothing was added.
     Rejected(Rejection),
+    /// Loading a new library failed and will be tried again (it may still be
+    /// settling); see [`HotDirectoryBuilder::load_retries`]. The last failure is
+    /// reported as [`Rejected`](Self::Rejected).
+    Retrying {
+        /// The failed attempt, from 1.
+        attempt: u32,
+        /// Attempts still to come.
+        left: u32,
+        /// Why it failed.
+        failure: Rejection,
+    },
     /// A library that was just added offers a plugin name another library already
-    /// offers. [`HotDirectory::get`] serves the one whose path sorts first; the others
-    /// stay loaded and reloading, and serve once the first is forgotten.
+    /// offers. Reported once per added library and name. [`HotDirectory::get`]
+    /// serves the one whose path sorts first; the others stay loaded and reloading,
+    /// and serve once the first is forgotten.
     Duplicate {
         /// The plugin's name.
         plugin: String,
         /// The library that serves it.
         serving: PathBuf,
-        /// The other libraries that offer it.
+        /// The libraries this change shadowed: the added one, or the one that served
+        /// until the added one (whose path sorts first) took over.
         shadowed: Vec<PathBuf>,
     },
+    /// The directory is polled (every [`POLL_INTERVAL`](crate::POLL_INTERVAL))
+    /// because the native file watcher could not be had. Emitted once, at the start.
+    WatcherFallback {
+        /// The watched directory.
+        directory: PathBuf,
+        /// Why the native watcher is not used.
+        reason: String,
+    },
+}
+
+/// What [`HotDirectory::reload_now`] did with one library file.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LibraryReload {
+    /// The file was new: its plugins were loaded.
+    Added {
+        /// The plugins loaded from it.
+        plugins: Vec<String>,
+    },
+    /// The file was known: each of its plugins was reloaded.
+    Reloaded {
+        /// Each plugin and how its reload went.
+        plugins: Vec<(String, Result<ReloadOutcome, Rejection>)>,
+    },
+    /// The file is gone: its plugins were reported removed.
+    Removed {
+        /// Its plugins.
+        plugins: Vec<String>,
+        /// Whether they were forgotten ([`RemovalPolicy::Unload`]).
+        unloaded: bool,
+    },
+    /// The file is neither there nor known: nothing to do.
+    Nothing,
+}
+
+/// A snapshot of a hot directory as a whole; see [`HotDirectory::directory_status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryStatus {
+    /// The watched directory, canonical.
+    pub directory: PathBuf,
+    /// Which watcher reports its changes; `None` when it is not watched.
+    pub watcher: Option<WatcherKind>,
+    /// Watching is paused.
+    pub paused: bool,
+    /// Library files with plugins loaded.
+    pub libraries: usize,
+    /// Plugins loaded, counting each library's copy of a duplicate name.
+    pub plugins: usize,
+}
+
+/// Settings of a hot directory.
+#[derive(Debug, Clone)]
+struct DirConfig {
+    debounce: Duration,
+    store: shadow::Store,
+    watch: bool,
+    max_retained: usize,
+    load_retries: u32,
+    removal: RemovalPolicy,
 }
 
 /// Builds a [`HotDirectory`]; see [`HotDirectory::builder`].
 pub struct HotDirectoryBuilder {
     dir: PathBuf,
     expected: InterfaceInfo,
-    debounce: Duration,
-    store: shadow::Store,
-    removal: RemovalPolicy,
+    config: DirConfig,
     callbacks: Vec<Callback<DirectoryEvent>>,
 }
 
 impl HotDirectoryBuilder {
     /// Debounce for file changes (default 25 ms); see [`crate::HotPluginBuilder::debounce`].
     pub fn debounce(mut self, debounce: Duration) -> Self {
-        self.debounce = debounce;
+        self.config.debounce = debounce;
         self
     }
 
     /// The private directory for copies that are files; see
     /// [`HotPluginBuilder::shadow_dir`](crate::HotPluginBuilder::shadow_dir).
     pub fn shadow_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.store.dir = dir.into();
+        self.config.store.dir = dir.into();
         self
     }
 
     /// In-memory copies (default) or files in the shadow directory; see
     /// [`HotPluginBuilder::copies_in_memory`](crate::HotPluginBuilder::copies_in_memory).
     pub fn copies_in_memory(mut self, in_memory: bool) -> Self {
-        self.store.in_memory = in_memory;
+        self.config.store.in_memory = in_memory;
+        self
+    }
+
+    /// Watch the directory and follow its changes (default), or not: with `false`,
+    /// libraries are loaded at the start and then only through
+    /// [`HotDirectory::reload_now`] and [`HotDirectory::reload_all`].
+    pub fn watch(mut self, watch: bool) -> Self {
+        self.config.watch = watch;
+        self
+    }
+
+    /// The most old versions of each plugin that may still be draining at once
+    /// (default 16); see
+    /// [`HotPluginBuilder::max_retained`](crate::HotPluginBuilder::max_retained).
+    pub fn max_retained(mut self, max: usize) -> Self {
+        self.config.max_retained = max.max(1);
+        self
+    }
+
+    /// How often a library that fails to load is tried again, one debounce apart,
+    /// before it is reported rejected (default 3); see
+    /// [`HotPluginBuilder::load_retries`](crate::HotPluginBuilder::load_retries).
+    /// Applies to new libraries and to new builds of known ones alike.
+    pub fn load_retries(mut self, retries: u32) -> Self {
+        self.config.load_retries = retries;
         self
     }
 
     /// What happens when a library file is removed (default: keep serving).
     pub fn on_removal(mut self, policy: RemovalPolicy) -> Self {
-        self.removal = policy;
+        self.config.removal = policy;
         self
     }
 
@@ -119,20 +222,53 @@ impl HotDirectoryBuilder {
     }
 }
 
-/// The plugins of one library file.
-struct Library {
-    // Shared so a reload can run without holding the directory's lock.
-    plugins: BTreeMap<String, Arc<HotPlugin>>,
+/// The libraries of the directory, and which offer each plugin name.
+#[derive(Default)]
+struct Libraries {
+    /// Each library's plugins. Shared, so a reload runs without this lock held.
+    by_path: BTreeMap<PathBuf, BTreeMap<String, Arc<HotPlugin>>>,
+    /// For each plugin name, the libraries offering it; the first serves.
+    by_name: HashMap<String, BTreeSet<PathBuf>>,
+}
+
+impl Libraries {
+    fn serving(&self, name: &str) -> Option<&Arc<HotPlugin>> {
+        let path = self.by_name.get(name)?.first()?;
+        self.by_path.get(path)?.get(name)
+    }
+
+    fn remove(&mut self, path: &Path) -> Option<BTreeMap<String, Arc<HotPlugin>>> {
+        let plugins = self.by_path.remove(path)?;
+        for name in plugins.keys() {
+            if let Some(paths) = self.by_name.get_mut(name) {
+                paths.remove(path);
+                if paths.is_empty() {
+                    self.by_name.remove(name);
+                }
+            }
+        }
+        Some(plugins)
+    }
 }
 
 struct DirShared {
     dir: PathBuf,
     expected: InterfaceInfo,
-    debounce: Duration,
-    store: shadow::Store,
-    removal: RemovalPolicy,
-    libraries: Mutex<BTreeMap<PathBuf, Library>>,
-    hub: EventHub<DirectoryEvent>,
+    config: DirConfig,
+    libraries: Mutex<Libraries>,
+    hub: Arc<EventHub<DirectoryEvent>>,
+    /// Held for reading by each [`ReloadHold`]; a reload of a known library takes it
+    /// for writing.
+    hold: RwLock<()>,
+    paused: AtomicBool,
+    /// Set when the hot directory is dropped: nothing starts after that.
+    stopped: AtomicBool,
+    /// Held for reading while a change is acted on; dropping the directory takes it
+    /// for writing, to wait for those.
+    active: RwLock<()>,
+    /// One lock per library file, so that a file is never acted on twice at once.
+    files: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    watcher: Mutex<Option<WatcherKind>>,
 }
 
 /// Every plugin library in a directory, hot-reloading: libraries that appear are
@@ -140,12 +276,11 @@ struct DirShared {
 /// reported (and forgotten when the [`RemovalPolicy`] says so).
 ///
 /// Only plugins implementing the directory's interface are loaded; a library with
-/// none is reported as a [`DirectoryEvent::Rejected`].
+/// none is reported as a [`DirectoryEvent::Rejected`]. It offers the same settings
+/// and controls as a [`HotPlugin`], for the whole directory.
 pub struct HotDirectory {
     shared: Arc<DirShared>,
-    tx: Sender<Option<PathBuf>>,
-    worker: Option<std::thread::JoinHandle<()>>,
-    _watcher: Watcher,
+    watching: Option<(Registration, Arc<Debouncer>)>,
 }
 
 impl HotDirectory {
@@ -155,51 +290,74 @@ impl HotDirectory {
         HotDirectoryBuilder {
             dir: dir.into(),
             expected: *fidius::interface_info::<I>(),
-            debounce: DEFAULT_DEBOUNCE,
-            store: shadow::Store::new(),
-            removal: RemovalPolicy::default(),
+            config: DirConfig {
+                debounce: DEFAULT_DEBOUNCE,
+                store: shadow::Store::new(),
+                watch: true,
+                max_retained: DEFAULT_MAX_RETAINED,
+                load_retries: 3,
+                removal: RemovalPolicy::default(),
+            },
             callbacks: Vec::new(),
         }
     }
 
     fn start(b: HotDirectoryBuilder) -> std::io::Result<Self> {
+        let dir = watcher::canonical_dir(&b.dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", b.dir.display())))?;
         let shared = Arc::new(DirShared {
-            dir: b.dir,
+            dir,
             expected: b.expected,
-            debounce: b.debounce,
-            store: b.store,
-            removal: b.removal,
-            libraries: Mutex::new(BTreeMap::new()),
-            hub: EventHub::default(),
+            config: b.config,
+            libraries: Mutex::new(Libraries::default()),
+            hub: Arc::new(EventHub::default()),
+            hold: RwLock::new(()),
+            paused: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            active: RwLock::new(()),
+            files: Mutex::new(HashMap::new()),
+            watcher: Mutex::new(None),
         });
         for cb in b.callbacks {
             shared.hub.on_event(cb);
         }
-        let (tx, rx) = channel::<Option<PathBuf>>();
-        let watch_tx = tx.clone();
-        let watcher = Watcher::directory(&shared.dir, is_library, move |p| {
-            let _ = watch_tx.send(Some(p));
-        })
-        .map_err(std::io::Error::other)?;
-        let mut existing: Vec<PathBuf> = std::fs::read_dir(&shared.dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| is_library(p) && p.is_file())
-            .collect();
-        existing.sort();
-        for path in existing {
-            shared.add(&path);
+        // Watch first, so nothing that appears during the first scan is missed.
+        let watching = if shared.config.watch {
+            let target: Weak<dyn Target> = Arc::downgrade(&shared) as Weak<dyn Target>;
+            let debouncer = Debouncer::new(target);
+            let sink = {
+                let debouncer = Arc::downgrade(&debouncer);
+                Arc::new(move |signal: Signal| {
+                    if let Some(debouncer) = debouncer.upgrade() {
+                        match signal {
+                            Signal::Changed(path) if is_library(&path) => debouncer.touch(&path),
+                            Signal::Changed(_) => {}
+                            Signal::Rescan => debouncer.rescan(),
+                        }
+                    }
+                })
+            };
+            let registration =
+                watcher::watch(&shared.dir, None, sink).map_err(std::io::Error::other)?;
+            *shared.watcher.lock() = Some(registration.kind);
+            Some((registration, debouncer))
+        } else {
+            None
+        };
+        // What is there at the start loads or is refused at once, as a hot plugin's
+        // first version is: no retries.
+        for path in shared.library_files()? {
+            let _ = shared.act(&path, u32::MAX, true);
         }
-        let worker_shared = shared.clone();
-        let worker = std::thread::Builder::new()
-            .name("fidius-hotreload:dir".into())
-            .spawn(move || run_directory_worker(worker_shared, rx))?;
-        Ok(Self {
-            shared,
-            tx,
-            worker: Some(worker),
-            _watcher: watcher,
-        })
+        if let Some((registration, _)) = &watching {
+            if let Some(reason) = registration.fallback.clone() {
+                shared.hub.emit(DirectoryEvent::WatcherFallback {
+                    directory: shared.dir.clone(),
+                    reason,
+                });
+            }
+        }
+        Ok(Self { shared, watching })
     }
 
     /// A handle to plugin `name`. When several libraries offer it (reported as
@@ -208,18 +366,28 @@ impl HotDirectory {
         self.shared
             .libraries
             .lock()
-            .values()
-            .find_map(|lib| lib.plugins.get(name).map(|p| p.handle()))
+            .serving(name)
+            .map(|p| p.handle())
     }
 
     /// A snapshot of plugin `name` (see [`HotPlugin::status`]), from the library
     /// [`get`](Self::get) serves it from.
-    pub fn status(&self, name: &str) -> Option<crate::HotStatus> {
-        self.shared
-            .libraries
-            .lock()
-            .values()
-            .find_map(|lib| lib.plugins.get(name).map(|p| p.status()))
+    pub fn status(&self, name: &str) -> Option<HotStatus> {
+        let plugin = self.shared.libraries.lock().serving(name).cloned();
+        plugin.map(|p| p.status())
+    }
+
+    /// A snapshot of the directory as a whole: whether and how it is watched, and
+    /// what it holds.
+    pub fn directory_status(&self) -> DirectoryStatus {
+        let libraries = self.shared.libraries.lock();
+        DirectoryStatus {
+            directory: self.shared.dir.clone(),
+            watcher: *self.shared.watcher.lock(),
+            paused: self.shared.paused.load(Ordering::SeqCst),
+            libraries: libraries.by_path.len(),
+            plugins: libraries.by_path.values().map(BTreeMap::len).sum(),
+        }
     }
 
     /// The loaded plugins and the library each came from, sorted by name.
@@ -228,11 +396,61 @@ impl HotDirectory {
             .shared
             .libraries
             .lock()
+            .by_path
             .iter()
-            .flat_map(|(path, lib)| lib.plugins.keys().map(move |n| (n.clone(), path.clone())))
+            .flat_map(|(path, lib)| lib.keys().map(move |n| (n.clone(), path.clone())))
             .collect();
         all.sort();
         all
+    }
+
+    /// Looks at one library file now, whatever the watcher saw, on the calling
+    /// thread: loads it if it is new, reloads its plugins if it is known, reports it
+    /// removed if it is gone. `library` is a path, or a file name in the directory.
+    /// Waits for any [`hold`](Self::hold) to end. May be called from an event callback.
+    pub fn reload_now(&self, library: impl AsRef<Path>) -> Result<LibraryReload, Rejection> {
+        let library = library.as_ref();
+        let path = if library.parent() == Some(Path::new("")) {
+            self.shared.dir.join(library)
+        } else {
+            watcher::canonical_file(library).unwrap_or_else(|_| library.to_path_buf())
+        };
+        self.shared.reload_now(&path)
+    }
+
+    /// [`reload_now`](Self::reload_now) for every library file in the directory and
+    /// every library known, in path order.
+    pub fn reload_all(&self) -> Vec<(PathBuf, Result<LibraryReload, Rejection>)> {
+        let mut paths: BTreeSet<PathBuf> = self.shared.library_files().unwrap_or_default();
+        paths.extend(self.shared.libraries.lock().by_path.keys().cloned());
+        paths
+            .into_iter()
+            .map(|path| {
+                let result = self.shared.reload_now(&path);
+                (path, result)
+            })
+            .collect()
+    }
+
+    /// Stops reacting to file changes until [`resume`](Self::resume). Changes seen while
+    /// paused are acted on at resume. `reload_now` still works.
+    pub fn pause(&self) {
+        self.shared.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Reacts to file changes again, starting with any seen while paused.
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::SeqCst);
+        if let Some((_, debouncer)) = &self.watching {
+            debouncer.kick();
+        }
+    }
+
+    /// Holds reloads of the directory's plugins off until the returned guard is
+    /// dropped; see [`HotPlugin::hold`]. Libraries that appear or go meanwhile wait
+    /// too.
+    pub fn hold(&self) -> ReloadHold<'_> {
+        ReloadHold::new(&self.shared.hold, self.watching.as_ref().map(|(_, d)| d))
     }
 
     /// A channel that receives every event from now on.
@@ -240,7 +458,8 @@ impl HotDirectory {
         self.shared.hub.subscribe()
     }
 
-    /// Calls `f` for every event from now on.
+    /// Calls `f` for every event from now on. No lock is held while `f` runs: it may
+    /// call any method of the hot directory.
     pub fn on_event(&self, f: impl Fn(&DirectoryEvent) + Send + Sync + 'static) {
         self.shared.hub.on_event(Arc::new(f));
     }
@@ -248,10 +467,13 @@ impl HotDirectory {
 
 impl Drop for HotDirectory {
     fn drop(&mut self) {
-        let _ = self.tx.send(None);
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
+        drop(self.watching.take());
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        drop(self.shared.active.write());
+        // The plugins go now (each draining as a dropped hot plugin does), not when
+        // the last job that looked at the directory lets go of it.
+        let libraries = std::mem::take(&mut *self.shared.libraries.lock());
+        drop(libraries);
     }
 }
 
@@ -259,9 +481,163 @@ fn is_library(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some(std::env::consts::DLL_EXTENSION)
 }
 
+impl Target for DirShared {
+    fn debounce(&self) -> Duration {
+        self.config.debounce
+    }
+
+    fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    fn run(&self, path: &Path, attempt: u32) -> Ran {
+        self.act(path, attempt, false).0
+    }
+
+    fn gone(&self, path: &Path) {
+        // A removal is no swap: it does not wait for a hold.
+        let _ = self.act(path, 0, true);
+    }
+
+    fn rescan(&self) -> Vec<PathBuf> {
+        let mut paths = self.library_files().unwrap_or_default();
+        paths.extend(self.libraries.lock().by_path.keys().cloned());
+        paths.into_iter().collect()
+    }
+}
+
 impl DirShared {
     fn emit(&self, event: DirectoryEvent) {
         self.hub.emit(event);
+    }
+
+    /// The library files in the directory now.
+    fn library_files(&self) -> std::io::Result<BTreeSet<PathBuf>> {
+        Ok(std::fs::read_dir(&self.dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| is_library(p) && p.is_file())
+            .collect())
+    }
+
+    fn file_lock(&self, path: &Path) -> Arc<Mutex<()>> {
+        self.files
+            .lock()
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone()
+    }
+
+    /// `reload_now`: waits for holds, reports every failure at once.
+    fn reload_now(&self, path: &Path) -> Result<LibraryReload, Rejection> {
+        let _active = self.active.read_recursive();
+        let file = self.file_lock(path);
+        let _file = file.lock();
+        if path.is_file() && !self.libraries.lock().by_path.contains_key(path) {
+            return self.add(path, u32::MAX).1;
+        }
+        let plugins = self.plugins_of(path);
+        if plugins.is_empty() {
+            return Ok(LibraryReload::Nothing);
+        }
+        if !path.is_file() {
+            return Ok(self.removed(path));
+        }
+        let plugins = plugins
+            .into_iter()
+            .map(|(name, plugin)| (name, plugin.shared().reload_now(Some(&self.hold))))
+            .collect();
+        Ok(LibraryReload::Reloaded { plugins })
+    }
+
+    fn plugins_of(&self, path: &Path) -> Vec<(String, Arc<HotPlugin>)> {
+        self.libraries
+            .lock()
+            .by_path
+            .get(path)
+            .map(|lib| lib.iter().map(|(n, p)| (n.clone(), p.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// A settled change to `path`: load, reload or remove. On a worker, so it never
+    /// waits for a hold (`Held` instead) or for `reload_now` at the same file
+    /// (`Busy`), unless it `must` (the first scan, a removal): then it waits for the
+    /// file and ignores holds.
+    fn act(
+        &self,
+        path: &Path,
+        attempt: u32,
+        must: bool,
+    ) -> (Ran, Result<LibraryReload, Rejection>) {
+        let nothing = Ok(LibraryReload::Nothing);
+        let _active = self.active.read_recursive();
+        if self.stopped.load(Ordering::SeqCst) {
+            return (Ran::Done, nothing);
+        }
+        if !must && self.hold.is_locked() {
+            let ran = if self.hold.is_locked_exclusive() {
+                Ran::Busy
+            } else {
+                Ran::Held
+            };
+            return (ran, nothing);
+        }
+        let file = self.file_lock(path);
+        let _file = if must {
+            file.lock()
+        } else {
+            match file.try_lock() {
+                Some(locked) => locked,
+                None => return (Ran::Busy, nothing),
+            }
+        };
+        let exists = path.is_file();
+        let plugins = self.plugins_of(path);
+        match (exists, plugins.is_empty()) {
+            (true, true) => self.add(path, attempt),
+            (true, false) => {
+                // Every plugin of the library; each reports its own events.
+                let mut ran = Ran::Done;
+                for (_, plugin) in plugins {
+                    match plugin.shared().reload_settled(attempt, Some(&self.hold)) {
+                        Ran::Done => {}
+                        other => ran = other,
+                    }
+                }
+                (ran, Ok(LibraryReload::Nothing))
+            }
+            (false, false) => (Ran::Done, Ok(self.removed(path))),
+            (false, true) => (Ran::Done, Ok(LibraryReload::Nothing)),
+        }
+    }
+
+    /// Reports the removal of a known library (and forgets it, by policy).
+    fn removed(&self, path: &Path) -> LibraryReload {
+        let unloaded = self.config.removal == RemovalPolicy::Unload;
+        let (plugins, forgotten) = {
+            let mut libraries = self.libraries.lock();
+            let names: Vec<String> = libraries
+                .by_path
+                .get(path)
+                .map(|l| l.keys().cloned().collect())
+                .unwrap_or_default();
+            (
+                names,
+                if unloaded {
+                    libraries.remove(path)
+                } else {
+                    None
+                },
+            )
+        };
+        // Forgotten plugins go outside the lock: dropping one waits for its reload.
+        drop(forgotten);
+        self.emit(DirectoryEvent::Removed {
+            path: path.to_path_buf(),
+            plugins: plugins.clone(),
+            unloaded,
+        });
+        LibraryReload::Removed { plugins, unloaded }
     }
 
     /// The plugin names in `path` that implement the interface, read from a shadow
@@ -274,8 +650,8 @@ impl DirShared {
             reason,
             error: error.map(Arc::new),
         };
-        let copy =
-            shadow::copy(path, &self.store, 1).map_err(|e| e.rejection(path, &self.store))?;
+        let store = &self.config.store;
+        let copy = shadow::copy(path, store, 1).map_err(|e| e.rejection(path, store))?;
         match PluginLibrary::open(copy.load_path()) {
             Ok(lib) => {
                 let names: Vec<String> = lib
@@ -310,107 +686,111 @@ impl DirShared {
         }
     }
 
-    /// Loads the plugins of a library new to the directory.
-    fn add(self: &Arc<Self>, path: &Path) {
+    /// Loads the plugins of a library new to the directory. A load failure is tried
+    /// again while `attempt` is below the configured retries.
+    fn add(&self, path: &Path, attempt: u32) -> (Ran, Result<LibraryReload, Rejection>) {
         let listed = match self.list(path) {
             Ok(listed) => listed,
             Err(r) => {
+                let retries = self.config.load_retries;
+                if r.stage == Stage::Load && attempt < retries {
+                    tracing::warn!(path = %path.display(), attempt = attempt + 1, reason = %r.reason, "loading a new library failed; trying again");
+                    self.emit(DirectoryEvent::Retrying {
+                        attempt: attempt + 1,
+                        left: retries - attempt,
+                        failure: r.clone(),
+                    });
+                    return (Ran::Retry, Err(r));
+                }
                 // Traced here: a plugin's own rejections are traced by its hot plugin.
                 r.trace("");
-                return self.emit(DirectoryEvent::Rejected(r));
+                self.emit(DirectoryEvent::Rejected(r.clone()));
+                return (Ran::Done, Err(r));
             }
         };
         // The first plugin loads from the listing's copy. The others need copies of
-        // their own: each version's unload is checked by its path.
+        // their own: each version's unload is checked by its copy.
         let mut listing_copy = Some((listed.copy, listed.open));
         let mut plugins = BTreeMap::new();
+        let mut failed = None;
+        let watcher = *self.watcher.lock();
         for name in &listed.names {
-            let events = Arc::downgrade(self);
-            let plugin = name.clone();
-            let forward: Callback = Arc::new(move |event: &ReloadEvent| {
-                if let Some(shared) = events.upgrade() {
-                    shared.emit(DirectoryEvent::Plugin {
-                        plugin: plugin.clone(),
-                        event: event.clone(),
-                    });
-                }
-            });
             let mut builder = HotPlugin::builder_for(path, name, self.expected)
-                .store(self.store.clone())
-                .debounce(self.debounce)
+                .store(self.config.store.clone())
+                .debounce(self.config.debounce)
+                .max_retained(self.config.max_retained)
+                .load_retries(self.config.load_retries)
                 .watch(false)
-                .on_event(move |e| forward(e));
+                .forward_events(self.forward(name));
             if let Some((copy, open)) = listing_copy.take() {
                 builder = builder.first_copy(copy, open);
             }
-            let built = builder.build();
-            match built {
+            match builder.build() {
                 Ok(hot) => {
+                    *hot.shared().watcher.lock() = watcher;
                     plugins.insert(name.clone(), Arc::new(hot));
                 }
-                Err(r) => self.emit(DirectoryEvent::Rejected(r)),
+                Err(r) => {
+                    self.emit(DirectoryEvent::Rejected(r.clone()));
+                    failed = Some(r);
+                }
             }
         }
         if plugins.is_empty() {
-            return;
+            let r = failed.expect("a library with plugins loads at least one or fails");
+            return (Ran::Done, Err(r));
         }
         let names: Vec<String> = plugins.keys().cloned().collect();
         let duplicates = {
             let mut libraries = self.libraries.lock();
-            libraries.insert(path.to_path_buf(), Library { plugins });
-            duplicates(&libraries, &names)
+            libraries.by_path.insert(path.to_path_buf(), plugins);
+            names
+                .iter()
+                .filter_map(|name| {
+                    let holders = libraries.by_name.entry(name.clone()).or_default();
+                    holders.insert(path.to_path_buf());
+                    duplicate(name, holders, path)
+                })
+                .collect::<Vec<_>>()
         };
         self.emit(DirectoryEvent::Added {
             path: path.to_path_buf(),
-            plugins: names,
+            plugins: names.clone(),
         });
         for duplicate in duplicates {
             tracing::warn!(event = ?duplicate, "a plugin name is offered by several libraries");
             self.emit(duplicate);
         }
+        (Ran::Done, Ok(LibraryReload::Added { plugins: names }))
     }
 
-    /// A settled change to `path`: load, reload or remove.
-    fn changed(self: &Arc<Self>, path: &Path) {
-        let exists = path.is_file();
-        let known = self.libraries.lock().contains_key(path);
-        match (exists, known) {
-            (true, false) => self.add(path),
-            (true, true) => {
-                // Reload every plugin of the library; each reports its own events. The
-                // lock is released first, so `get` and `plugins` never wait on a reload.
-                let plugins: Vec<Arc<HotPlugin>> = self
-                    .libraries
-                    .lock()
-                    .get(path)
-                    .map(|lib| lib.plugins.values().cloned().collect())
-                    .unwrap_or_default();
-                for plugin in plugins {
-                    let _ = plugin.reload_now();
-                }
-            }
-            (false, true) => {
-                let unload = self.removal == RemovalPolicy::Unload;
-                let plugins: Vec<String> = {
-                    let mut libraries = self.libraries.lock();
-                    let names = libraries
-                        .get(path)
-                        .map(|l| l.plugins.keys().cloned().collect())
-                        .unwrap_or_default();
-                    if unload {
-                        libraries.remove(path);
-                    }
-                    names
-                };
-                self.emit(DirectoryEvent::Removed {
-                    path: path.to_path_buf(),
-                    plugins,
-                    unloaded: unload,
+    /// Passes a plugin's events on as the directory's.
+    fn forward(&self, name: &str) -> Callback {
+        let hub = Arc::downgrade(&self.hub);
+        let plugin = name.to_string();
+        Arc::new(move |event: &ReloadEvent| {
+            if let Some(hub) = hub.upgrade() {
+                hub.emit(DirectoryEvent::Plugin {
+                    plugin: plugin.clone(),
+                    event: event.clone(),
                 });
             }
-            (false, false) => {}
-        }
+        })
     }
+}
+
+/// The [`DirectoryEvent::Duplicate`] for `name` once `added` joined its `holders`
+/// (in path order; the first serves), if it has company.
+fn duplicate(name: &str, holders: &BTreeSet<PathBuf>, added: &Path) -> Option<DirectoryEvent> {
+    let mut in_order = holders.iter();
+    let serving = in_order.next()?;
+    let next = in_order.next()?;
+    let shadowed = if serving == added { next } else { added };
+    Some(DirectoryEvent::Duplicate {
+        plugin: name.to_string(),
+        serving: serving.clone(),
+        shadowed: vec![shadowed.to_path_buf()],
+    })
 }
 
 /// A new library's plugins and the copy they were read from. The library stays open
@@ -420,72 +800,4 @@ struct Listed {
     names: Vec<String>,
     open: Arc<PluginLibrary>,
     copy: ShadowCopy,
-}
-
-/// A [`DirectoryEvent::Duplicate`] for each of `names` that more than one library
-/// offers.
-fn duplicates(libraries: &BTreeMap<PathBuf, Library>, names: &[String]) -> Vec<DirectoryEvent> {
-    names
-        .iter()
-        .filter_map(|name| {
-            // In path order, so the first holder is the one `get` serves.
-            let mut holders = libraries
-                .iter()
-                .filter(|(_, lib)| lib.plugins.contains_key(name))
-                .map(|(path, _)| path.clone());
-            let serving = holders.next()?;
-            let shadowed: Vec<PathBuf> = holders.collect();
-            (!shadowed.is_empty()).then(|| DirectoryEvent::Duplicate {
-                plugin: name.clone(),
-                serving,
-                shadowed,
-            })
-        })
-        .collect()
-}
-
-/// Debounces changes per file, waits for each file to settle, then acts on it.
-fn run_directory_worker(shared: Arc<DirShared>, rx: Receiver<Option<PathBuf>>) {
-    let debounce = shared.debounce;
-    let mut pending: HashMap<PathBuf, Instant> = HashMap::new();
-    loop {
-        let timeout = pending
-            .values()
-            .map(|at| debounce.saturating_sub(at.elapsed()))
-            .min()
-            .unwrap_or(Duration::from_secs(3600));
-        match rx.recv_timeout(timeout) {
-            Ok(Some(path)) if path == shared.dir => {
-                // Events were lost: look at every library again.
-                if let Ok(entries) = std::fs::read_dir(&shared.dir) {
-                    for e in entries.flatten().filter(|e| is_library(&e.path())) {
-                        pending.insert(e.path(), Instant::now());
-                    }
-                }
-                for known in shared.libraries.lock().keys() {
-                    pending.insert(known.clone(), Instant::now());
-                }
-            }
-            Ok(Some(path)) => {
-                pending.insert(path, Instant::now());
-            }
-            Ok(None) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {}
-        }
-        let due: Vec<PathBuf> = pending
-            .iter()
-            .filter(|(_, at)| at.elapsed() >= debounce)
-            .map(|(p, _)| p.clone())
-            .collect();
-        for path in due {
-            pending.remove(&path);
-            let before = fingerprint(&path);
-            std::thread::sleep((debounce / 2).max(Duration::from_millis(5)));
-            if fingerprint(&path) != before {
-                pending.insert(path, Instant::now());
-                continue;
-            }
-            shared.changed(&path);
-        }
-    }
 }

@@ -3,10 +3,12 @@
 
 use crate::unload::UnloadState;
 use fidius::LoadError;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+use std::thread::ThreadId;
 
 /// The stage of the reload pipeline where a new build was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +167,33 @@ pub enum ReloadEvent {
         /// The plugin file.
         path: PathBuf,
     },
+    /// The plugin's directory is polled (every
+    /// [`POLL_INTERVAL`](crate::POLL_INTERVAL)) because the native file watcher
+    /// could not be had. Reloads still happen, a little later. Emitted once, when
+    /// watching starts; [`HotStatus::watcher`](crate::HotStatus::watcher) says the same.
+    WatcherFallback {
+        /// The watched directory.
+        directory: PathBuf,
+        /// Why the native watcher is not used.
+        reason: String,
+    },
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new version was swapped in.
+    Swapped {
+        /// The version swapped out.
+        from: u64,
+        /// The version now serving.
+        to: u64,
+    },
+    /// The file's content equals the running version's; nothing changed.
+    Unchanged {
+        /// The generation that keeps serving.
+        generation: u64,
+    },
 }
 
 /// An event callback.
@@ -172,16 +201,41 @@ pub(crate) type Callback<E = ReloadEvent> = Arc<dyn Fn(&E) + Send + Sync>;
 
 /// Fans events out to channel subscribers and callbacks; shared by hot plugins and hot
 /// directories.
+///
+/// Events are delivered in the order they were emitted, and **no lock of the hub or
+/// of the reload machinery is held while a callback runs**, so a callback may call
+/// anything: `reload_now`, `hold`, `on_event`, `subscribe`, `status`... An event
+/// emitted from inside a callback of the same hub is delivered once that callback
+/// returns (after the events already queued). An event emitted while another thread
+/// is delivering is delivered by that thread, and `emit` returns once it has been.
 pub(crate) struct EventHub<E> {
     subscribers: Mutex<Vec<Sender<E>>>,
-    callbacks: RwLock<Vec<Callback<E>>>,
+    callbacks: Mutex<Vec<Callback<E>>>,
+    delivery: Mutex<Delivery<E>>,
+    delivered: Condvar,
+}
+
+struct Delivery<E> {
+    queue: VecDeque<E>,
+    /// The thread delivering the queue, if one is.
+    by: Option<ThreadId>,
+    /// Events queued and delivered so far.
+    queued: u64,
+    done: u64,
 }
 
 impl<E> Default for EventHub<E> {
     fn default() -> Self {
         Self {
             subscribers: Mutex::new(Vec::new()),
-            callbacks: RwLock::new(Vec::new()),
+            callbacks: Mutex::new(Vec::new()),
+            delivery: Mutex::new(Delivery {
+                queue: VecDeque::new(),
+                by: None,
+                queued: 0,
+                done: 0,
+            }),
+            delivered: Condvar::new(),
         }
     }
 }
@@ -194,25 +248,73 @@ impl<E: Clone> EventHub<E> {
     }
 
     pub fn on_event(&self, f: Callback<E>) {
-        self.callbacks.write().push(f);
+        self.callbacks.lock().push(f);
     }
 
     pub fn emit(&self, event: E) {
-        for cb in self.callbacks.read().iter() {
-            // A panicking callback must not take the reload machinery down with it.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&event)));
+        let me = std::thread::current().id();
+        let mut delivery = self.delivery.lock();
+        delivery.queue.push_back(event);
+        delivery.queued += 1;
+        let mine = delivery.queued;
+        match delivery.by {
+            // Emitted from one of our own callbacks: the loop below, further up this
+            // thread's stack, delivers it when the callback returns.
+            Some(by) if by == me => return,
+            Some(_) => {
+                while delivery.done < mine {
+                    self.delivered.wait(&mut delivery);
+                }
+                return;
+            }
+            None => delivery.by = Some(me),
         }
+        while let Some(event) = delivery.queue.pop_front() {
+            MutexGuard::unlocked(&mut delivery, || self.deliver(&event));
+            delivery.done += 1;
+            self.delivered.notify_all();
+        }
+        delivery.by = None;
+    }
+
+    fn deliver(&self, event: &E) {
+        // A snapshot: a callback may add callbacks or subscribers.
+        let callbacks: Vec<Callback<E>> = self.callbacks.lock().clone();
+        for cb in callbacks {
+            // A panicking callback must not take the reload machinery down with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(event)));
+        }
+        // Sending on a channel never blocks and runs no user code.
         self.subscribers
             .lock()
             .retain(|tx| tx.send(event.clone()).is_ok());
     }
 }
 
-impl EventHub<ReloadEvent> {
-    /// Emits `event` of `plugin`, as a `tracing` event too.
-    pub fn emit_traced(&self, plugin: &str, event: ReloadEvent) {
+/// Where a hot plugin's events go: its own hub, or (for a plugin of a hot directory)
+/// on to the directory's.
+pub(crate) enum PluginEvents {
+    Own(EventHub<ReloadEvent>),
+    Forward(Callback),
+}
+
+impl PluginEvents {
+    /// Emits `event` of `plugin`, as a `tracing` event too. Never call it with a lock
+    /// held that a control call takes: callbacks may make any control call.
+    pub fn emit(&self, plugin: &str, event: ReloadEvent) {
         trace(plugin, &event);
-        self.emit(event);
+        match self {
+            PluginEvents::Own(hub) => hub.emit(event),
+            PluginEvents::Forward(forward) => forward(&event),
+        }
+    }
+
+    /// The plugin's own hub; `None` for a directory's plugin.
+    pub fn hub(&self) -> Option<&EventHub<ReloadEvent>> {
+        match self {
+            PluginEvents::Own(hub) => Some(hub),
+            PluginEvents::Forward(_) => None,
+        }
     }
 }
 
@@ -252,6 +354,9 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         }
         ReloadEvent::Removed { path } => {
             tracing::warn!(plugin, path = %path.display(), "plugin file removed; current version keeps serving")
+        }
+        ReloadEvent::WatcherFallback { directory, reason } => {
+            tracing::warn!(plugin, directory = %directory.display(), reason, "polling the plugin's directory")
         }
     }
 }

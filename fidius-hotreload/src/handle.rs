@@ -1,6 +1,6 @@
 //! [`HotHandle`]: calls always go to the version current when they start.
 
-use crate::hot_plugin::Shared;
+use crate::pipeline::Shared;
 use fidius::descriptor::{CallOutput, ErasedFn};
 use fidius::{CallError, InterfaceInfo, InterfaceMismatch, PluginCaller, PluginInfo, RawStream};
 use std::sync::Arc;

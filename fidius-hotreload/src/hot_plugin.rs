@@ -1,35 +1,31 @@
 //! [`HotPlugin`]: one plugin that is swapped for each new build of its library file.
+//!
+//! The facade over the machinery below it: the shared watcher (`watcher.rs`) feeds
+//! the debouncer (`debounce.rs`), which runs the pipeline (`pipeline.rs`) on the
+//! shared pool (`pool.rs`); old versions drain and unload (`drain.rs`).
 
-use crate::events::{Callback, EventHub, Rejection, ReloadEvent, Stage, VersionInfo};
+use crate::debounce::{Debouncer, Ran, Target};
+use crate::drain::{self, Retirement};
+use crate::events::{
+    Callback, EventHub, PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage,
+};
 use crate::handle::HotHandle;
-use crate::hazard::HazardCell;
+use crate::pipeline::{self, Config, Shared, Start};
 use crate::shadow::{self, ShadowCopy};
-use crate::unload::UnloadState;
-use crate::version::{Msg, Version};
+use crate::status::HotStatus;
+use crate::watcher::{self, Registration, Signal, WatcherKind};
 use fidius::host::PluginLibrary;
-use fidius::{InterfaceInfo, PluginHandle};
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
-use std::mem::ManuallyDrop;
+use fidius::InterfaceInfo;
+use parking_lot::{RwLock, RwLockReadGuard};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Default debounce: how long the file must be quiet before a reload starts.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(25);
 /// Default bound on old versions still draining at once.
 pub const DEFAULT_MAX_RETAINED: usize = 16;
-
-/// Settings of a [`HotPlugin`].
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub debounce: Duration,
-    pub store: shadow::Store,
-    pub watch: bool,
-    pub max_retained: usize,
-    pub load_retries: u32,
-}
 
 /// Builds a [`HotPlugin`]; see [`HotPlugin::builder`].
 pub struct HotPluginBuilder {
@@ -39,6 +35,7 @@ pub struct HotPluginBuilder {
     config: Config,
     callbacks: Vec<Callback>,
     first_copy: Option<(ShadowCopy, Arc<PluginLibrary>)>,
+    forward: Option<Callback>,
 }
 
 impl HotPluginBuilder {
@@ -47,6 +44,13 @@ impl HotPluginBuilder {
     /// instead of copying the file again.
     pub(crate) fn first_copy(mut self, copy: ShadowCopy, library: Arc<PluginLibrary>) -> Self {
         self.first_copy = Some((copy, library));
+        self
+    }
+
+    /// Sends every event to `forward` instead of the hot plugin's own subscribers and
+    /// callbacks (a hot directory's plugins report through the directory).
+    pub(crate) fn forward_events(mut self, forward: Callback) -> Self {
+        self.forward = Some(forward);
         self
     }
 
@@ -122,95 +126,76 @@ impl HotPluginBuilder {
     }
 }
 
-/// An old version still in use.
-#[derive(Clone)]
-struct Draining {
-    generation: u64,
-    version: Weak<Version>,
-}
-
-/// State shared by the hot plugin, its handles and its worker.
-pub(crate) struct Shared {
-    pub current: HazardCell<Version>,
-    pub expected: InterfaceInfo,
-    plugin: String,
-    source: PathBuf,
-    config: Config,
-    hub: EventHub<ReloadEvent>,
-    draining: Mutex<Vec<Draining>>,
-    pinned: Mutex<Vec<u64>>,
-    next_generation: AtomicU64,
-    reloads: AtomicU64,
-    rejections: AtomicU64,
-    reload_lock: Mutex<()>,
-    hold: RwLock<()>,
-    paused: AtomicBool,
-    tx: Sender<Msg>,
-}
-
-/// What a reload did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReloadOutcome {
-    /// A new version was swapped in.
-    Swapped {
-        /// The version swapped out.
-        from: u64,
-        /// The version now serving.
-        to: u64,
-    },
-    /// The file's content equals the running version's; nothing changed.
-    Unchanged {
-        /// The generation that keeps serving.
-        generation: u64,
-    },
-}
-
-/// A version still draining, as seen by [`HotPlugin::status`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DrainingVersion {
-    /// Its generation.
-    pub generation: u64,
-    /// References still holding it (in-flight calls and anything kept from them).
-    pub in_flight: usize,
-}
-
-/// A snapshot of a hot-reloading plugin.
-#[derive(Debug, Clone)]
-pub struct HotStatus {
-    /// The plugin's name.
-    pub plugin: String,
-    /// The watched file.
-    pub source: PathBuf,
-    /// The current version.
-    pub current: VersionInfo,
-    /// When the current version was loaded.
-    pub loaded_at: SystemTime,
-    /// Old versions still in use.
-    pub draining: Vec<DrainingVersion>,
-    /// Old versions closed but still mapped (see [`UnloadState::Pinned`]).
-    pub pinned: Vec<u64>,
-    /// Versions swapped in since the start (the first load not counted).
-    pub reloads: u64,
-    /// Builds refused since the start.
-    pub rejections: u64,
-    /// Watching is paused.
-    pub paused: bool,
-    /// The file is watched at all.
-    pub watching: bool,
-}
-
 /// A plugin that follows its library file: each new build is copied, loaded,
 /// validated and swapped in while calls already running finish on the version they
 /// started on. See the crate docs.
 pub struct HotPlugin {
     shared: Arc<Shared>,
-    worker: Option<std::thread::JoinHandle<()>>,
-    _watcher: Option<crate::watch::Watcher>,
+    /// The watch and the debouncer behind it, unless `watch(false)`.
+    watching: Option<Watching>,
 }
 
-/// Holds reloads off while alive; see [`HotPlugin::hold`].
+/// A watched file: its registration with the process's watcher, and the debouncer the
+/// watcher feeds. The target is held here, so dropping this stops everything.
+struct Watching {
+    registration: Registration,
+    debouncer: Arc<Debouncer>,
+    _target: Arc<FileTarget>,
+}
+
+/// What the debouncer drives for one watched file.
+struct FileTarget {
+    shared: Arc<Shared>,
+}
+
+impl Target for FileTarget {
+    fn debounce(&self) -> Duration {
+        self.shared.config().debounce
+    }
+
+    fn paused(&self) -> bool {
+        self.shared.is_paused()
+    }
+
+    fn run(&self, _path: &Path, attempt: u32) -> Ran {
+        self.shared.reload_settled(attempt, None)
+    }
+
+    fn gone(&self, _path: &Path) {
+        self.shared.emit(ReloadEvent::Removed {
+            path: self.shared.source().to_path_buf(),
+        });
+    }
+
+    fn rescan(&self) -> Vec<PathBuf> {
+        vec![self.shared.source().to_path_buf()]
+    }
+}
+
+/// Holds reloads off while alive; see [`HotPlugin::hold`] and
+/// [`HotDirectory::hold`](crate::HotDirectory::hold).
 pub struct ReloadHold<'a> {
-    _guard: RwLockReadGuard<'a, ()>,
+    guard: Option<RwLockReadGuard<'a, ()>>,
+    /// Changes that waited for the hold go on when it ends.
+    waiting: Option<Weak<Debouncer>>,
+}
+
+impl<'a> ReloadHold<'a> {
+    pub(crate) fn new(lock: &'a RwLock<()>, waiting: Option<&Arc<Debouncer>>) -> Self {
+        Self {
+            guard: Some(lock.read()),
+            waiting: waiting.map(Arc::downgrade),
+        }
+    }
+}
+
+impl Drop for ReloadHold<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if let Some(debouncer) = self.waiting.as_ref().and_then(Weak::upgrade) {
+            debouncer.kick();
+        }
+    }
 }
 
 impl HotPlugin {
@@ -258,71 +243,92 @@ impl HotPlugin {
             },
             callbacks: Vec::new(),
             first_copy: None,
+            forward: None,
         }
     }
 
     fn start(b: HotPluginBuilder) -> Result<Self, Rejection> {
-        let (tx, rx) = channel();
-        let hub = EventHub::default();
-        for cb in b.callbacks {
-            hub.on_event(cb);
-        }
-        for stale in shadow::remove_stale(&b.path, &b.config.store.dir) {
+        // Compared with the watcher's paths, so its directory must be canonical. A path
+        // that cannot be resolved is kept as given: the copy step says what is wrong.
+        let source = watcher::canonical_file(&b.path).unwrap_or(b.path);
+        let events = match b.forward {
+            Some(forward) => PluginEvents::Forward(forward),
+            None => {
+                let hub = EventHub::default();
+                for cb in b.callbacks {
+                    hub.on_event(cb);
+                }
+                PluginEvents::Own(hub)
+            }
+        };
+        for stale in shadow::remove_stale(&source, &b.config.store.dir) {
             tracing::info!(path = %stale.display(), "removed a shadow copy left by an earlier run");
         }
-        hub.emit_traced(
+        events.emit(
             &b.plugin,
             ReloadEvent::Detected {
-                path: b.path.clone(),
+                path: source.clone(),
             },
         );
+        let retirement = Arc::new(Retirement::default());
         let first = match b.first_copy {
             Some((copy, listed)) => Ok((copy, Some(listed))),
-            None => make_copy(&b.path, &b.config, 1).map(|copy| (copy, None)),
+            None => pipeline::make_copy(&source, &b.config, 1).map(|copy| (copy, None)),
         }
-        .and_then(|copy| load_version(&b.path, &b.plugin, &b.expected, copy, 1, None, &tx))
-        .inspect_err(|r| hub.emit_traced(&b.plugin, ReloadEvent::Rejected(r.clone())))?
-        .expect("with no current version, content is never unchanged");
-        hub.emit_traced(&b.plugin, ReloadEvent::Loaded(first.info()));
-        let shared = Arc::new(Shared {
-            current: HazardCell::new(Arc::new(first)),
-            expected: b.expected,
-            plugin: b.plugin,
-            source: b.path,
-            config: b.config,
-            hub,
-            draining: Mutex::new(Vec::new()),
-            pinned: Mutex::new(Vec::new()),
-            next_generation: AtomicU64::new(2),
-            reloads: AtomicU64::new(0),
-            rejections: AtomicU64::new(0),
-            reload_lock: Mutex::new(()),
-            hold: RwLock::new(()),
-            paused: AtomicBool::new(false),
-            tx: tx.clone(),
-        });
-        let watcher = if shared.config.watch {
-            Some(
-                crate::watch::Watcher::new(&shared.source, tx.clone()).map_err(|e| Rejection {
-                    path: shared.source.clone(),
-                    stage: Stage::Detect,
-                    reason: format!("cannot watch the plugin's directory: {e}"),
-                    error: None,
-                })?,
+        .and_then(|copy| {
+            pipeline::load_version(
+                &source,
+                &b.plugin,
+                &b.expected,
+                copy,
+                1,
+                None,
+                retirement.clone(),
             )
+        })
+        .map(|v| v.expect("with no current version, content is never unchanged"));
+        let first = match first {
+            Ok(first) => first,
+            Err(r) => {
+                events.emit(&b.plugin, ReloadEvent::Rejected(r.clone()));
+                return Err(r);
+            }
+        };
+        let loaded = first.info();
+        let shared = Shared::new(Start {
+            plugin: b.plugin,
+            source,
+            expected: b.expected,
+            config: b.config,
+            events,
+            first,
+            retirement,
+        });
+        let mut fallback = None;
+        let watching = if shared.config().watch {
+            let watching = watch_file(&shared)?;
+            let kind = watching.registration.kind;
+            *shared.watcher.lock() = Some(kind);
+            fallback = watching
+                .registration
+                .fallback
+                .clone()
+                .map(|why| (kind, why));
+            Some(watching)
         } else {
             None
         };
-        let worker_shared = shared.clone();
-        let worker = std::thread::Builder::new()
-            .name(format!("fidius-hotreload:{}", shared.plugin))
-            .spawn(move || crate::watch::run_worker(worker_shared, rx))
-            .expect("spawning the hot-reload worker thread");
-        Ok(Self {
-            shared,
-            worker: Some(worker),
-            _watcher: watcher,
-        })
+        // Reported only now that the hot plugin exists: a failed start loaded nothing.
+        shared.emit(ReloadEvent::Loaded(loaded));
+        if let Some((WatcherKind::Polling, reason)) = fallback {
+            let directory = shared
+                .source()
+                .parent()
+                .unwrap_or(Path::new(""))
+                .to_path_buf();
+            shared.emit(ReloadEvent::WatcherFallback { directory, reason });
+        }
+        Ok(Self { shared, watching })
     }
 
     /// A handle for calls, cheap to clone and usable from any thread: give it to the
@@ -332,42 +338,59 @@ impl HotPlugin {
         HotHandle::new(self.shared.clone())
     }
 
-    /// Reloads now, whatever the watcher saw. Waits for any [`hold`](Self::hold) to
-    /// end (so never call it while holding one on the same thread).
+    /// Reloads now, whatever the watcher saw, on the calling thread. Waits for any
+    /// [`hold`](Self::hold) to end (so never call it while holding one on the same
+    /// thread). May be called from an event callback.
     pub fn reload_now(&self) -> Result<ReloadOutcome, Rejection> {
-        self.shared.reload(true)
+        self.shared.reload_now(None)
     }
 
     /// A channel that receives every event from now on.
     pub fn subscribe(&self) -> Receiver<ReloadEvent> {
-        self.shared.hub.subscribe()
+        self.hub().subscribe()
     }
 
-    /// Calls `f` for every event from now on, on the thread where it happens (the
-    /// worker thread, or the thread calling [`reload_now`](Self::reload_now)).
+    /// Calls `f` for every event from now on, on the thread where it happens (a
+    /// hot-reload worker, or the thread calling [`reload_now`](Self::reload_now)).
+    /// No lock is held while `f` runs: it may call any method of the hot plugin.
     pub fn on_event(&self, f: impl Fn(&ReloadEvent) + Send + Sync + 'static) {
-        self.shared.hub.on_event(Arc::new(f));
+        self.hub().on_event(Arc::new(f));
+    }
+
+    fn hub(&self) -> &EventHub<ReloadEvent> {
+        self.shared
+            .events
+            .hub()
+            .expect("a hot plugin that is not a directory's has its own events")
     }
 
     /// Stops reacting to file changes until [`resume`](Self::resume). Changes seen while
     /// paused are reloaded on resume. `reload_now` still works.
     pub fn pause(&self) {
-        self.shared.paused.store(true, Ordering::SeqCst);
+        self.shared.set_paused(true);
     }
 
     /// Reacts to file changes again, starting with any seen while paused.
     pub fn resume(&self) {
-        self.shared.paused.store(false, Ordering::SeqCst);
-        let _ = self.shared.tx.send(Msg::Wake);
+        self.shared.set_paused(false);
+        if let Some(watching) = &self.watching {
+            watching.debouncer.kick();
+        }
     }
 
     /// Holds reloads off until the returned guard is dropped: while the host does
     /// something that must not see a swap. Calls keep working; a change seen meanwhile
     /// is reloaded afterwards.
     pub fn hold(&self) -> ReloadHold<'_> {
-        ReloadHold {
-            _guard: self.shared.hold.read(),
-        }
+        ReloadHold::new(
+            &self.shared.hold,
+            self.watching.as_ref().map(|w| &w.debouncer),
+        )
+    }
+
+    /// The plugin's state, for a hot directory that drives it.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The current generation.
@@ -381,266 +404,47 @@ impl HotPlugin {
     }
 }
 
+/// Registers the hot plugin's file with the process's watcher.
+fn watch_file(shared: &Arc<Shared>) -> Result<Watching, Rejection> {
+    let target = Arc::new(FileTarget {
+        shared: shared.clone(),
+    });
+    let debouncer = Debouncer::new(Arc::downgrade(&target) as Weak<dyn Target>);
+    let source = shared.source();
+    let dir = source.parent().unwrap_or(Path::new(""));
+    let sink = {
+        let debouncer = Arc::downgrade(&debouncer);
+        Arc::new(move |signal: Signal| {
+            if let Some(debouncer) = debouncer.upgrade() {
+                match signal {
+                    Signal::Changed(path) => debouncer.touch(&path),
+                    Signal::Rescan => debouncer.rescan(),
+                }
+            }
+        })
+    };
+    let registration = watcher::watch(dir, source.file_name().map(|n| n.to_os_string()), sink)
+        .map_err(|reason| Rejection {
+            path: source.to_path_buf(),
+            stage: Stage::Detect,
+            reason: format!("cannot watch the plugin's directory: {reason}"),
+            error: None,
+        })?;
+    Ok(Watching {
+        registration,
+        debouncer,
+        _target: target,
+    })
+}
+
 impl Drop for HotPlugin {
     fn drop(&mut self) {
-        let _ = self.shared.tx.send(Msg::Stop);
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
-        // Old versions whose calls finished since the worker's last look close now.
-        // Those still in a call are watched by a small thread of their own until they
-        // are free, or until the last handle goes (which frees them with everything).
-        if self.shared.reclaim() {
-            let shared = Arc::downgrade(&self.shared);
-            let reaper = std::thread::Builder::new()
-                .name(format!("fidius-hotreload-drain:{}", self.shared.plugin))
-                .spawn(move || crate::watch::drain_after_drop(shared));
-            if let Err(e) = reaper {
-                tracing::warn!(error = %e, "no thread to drain old versions; they close with the last handle");
-            }
-        }
+        // No more signals or timers, then no reload running or to come.
+        drop(self.watching.take());
+        self.shared.stop();
+        // Old versions whose calls finished close now; those still in a call are
+        // polled for until they are free, or until the last handle goes (which frees
+        // them with everything).
+        drain::reclaim_now_and_later(&self.shared);
     }
-}
-
-impl Shared {
-    pub fn plugin(&self) -> &str {
-        &self.plugin
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn source(&self) -> &Path {
-        &self.source
-    }
-
-    pub fn is_paused(&self) -> bool {
-        self.paused.load(Ordering::SeqCst)
-    }
-
-    pub fn emit(&self, event: ReloadEvent) {
-        self.hub.emit_traced(&self.plugin, event);
-    }
-
-    /// Runs the pipeline once. With `report`, a rejection is counted and reported;
-    /// without, the caller decides (it may retry).
-    pub fn reload(&self, report: bool) -> Result<ReloadOutcome, Rejection> {
-        let _hold = self.hold.write();
-        let _serial = self.reload_lock.lock();
-        let span = tracing::info_span!("fidius_reload", plugin = %self.plugin);
-        let _span = span.enter();
-        if report {
-            self.emit(ReloadEvent::Detected {
-                path: self.source.clone(),
-            });
-        }
-        let result = self.reload_locked();
-        if let Err(r) = &result {
-            if report {
-                self.reject(r.clone());
-            }
-        }
-        result
-    }
-
-    /// Counts and reports a rejection.
-    pub fn reject(&self, rejection: Rejection) {
-        self.rejections.fetch_add(1, Ordering::Relaxed);
-        self.emit(ReloadEvent::Rejected(rejection));
-    }
-
-    fn reload_locked(&self) -> Result<ReloadOutcome, Rejection> {
-        let current = self.current.load_full();
-        self.prune_draining();
-        let draining = self.draining.lock().len();
-        if draining >= self.config.max_retained {
-            return Err(Rejection {
-                path: self.source.clone(),
-                stage: Stage::Retention,
-                reason: format!(
-                    "{} old versions are still in use (the limit is {}); the new build waits",
-                    draining, self.config.max_retained
-                ),
-                error: None,
-            });
-        }
-        // Reloads are serialized, so the number is only taken (below) once the new
-        // version is actually swapped in: generations count versions, not attempts.
-        let generation = self.next_generation.load(Ordering::SeqCst);
-        let copy = make_copy(&self.source, &self.config, generation)?;
-        let loaded = load_version(
-            &self.source,
-            &self.plugin,
-            &self.expected,
-            (copy, None),
-            generation,
-            Some(&current),
-            &self.tx,
-        )?;
-        let Some(new) = loaded else {
-            let generation = current.generation;
-            self.emit(ReloadEvent::Unchanged {
-                path: self.source.clone(),
-                generation,
-            });
-            return Ok(ReloadOutcome::Unchanged { generation });
-        };
-        let to = new.info();
-        self.emit(ReloadEvent::Loaded(to.clone()));
-        self.next_generation.store(generation + 1, Ordering::SeqCst);
-        // Reloads are serialized, so `current` is what the swap replaces.
-        self.current.swap(Arc::new(new));
-        self.reloads.fetch_add(1, Ordering::Relaxed);
-        let from = current.info();
-        let outcome = ReloadOutcome::Swapped {
-            from: from.generation,
-            to: to.generation,
-        };
-        self.emit(ReloadEvent::Swapped { from, to });
-        let generation = current.generation;
-        self.draining.lock().push(Draining {
-            generation,
-            version: Arc::downgrade(&current),
-        });
-        // Give the old version up at once unless a call is still in it; whatever else
-        // holds it (a stream) keeps it alive. Reclaiming first means the count below
-        // needs no second look at the slots unless a call is still in it.
-        if self.reclaim() {
-            // The worker polls until the calls finish (it may be idle in a long wait).
-            let _ = self.tx.send(Msg::Wake);
-        }
-        let in_flight = self.in_flight(&current);
-        drop(current);
-        if in_flight > 0 {
-            self.emit(ReloadEvent::Draining {
-                generation,
-                in_flight,
-            });
-        }
-        Ok(outcome)
-    }
-
-    /// Gives up the old versions no call is in any more (each closes once nothing
-    /// else holds it). Returns whether some are still in calls.
-    pub fn reclaim(&self) -> bool {
-        drop(self.current.reclaim());
-        self.current.has_retiring()
-    }
-
-    /// Calls and other holders of an old version, besides the caller's `version`.
-    fn in_flight(&self, version: &Arc<Version>) -> usize {
-        let others = Arc::strong_count(version) - 1;
-        match self.current.retiring_calls(version) {
-            // The retiring list holds one reference of its own.
-            Some(calls) => calls + others - 1,
-            None => others,
-        }
-    }
-
-    fn prune_draining(&self) {
-        self.draining
-            .lock()
-            .retain(|d| d.version.strong_count() > 0);
-    }
-
-    /// A version's library was closed: find out whether it left memory, let go of
-    /// its copy, report.
-    pub fn retired(&self, generation: u64, copy: ShadowCopy) {
-        let state = copy.close();
-        if state == UnloadState::Pinned {
-            self.pinned.lock().push(generation);
-        }
-        self.draining.lock().retain(|d| d.generation != generation);
-        self.emit(ReloadEvent::Unloaded { generation, state });
-    }
-
-    fn status(&self) -> HotStatus {
-        let current = self.current.load_full();
-        self.reclaim();
-        self.prune_draining();
-        let draining: Vec<_> = self.draining.lock().clone();
-        let draining = draining
-            .iter()
-            .filter_map(|d| {
-                let version = d.version.upgrade()?;
-                Some(DrainingVersion {
-                    generation: d.generation,
-                    in_flight: self.in_flight(&version),
-                })
-            })
-            .collect();
-        HotStatus {
-            plugin: self.plugin.clone(),
-            source: self.source.clone(),
-            current: current.info(),
-            loaded_at: current.loaded_at,
-            draining,
-            pinned: self.pinned.lock().clone(),
-            reloads: self.reloads.load(Ordering::Relaxed),
-            rejections: self.rejections.load(Ordering::Relaxed),
-            paused: self.is_paused(),
-            watching: self.config.watch,
-        }
-    }
-}
-
-/// Copies the watched file for version `generation`.
-fn make_copy(source: &Path, config: &Config, generation: u64) -> Result<ShadowCopy, Rejection> {
-    shadow::copy(source, &config.store, generation).map_err(|e| e.rejection(source, &config.store))
-}
-
-/// Loads and validates one version from its copy (let go of again on failure).
-/// `listed` is a library already open from the same copy (directory mode), if any.
-/// `current`, when given, is the running version: identical content gives `Ok(None)`,
-/// and a handle into the same loaded library is refused.
-fn load_version(
-    source: &Path,
-    plugin: &str,
-    expected: &InterfaceInfo,
-    (mut copy, listed): (ShadowCopy, Option<Arc<PluginLibrary>>),
-    generation: u64,
-    current: Option<&Version>,
-    tx: &Sender<Msg>,
-) -> Result<Option<Version>, Rejection> {
-    let reject = |stage, reason: String, error: Option<fidius::LoadError>| Rejection {
-        path: source.to_path_buf(),
-        stage,
-        reason,
-        error: error.map(Arc::new),
-    };
-    if let Some(current) = current {
-        if current.copy.content_hash == copy.content_hash {
-            return Ok(None);
-        }
-    }
-    // Messages name the user's file, not the copy's load path.
-    let explain = |e: &fidius::LoadError| copy.explain(e, source);
-    let library = PluginLibrary::open(copy.load_path());
-    // The library the copy was listed with (directory mode) has done its job. Closed
-    // now, it cannot make a failed copy look still in use (and so keep it forever).
-    drop(listed);
-    let library = library.map_err(|e| reject(Stage::Load, explain(&e), Some(e)))?;
-    let handle: PluginHandle = library
-        .handle(plugin, Some(expected))
-        .map_err(|e| reject(Stage::Validate, explain(&e), Some(e)))?;
-    drop(library);
-    if let Some(current) = current {
-        if handle.same_code(&current.handle) {
-            return Err(reject(
-                Stage::Validate,
-                "the dynamic loader returned the library already loaded instead of the new file"
-                    .into(),
-                None,
-            ));
-        }
-    }
-    copy.loaded();
-    Ok(Some(Version {
-        generation,
-        handle: ManuallyDrop::new(handle),
-        copy: ManuallyDrop::new(copy),
-        loaded_at: SystemTime::now(),
-        retire: tx.clone(),
-    }))
 }

@@ -41,26 +41,48 @@
 //!
 //! ## The reload pipeline
 //!
-//! 1. **Watch and debounce.** The file's directory is watched (a watch on the file
-//!    itself dies when it is replaced). After the events stop for a debounce, the file
-//!    must keep the same size and modification time for half a debounce more. Cargo's
+//! 1. **Watch** (`watcher.rs`). One watcher serves the whole process, however many
+//!    hot plugins and hot directories it has: one native watcher (one inotify
+//!    instance on Linux) with one watch per directory, and events routed by directory
+//!    and file name. Directories are watched, not files (a watch on a file dies when
+//!    the file is replaced), and every path is made canonical first, so a relative
+//!    path or one through a symbolic link names the same file as the events do. Where
+//!    the native watcher cannot be had (its limit is reached, the platform or file
+//!    system has none) the directory is polled every [`POLL_INTERVAL`] instead
+//!    (`poll.rs`), reported by a [`ReloadEvent::WatcherFallback`] and in
+//!    [`HotStatus::watcher`]; the host always starts. The environment variable
+//!    `FIDIUS_HOTRELOAD_POLL` asks for polling everywhere (for network file systems
+//!    whose changes the kernel does not see).
+//! 2. **Debounce and settle** (`debounce.rs`), the same rule for a file and for each
+//!    library of a directory: after the events stop for a debounce, the file must keep
+//!    the same size and modification time for half a debounce more. Cargo's
 //!    remove-then-link and a `cp` that writes in many pieces each give one reload.
-//! 2. **Copy** the file into a private copy that only this process can reach (see
+//!
+//! All the waiting is done by timers, and all the work by a small pool of threads
+//! shared by the process (`pool.rs`, at most eight workers and one timer): the number
+//! of threads does not grow with the number of plugins, and a plugin waiting for its
+//! file to settle holds no thread. The pipeline proper (`pipeline.rs`):
+//!
+//! 1. **Copy** the file into a private copy that only this process can reach (see
 //!    *Where versions are loaded from* below). The file is opened once and read
 //!    through that one descriptor; it must be a regular file. A file whose content
 //!    equals the running version's is not reloaded.
-//! 3. **Load and validate** the copy: library format and architecture, registry magic
+//! 2. **Load and validate** the copy: library format and architecture, registry magic
 //!    and versions, ABI version, interface name, hash, version and buffer strategy, the
 //!    plugin's presence, and that the loader did not hand back a library already loaded.
-//! 4. **Swap** atomically: one pointer exchange. No call fails or waits because of a
+//! 3. **Swap** atomically: one pointer exchange. No call fails or waits because of a
 //!    swap (see *Concurrency* below for how calls and swaps meet).
-//! 5. **Drain** and **unload**, as above.
+//! 4. **Drain** and **unload**, as above (`drain.rs`).
 //!
-//! Any failure in steps 1–3 leaves the current version serving and is reported as a
+//! Any failure before the swap leaves the current version serving and is reported as a
 //! [`ReloadEvent::Rejected`] naming the file, the [`Stage`] and the reason. A later
 //! build that fixes the problem reloads normally. A watched file that fails to load is
 //! tried again a few times (it may still be settling); every failed attempt is
 //! reported as a [`ReloadEvent::Retrying`], even one a later attempt recovers from.
+//!
+//! Events are emitted with no lock held, in order: an event callback may call any
+//! method of the hot plugin or directory, `reload_now` and `hold` included. Events it
+//! causes are delivered after it returns.
 //!
 //! ## Where versions are loaded from
 //!
@@ -125,11 +147,11 @@
 //!   slot when it returns. These are two plain stores: no shared counter, no locked
 //!   instruction, so calls on different threads never contend.
 //! * A swap only exchanges the current pointer. The old version waits in a retiring
-//!   list, and the worker gives it up once no slot names it: at once when no call is
-//!   in it, otherwise after polling (1 ms at first, backing off to 100 ms). Streams
+//!   list, and the reload gives it up once no slot names it: at once when no call is
+//!   in it, otherwise a timer polls (1 ms at first, backing off to 100 ms). Streams
 //!   and other things that outlive a call hold an ordinary `Arc` of the version, so
 //!   after that the last of them closes it.
-//! * On Linux the announcing call needs no fence, because the worker issues
+//! * On Linux the announcing call needs no fence, because the reclaiming side issues
 //!   `membarrier` before it looks at the slots; elsewhere each call uses one fence
 //!   (see [`uses_membarrier`]).
 //!
@@ -165,8 +187,11 @@
 //!   that, new builds are refused (stage [`Stage::Retention`]) until some finish.
 //! * An old version is closed up to 100 ms after its last call returns (it is polled
 //!   for; having each call report its end measured 2.7 ns per call), not at that
-//!   instant. After the [`HotPlugin`] is dropped, a small thread keeps polling for
+//!   instant. After the [`HotPlugin`] is dropped, the timer keeps polling for
 //!   versions still in calls until they are closed or the last handle goes.
+//! * At most eight reloads run at once in a process (one per plugin at a time);
+//!   more wait for a worker. A directory that is polled sees a change up to
+//!   [`POLL_INTERVAL`] late.
 //! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A
 //!   thread that exits hands its record on; records are never freed, so there are as
 //!   many as threads that ever called at the same time.
@@ -197,25 +222,40 @@
 
 #![warn(missing_docs)]
 
-mod directory;
-mod events;
-mod handle;
+// The machinery, in the order a reload runs through it:
+// watcher → debounce → pipeline (shadow copy, version, hazard cell) → drain and unload,
+// all on the shared threads of `pool`.
+mod debounce;
+mod drain;
 mod hazard;
-mod hot_plugin;
+mod pipeline;
+mod poll;
+mod pool;
 mod shadow;
 mod unload;
 mod version;
-mod watch;
+mod watcher;
 
-pub use directory::{DirectoryEvent, HotDirectory, HotDirectoryBuilder, RemovalPolicy};
-pub use events::{Rejection, ReloadEvent, Stage, VersionInfo};
+// The facade.
+mod directory;
+mod events;
+mod handle;
+mod hot_plugin;
+mod status;
+
+pub use directory::{
+    DirectoryEvent, DirectoryStatus, HotDirectory, HotDirectoryBuilder, LibraryReload,
+    RemovalPolicy,
+};
+pub use events::{Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
 pub use handle::HotHandle;
 pub use hot_plugin::{
-    DrainingVersion, HotPlugin, HotPluginBuilder, HotStatus, ReloadHold, ReloadOutcome,
-    DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED,
+    HotPlugin, HotPluginBuilder, ReloadHold, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED,
 };
 pub use shadow::default_shadow_dir;
+pub use status::{DrainingVersion, HotStatus};
 pub use unload::{mapped, UnloadState};
+pub use watcher::{WatcherKind, POLL_INTERVAL};
 
 /// Whether hot plugins in this process load each version from an anonymous in-memory
 /// file (Linux `memfd_create`, sealed, loaded through its descriptor), unless told not

@@ -1,37 +1,26 @@
 //! One loaded version of a hot-reloading plugin, and what happens when the last
 //! reference to it goes.
 
+use crate::drain::Retirement;
 use crate::events::VersionInfo;
 use crate::shadow::ShadowCopy;
 use fidius::PluginHandle;
 use std::mem::ManuallyDrop;
-use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::SystemTime;
-
-/// A message for the worker thread.
-pub(crate) enum Msg {
-    /// The plugin file changed.
-    FileEvent,
-    /// A version was closed: check the unload, let go of its copy, report.
-    Retired { generation: u64, copy: ShadowCopy },
-    /// Resume after `pause`, or re-check pending work.
-    Wake,
-    /// Shut the worker down.
-    Stop,
-}
 
 /// One version: its handle (which keeps its library loaded) and where it came from.
 ///
 /// Calls hold it through a hazard slot (see `hazard.rs`); anything that outlives a
-/// call holds an `Arc<Version>`. When the last one goes, the library is closed and the worker is
-/// told, so the unload can be checked and the copy let go.
+/// call holds an `Arc<Version>`. When the last one goes, the library is closed and
+/// the plugin is told, so the unload can be checked and the copy let go (`drain.rs`).
 pub(crate) struct Version {
     pub generation: u64,
     pub handle: ManuallyDrop<PluginHandle>,
-    /// The copy the library was loaded from; handed to the worker once it is closed.
+    /// The copy the library was loaded from; handed on once the library is closed.
     pub copy: ManuallyDrop<ShadowCopy>,
     pub loaded_at: SystemTime,
-    pub retire: Sender<Msg>,
+    pub retirement: Arc<Retirement>,
 }
 
 impl Version {
@@ -52,12 +41,6 @@ impl Drop for Version {
         // SAFETY: taken exactly once, here, after the library was closed above, and
         // never used after.
         let copy = unsafe { ManuallyDrop::take(&mut self.copy) };
-        let msg = Msg::Retired {
-            generation: self.generation,
-            copy,
-        };
-        // Without a worker (the hot plugin was dropped) the copy comes back in the
-        // error and is closed as it drops, here.
-        let _ = self.retire.send(msg);
+        self.retirement.retired(self.generation, copy);
     }
 }

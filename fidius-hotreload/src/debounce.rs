@@ -1,0 +1,270 @@
+//! From file events to "this file is ready": one debounce-and-settle rule, and one
+//! retry rule, for hot plugins and hot directories alike.
+//!
+//! Each watched path goes through these phases:
+//!
+//! 1. **Quiet**: events keep coming; wait until there has been none for a debounce.
+//! 2. **Settling**: take the file's size and modification time, and wait half a
+//!    debounce more (at least 5 ms). Any event meanwhile, or a different size or time
+//!    at the end, starts over. A file that is gone is reported gone.
+//! 3. **Running**: the target runs the reload pipeline for it on a worker. Events that
+//!    arrive meanwhile are remembered, and the path starts over when the run ends.
+//! 4. **Retrying**: the run asked to be tried again (a file that settled can still fail
+//!    to load while whatever writes it finishes): run again one debounce later, unless
+//!    new events start it over first.
+//!
+//! A path whose target is paused or held waits (**parked**) until [`Debouncer::kick`].
+//! All waiting is done with timers on the shared pool (`pool.rs`); no thread is
+//! blocked per path.
+
+use crate::pool;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What the debouncer drives: a hot plugin (one path) or a hot directory (one path per
+/// library).
+pub(crate) trait Target: Send + Sync + 'static {
+    /// How long a path must be quiet before it settles.
+    fn debounce(&self) -> Duration;
+    /// Whether reloads should wait (paused). A parked path goes on at the next kick.
+    fn paused(&self) -> bool;
+    /// Runs the pipeline for `path`, which settled; `attempt` is 0 for the first run
+    /// after a change and counts the retries after it.
+    fn run(&self, path: &Path, attempt: u32) -> Ran;
+    /// `path` was gone when it should have settled.
+    fn gone(&self, path: &Path);
+    /// Events were lost: every path of the target should be looked at again.
+    fn rescan(&self) -> Vec<PathBuf>;
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ran {
+    /// Finished, however it turned out.
+    Done,
+    /// Try again one debounce later.
+    Retry,
+    /// Reloads are held off: wait for the next kick.
+    Held,
+    /// Another reload of the same plugin is running: the same attempt, one debounce
+    /// later.
+    Busy,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Quiet,
+    Settling {
+        fingerprint: Fingerprint,
+        since: Instant,
+    },
+    Running {
+        /// Events arrived during the run.
+        dirty: bool,
+    },
+    Retrying {
+        attempt: u32,
+    },
+    Parked,
+}
+
+#[derive(Debug)]
+struct Entry {
+    last_event: Instant,
+    phase: Phase,
+    /// A timer for this path is pending (at most one is).
+    armed: bool,
+}
+
+/// The debounce state of every path of one target.
+pub(crate) struct Debouncer {
+    target: Weak<dyn Target>,
+    paths: Mutex<HashMap<PathBuf, Entry>>,
+}
+
+impl Debouncer {
+    pub fn new(target: Weak<dyn Target>) -> Arc<Self> {
+        Arc::new(Self {
+            target,
+            paths: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Something happened to `path`.
+    pub fn touch(self: &Arc<Self>, path: &Path) {
+        let Some(target) = self.target.upgrade() else {
+            return;
+        };
+        let debounce = target.debounce();
+        let mut paths = self.paths.lock();
+        let entry = paths.entry(path.to_path_buf()).or_insert(Entry {
+            last_event: Instant::now(),
+            phase: Phase::Quiet,
+            armed: false,
+        });
+        entry.last_event = Instant::now();
+        match &mut entry.phase {
+            Phase::Running { dirty } => *dirty = true,
+            Phase::Retrying { .. } | Phase::Parked => entry.phase = Phase::Quiet,
+            Phase::Quiet | Phase::Settling { .. } => {}
+        }
+        if !entry.armed && !matches!(entry.phase, Phase::Running { .. }) {
+            entry.armed = true;
+            self.arm(path, debounce);
+        }
+    }
+
+    /// Events were lost: touch every path the target knows.
+    pub fn rescan(self: &Arc<Self>) {
+        let Some(target) = self.target.upgrade() else {
+            return;
+        };
+        for path in target.rescan() {
+            self.touch(&path);
+        }
+    }
+
+    /// Paths parked by a pause or a hold go on now. A path whose run is under way
+    /// starts over when it ends (the run may be about to find the hold that just
+    /// ended).
+    pub fn kick(self: &Arc<Self>) {
+        let mut paths = self.paths.lock();
+        for (path, entry) in paths.iter_mut() {
+            if let Phase::Running { dirty } = &mut entry.phase {
+                *dirty = true;
+            }
+            if matches!(entry.phase, Phase::Parked) {
+                // Quiet long enough already: it settles at once.
+                entry.phase = Phase::Quiet;
+                entry.last_event = Instant::now() - Duration::from_secs(3600);
+                if !entry.armed {
+                    entry.armed = true;
+                    self.arm(path, Duration::ZERO);
+                }
+            }
+        }
+    }
+
+    fn arm(self: &Arc<Self>, path: &Path, delay: Duration) {
+        let me = Arc::downgrade(self);
+        let path = path.to_path_buf();
+        pool::after(delay, move || {
+            if let Some(me) = me.upgrade() {
+                me.check(&path);
+            }
+        });
+    }
+
+    /// A timer for `path` fired.
+    fn check(self: &Arc<Self>, path: &Path) {
+        let Some(target) = self.target.upgrade() else {
+            return;
+        };
+        let debounce = target.debounce();
+        let settle = (debounce / 2).max(Duration::from_millis(5));
+        let mut paths = self.paths.lock();
+        let Some(entry) = paths.get_mut(path) else {
+            return;
+        };
+        entry.armed = false;
+        let attempt = match entry.phase {
+            Phase::Quiet => {
+                let due = entry.last_event + debounce;
+                if Instant::now() < due {
+                    entry.armed = true;
+                    return self.arm(path, due - Instant::now());
+                }
+                if target.paused() {
+                    entry.phase = Phase::Parked;
+                    return;
+                }
+                let Some(fingerprint) = fingerprint(path) else {
+                    paths.remove(path);
+                    drop(paths);
+                    return target.gone(path);
+                };
+                entry.phase = Phase::Settling {
+                    fingerprint,
+                    since: Instant::now(),
+                };
+                entry.armed = true;
+                return self.arm(path, settle);
+            }
+            Phase::Settling {
+                fingerprint: before,
+                since,
+            } => {
+                if target.paused() {
+                    entry.phase = Phase::Parked;
+                    return;
+                }
+                let now = fingerprint(path);
+                if now.is_none() {
+                    paths.remove(path);
+                    drop(paths);
+                    return target.gone(path);
+                }
+                if entry.last_event > since || now != Some(before) {
+                    entry.phase = Phase::Quiet;
+                    entry.last_event = entry.last_event.max(since);
+                    entry.armed = true;
+                    return self.arm(path, debounce);
+                }
+                0
+            }
+            Phase::Retrying { attempt } => {
+                if target.paused() {
+                    entry.phase = Phase::Parked;
+                    return;
+                }
+                attempt
+            }
+            Phase::Running { .. } | Phase::Parked => return,
+        };
+        entry.phase = Phase::Running { dirty: false };
+        drop(paths);
+
+        let ran = target.run(path, attempt);
+
+        let mut paths = self.paths.lock();
+        let Some(entry) = paths.get_mut(path) else {
+            return;
+        };
+        let dirty = matches!(entry.phase, Phase::Running { dirty: true });
+        match ran {
+            _ if dirty => {
+                entry.phase = Phase::Quiet;
+                entry.armed = true;
+                self.arm(path, debounce);
+            }
+            Ran::Done => {
+                paths.remove(path);
+            }
+            Ran::Retry => {
+                entry.phase = Phase::Retrying {
+                    attempt: attempt + 1,
+                };
+                entry.armed = true;
+                self.arm(path, debounce);
+            }
+            Ran::Busy => {
+                entry.phase = Phase::Retrying { attempt };
+                entry.armed = true;
+                self.arm(path, debounce);
+            }
+            Ran::Held => entry.phase = Phase::Parked,
+        }
+    }
+}
+
+/// Size and modification time.
+type Fingerprint = (u64, SystemTime);
+
+/// The file's fingerprint, or `None` when it is missing.
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}

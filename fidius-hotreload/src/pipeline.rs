@@ -1,0 +1,452 @@
+//! The reload pipeline of one hot plugin: copy, load, validate, swap, retire.
+//!
+//! [`Shared`] is the state of one hot plugin, shared by its facade, its handles and
+//! the jobs that reload it. A reload runs with the plugin's hold lock (for writing)
+//! and its reload lock, so reloads of one plugin are serialized and wait for any
+//! [`ReloadHold`](crate::ReloadHold). The events it produces are collected and
+//! emitted only after both locks are released, so an event callback may call any
+//! control (see `events.rs`).
+
+use crate::debounce::Ran;
+use crate::drain::{self, Drain, Retirement};
+use crate::events::{PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
+use crate::hazard::HazardCell;
+use crate::shadow::{self, ShadowCopy};
+use crate::status::{DrainingVersion, HotStatus};
+use crate::unload::UnloadState;
+use crate::version::Version;
+use crate::watcher::WatcherKind;
+use fidius::host::PluginLibrary;
+use fidius::{InterfaceInfo, PluginHandle};
+use parking_lot::{Mutex, RwLock};
+use std::mem::ManuallyDrop;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+/// Settings of one hot plugin.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub debounce: Duration,
+    pub store: shadow::Store,
+    pub watch: bool,
+    pub max_retained: usize,
+    pub load_retries: u32,
+}
+
+/// An old version still in use.
+#[derive(Clone)]
+struct Draining {
+    generation: u64,
+    version: Weak<Version>,
+}
+
+/// State shared by a hot plugin, its handles and the jobs that reload it.
+pub(crate) struct Shared {
+    pub current: HazardCell<Version>,
+    expected: InterfaceInfo,
+    plugin: String,
+    source: PathBuf,
+    config: Config,
+    pub events: PluginEvents,
+    draining: Mutex<Vec<Draining>>,
+    pinned: Mutex<Vec<u64>>,
+    next_generation: AtomicU64,
+    reloads: AtomicU64,
+    rejections: AtomicU64,
+    /// Serializes reloads.
+    reload_lock: Mutex<()>,
+    /// Held for reading by each [`ReloadHold`](crate::ReloadHold); a reload takes it
+    /// for writing.
+    pub hold: RwLock<()>,
+    paused: AtomicBool,
+    /// Set when the hot plugin is dropped: no reload starts after that.
+    stopped: AtomicBool,
+    polling: AtomicBool,
+    /// Which watcher watches the file, if any.
+    pub watcher: Mutex<Option<WatcherKind>>,
+}
+
+/// A version that was just loaded, and what to build a hot plugin from it.
+pub(crate) struct Start {
+    pub plugin: String,
+    pub source: PathBuf,
+    pub expected: InterfaceInfo,
+    pub config: Config,
+    pub events: PluginEvents,
+    pub first: Version,
+    pub retirement: Arc<Retirement>,
+}
+
+impl Shared {
+    pub fn new(start: Start) -> Arc<Self> {
+        let shared = Arc::new(Self {
+            current: HazardCell::new(Arc::new(start.first)),
+            expected: start.expected,
+            plugin: start.plugin,
+            source: start.source,
+            config: start.config,
+            events: start.events,
+            draining: Mutex::new(Vec::new()),
+            pinned: Mutex::new(Vec::new()),
+            next_generation: AtomicU64::new(2),
+            reloads: AtomicU64::new(0),
+            rejections: AtomicU64::new(0),
+            reload_lock: Mutex::new(()),
+            hold: RwLock::new(()),
+            paused: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
+            watcher: Mutex::new(None),
+        });
+        let weak: Weak<dyn Drain> = Arc::downgrade(&shared) as Weak<dyn Drain>;
+        start.retirement.report_to(weak);
+        shared
+    }
+
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+
+    pub fn emit(&self, event: ReloadEvent) {
+        self.events.emit(&self.plugin, event);
+    }
+
+    /// No reload starts from now on; returns once a reload already running is done.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        drop(self.reload_lock.lock());
+    }
+
+    /// Reloads now, on the caller's thread, waiting for any hold to end (the plugin's
+    /// own, and `outer`, a hot directory's). A rejection is counted and reported.
+    pub fn reload_now(
+        self: &Arc<Self>,
+        outer: Option<&RwLock<()>>,
+    ) -> Result<ReloadOutcome, Rejection> {
+        self.emit(ReloadEvent::Detected {
+            path: self.source.clone(),
+        });
+        let result = {
+            let _outer = outer.map(|o| o.write());
+            let _hold = self.hold.write();
+            let _serial = self.reload_lock.lock();
+            self.pipeline()
+        };
+        self.finish(result)
+    }
+
+    /// One attempt at reloading a watched file that settled (see `debounce.rs`): on a
+    /// worker, so it never waits for a hold (the file waits instead: `Held`). A load
+    /// failure is tried again up to the configured number of times. `outer` is a
+    /// hold lock of a hot directory, respected like the plugin's own.
+    pub fn reload_settled(self: &Arc<Self>, attempt: u32, outer: Option<&RwLock<()>>) -> Ran {
+        let stopped = || self.stopped.load(Ordering::SeqCst);
+        // Busy: another reload runs (it holds the lock for writing); held: a
+        // `ReloadHold` holds it for reading.
+        let busy_or_held = |lock: &RwLock<()>| {
+            if lock.is_locked_exclusive() {
+                Some(Ran::Busy)
+            } else if lock.is_locked() {
+                Some(Ran::Held)
+            } else {
+                None
+            }
+        };
+        let blocked = || {
+            outer
+                .and_then(busy_or_held)
+                .or_else(|| busy_or_held(&self.hold))
+        };
+        if stopped() {
+            return Ran::Done;
+        }
+        if let Some(blocked) = blocked() {
+            return blocked;
+        }
+        if attempt == 0 {
+            self.emit(ReloadEvent::Detected {
+                path: self.source.clone(),
+            });
+        }
+        let result = {
+            let _outer = match outer.map(|o| o.try_write()) {
+                Some(None) => return blocked().unwrap_or(Ran::Busy),
+                taken => taken.flatten(),
+            };
+            let Some(_hold) = self.hold.try_write() else {
+                return blocked().unwrap_or(Ran::Busy);
+            };
+            let _serial = self.reload_lock.lock();
+            if stopped() {
+                return Ran::Done;
+            }
+            self.pipeline()
+        };
+        let retries = self.config.load_retries;
+        match result {
+            (Err(r), events) if r.stage == Stage::Load && attempt < retries => {
+                for event in events {
+                    self.emit(event);
+                }
+                self.emit(ReloadEvent::Retrying {
+                    attempt: attempt + 1,
+                    left: retries - attempt,
+                    failure: r,
+                });
+                Ran::Retry
+            }
+            result => {
+                let _ = self.finish(result);
+                Ran::Done
+            }
+        }
+    }
+
+    /// Emits what a pipeline run produced, outside any lock, and reports a rejection.
+    fn finish(
+        self: &Arc<Self>,
+        (result, events): (Result<ReloadOutcome, Rejection>, Vec<ReloadEvent>),
+    ) -> Result<ReloadOutcome, Rejection> {
+        for event in events {
+            self.emit(event);
+        }
+        match &result {
+            Ok(ReloadOutcome::Swapped { .. }) => drain::reclaim_now_and_later(self),
+            Ok(ReloadOutcome::Unchanged { .. }) => {}
+            Err(r) => self.reject(r.clone()),
+        }
+        result
+    }
+
+    /// Counts and reports a rejection.
+    pub fn reject(&self, rejection: Rejection) {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+        self.emit(ReloadEvent::Rejected(rejection));
+    }
+
+    /// Copy, load, validate, swap. Runs with the reload locks held, so it emits
+    /// nothing: it returns its events for the caller to emit.
+    fn pipeline(&self) -> (Result<ReloadOutcome, Rejection>, Vec<ReloadEvent>) {
+        let mut events = Vec::new();
+        let span = tracing::info_span!("fidius_reload", plugin = %self.plugin);
+        let _span = span.enter();
+        let result = self.pipeline_into(&mut events);
+        (result, events)
+    }
+
+    fn pipeline_into(&self, events: &mut Vec<ReloadEvent>) -> Result<ReloadOutcome, Rejection> {
+        let current = self.current.load_full();
+        self.prune_draining();
+        let draining = self.draining.lock().len();
+        if draining >= self.config.max_retained {
+            return Err(Rejection {
+                path: self.source.clone(),
+                stage: Stage::Retention,
+                reason: format!(
+                    "{} old versions are still in use (the limit is {}); the new build waits",
+                    draining, self.config.max_retained
+                ),
+                error: None,
+            });
+        }
+        // Reloads are serialized, so the number is only taken (below) once the new
+        // version is actually swapped in: generations count versions, not attempts.
+        let generation = self.next_generation.load(Ordering::SeqCst);
+        let copy = make_copy(&self.source, &self.config, generation)?;
+        let retirement = current.retirement.clone();
+        let loaded = load_version(
+            &self.source,
+            &self.plugin,
+            &self.expected,
+            (copy, None),
+            generation,
+            Some(&current),
+            retirement,
+        )?;
+        let Some(new) = loaded else {
+            let generation = current.generation;
+            events.push(ReloadEvent::Unchanged {
+                path: self.source.clone(),
+                generation,
+            });
+            return Ok(ReloadOutcome::Unchanged { generation });
+        };
+        let to = new.info();
+        events.push(ReloadEvent::Loaded(to.clone()));
+        self.next_generation.store(generation + 1, Ordering::SeqCst);
+        // Reloads are serialized, so `current` is what the swap replaces.
+        self.current.swap(Arc::new(new));
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        let from = current.info();
+        let outcome = ReloadOutcome::Swapped {
+            from: from.generation,
+            to: to.generation,
+        };
+        events.push(ReloadEvent::Swapped { from, to });
+        let generation = current.generation;
+        self.draining.lock().push(Draining {
+            generation,
+            version: Arc::downgrade(&current),
+        });
+        // The caller gives the old version up once these events are out (so that its
+        // `Unloaded` comes after them), at once unless a call is still in it.
+        let in_flight = self.in_flight(&current);
+        drop(current);
+        if in_flight > 0 {
+            events.push(ReloadEvent::Draining {
+                generation,
+                in_flight,
+            });
+        }
+        Ok(outcome)
+    }
+
+    /// Calls and other holders of an old version, besides the caller's `version`.
+    fn in_flight(&self, version: &Arc<Version>) -> usize {
+        let others = Arc::strong_count(version) - 1;
+        match self.current.retiring_calls(version) {
+            // The retiring list holds one reference of its own.
+            Some(calls) => calls + others - 1,
+            None => others,
+        }
+    }
+
+    fn prune_draining(&self) {
+        self.draining
+            .lock()
+            .retain(|d| d.version.strong_count() > 0);
+    }
+
+    pub fn status(&self) -> HotStatus {
+        let current = self.current.load_full();
+        self.reclaim();
+        self.prune_draining();
+        let draining: Vec<_> = self.draining.lock().clone();
+        let draining = draining
+            .iter()
+            .filter_map(|d| {
+                let version = d.version.upgrade()?;
+                Some(DrainingVersion {
+                    generation: d.generation,
+                    in_flight: self.in_flight(&version),
+                })
+            })
+            .collect();
+        let watcher = *self.watcher.lock();
+        HotStatus {
+            plugin: self.plugin.clone(),
+            source: self.source.clone(),
+            current: current.info(),
+            loaded_at: current.loaded_at,
+            draining,
+            pinned: self.pinned.lock().clone(),
+            reloads: self.reloads.load(Ordering::Relaxed),
+            rejections: self.rejections.load(Ordering::Relaxed),
+            paused: self.is_paused(),
+            watching: watcher.is_some(),
+            watcher,
+        }
+    }
+}
+
+impl Drain for Shared {
+    fn reclaim(&self) -> bool {
+        drop(self.current.reclaim());
+        self.current.has_retiring()
+    }
+
+    fn retired(&self, generation: u64, copy: ShadowCopy) {
+        let state = copy.close();
+        if state == UnloadState::Pinned {
+            self.pinned.lock().push(generation);
+        }
+        self.draining.lock().retain(|d| d.generation != generation);
+        self.emit(ReloadEvent::Unloaded { generation, state });
+    }
+
+    fn polling(&self) -> &AtomicBool {
+        &self.polling
+    }
+}
+
+/// Copies the watched file for version `generation`.
+pub(crate) fn make_copy(
+    source: &Path,
+    config: &Config,
+    generation: u64,
+) -> Result<ShadowCopy, Rejection> {
+    shadow::copy(source, &config.store, generation).map_err(|e| e.rejection(source, &config.store))
+}
+
+/// Loads and validates one version from its copy (let go of again on failure).
+/// `listed` is a library already open from the same copy (directory mode), if any.
+/// `current`, when given, is the running version: identical content gives `Ok(None)`,
+/// and a handle into the same loaded library is refused.
+pub(crate) fn load_version(
+    source: &Path,
+    plugin: &str,
+    expected: &InterfaceInfo,
+    (mut copy, listed): (ShadowCopy, Option<Arc<PluginLibrary>>),
+    generation: u64,
+    current: Option<&Version>,
+    retirement: Arc<Retirement>,
+) -> Result<Option<Version>, Rejection> {
+    let reject = |stage, reason: String, error: Option<fidius::LoadError>| Rejection {
+        path: source.to_path_buf(),
+        stage,
+        reason,
+        error: error.map(Arc::new),
+    };
+    if let Some(current) = current {
+        if current.copy.content_hash == copy.content_hash {
+            return Ok(None);
+        }
+    }
+    // Messages name the user's file, not the copy's load path.
+    let explain = |e: &fidius::LoadError| copy.explain(e, source);
+    let library = PluginLibrary::open(copy.load_path());
+    // The library the copy was listed with (directory mode) has done its job. Closed
+    // now, it cannot make a failed copy look still in use (and so keep it forever).
+    drop(listed);
+    let library = library.map_err(|e| reject(Stage::Load, explain(&e), Some(e)))?;
+    let handle: PluginHandle = library
+        .handle(plugin, Some(expected))
+        .map_err(|e| reject(Stage::Validate, explain(&e), Some(e)))?;
+    drop(library);
+    if let Some(current) = current {
+        if handle.same_code(&current.handle) {
+            return Err(reject(
+                Stage::Validate,
+                "the dynamic loader returned the library already loaded instead of the new file"
+                    .into(),
+                None,
+            ));
+        }
+    }
+    copy.loaded();
+    Ok(Some(Version {
+        generation,
+        handle: ManuallyDrop::new(handle),
+        copy: ManuallyDrop::new(copy),
+        loaded_at: SystemTime::now(),
+        retirement,
+    }))
+}

@@ -1,0 +1,43 @@
+//! What [`HotPlugin::status`](crate::HotPlugin::status) shows.
+
+use crate::events::VersionInfo;
+use crate::watcher::WatcherKind;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// A version still draining, as seen by [`HotPlugin::status`](crate::HotPlugin::status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainingVersion {
+    /// Its generation.
+    pub generation: u64,
+    /// References still holding it (in-flight calls and anything kept from them).
+    pub in_flight: usize,
+}
+
+/// A snapshot of a hot-reloading plugin.
+#[derive(Debug, Clone)]
+pub struct HotStatus {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The watched file (its directory made canonical).
+    pub source: PathBuf,
+    /// The current version.
+    pub current: VersionInfo,
+    /// When the current version was loaded.
+    pub loaded_at: SystemTime,
+    /// Old versions still in use.
+    pub draining: Vec<DrainingVersion>,
+    /// Old versions closed but still mapped (see [`UnloadState::Pinned`](crate::UnloadState::Pinned)).
+    pub pinned: Vec<u64>,
+    /// Versions swapped in since the start (the first load not counted).
+    pub reloads: u64,
+    /// Builds refused since the start.
+    pub rejections: u64,
+    /// Watching is paused.
+    pub paused: bool,
+    /// The file is watched at all.
+    pub watching: bool,
+    /// Which watcher reports the file's changes: the native one, or polling where
+    /// that could not be had. `None` when the file is not watched.
+    pub watcher: Option<WatcherKind>,
+}
