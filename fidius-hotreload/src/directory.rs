@@ -347,7 +347,7 @@ impl HotDirectory {
         // What is there at the start loads or is refused at once, as a hot plugin's
         // first version is: no retries.
         for path in shared.library_files()? {
-            let _ = shared.act(&path, u32::MAX, true);
+            let _ = shared.change(&path, How::Must(u32::MAX));
         }
         if let Some((registration, _)) = &watching {
             if let Some(reason) = registration.fallback.clone() {
@@ -415,7 +415,7 @@ impl HotDirectory {
         } else {
             watcher::canonical_file(library).unwrap_or_else(|_| library.to_path_buf())
         };
-        self.shared.reload_now(&path)
+        self.shared.change(&path, How::Now).1
     }
 
     /// [`reload_now`](Self::reload_now) for every library file in the directory and
@@ -426,7 +426,7 @@ impl HotDirectory {
         paths
             .into_iter()
             .map(|path| {
-                let result = self.shared.reload_now(&path);
+                let result = self.shared.change(&path, How::Now).1;
                 (path, result)
             })
             .collect()
@@ -477,6 +477,18 @@ impl Drop for HotDirectory {
     }
 }
 
+/// Who asks for a change to a library file to be acted on.
+#[derive(Debug, Clone, Copy)]
+enum How {
+    /// `reload_now`, on the caller's thread: waits for holds and for the file.
+    Now,
+    /// The debouncer, on a worker, for this attempt: waits for nothing.
+    Settled(u32),
+    /// The first scan or a removal, for this attempt: waits for the file, ignores
+    /// holds (neither swaps a running plugin).
+    Must(u32),
+}
+
 fn is_library(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()) == Some(std::env::consts::DLL_EXTENSION)
 }
@@ -491,12 +503,12 @@ impl Target for DirShared {
     }
 
     fn run(&self, path: &Path, attempt: u32) -> Ran {
-        self.act(path, attempt, false).0
+        self.change(path, How::Settled(attempt)).0
     }
 
     fn gone(&self, path: &Path) {
         // A removal is no swap: it does not wait for a hold.
-        let _ = self.act(path, 0, true);
+        let _ = self.change(path, How::Must(0));
     }
 
     fn rescan(&self) -> Vec<PathBuf> {
@@ -528,28 +540,6 @@ impl DirShared {
             .clone()
     }
 
-    /// `reload_now`: waits for holds, reports every failure at once.
-    fn reload_now(&self, path: &Path) -> Result<LibraryReload, Rejection> {
-        let _active = self.active.read_recursive();
-        let file = self.file_lock(path);
-        let _file = file.lock();
-        if path.is_file() && !self.libraries.lock().by_path.contains_key(path) {
-            return self.add(path, u32::MAX).1;
-        }
-        let plugins = self.plugins_of(path);
-        if plugins.is_empty() {
-            return Ok(LibraryReload::Nothing);
-        }
-        if !path.is_file() {
-            return Ok(self.removed(path));
-        }
-        let plugins = plugins
-            .into_iter()
-            .map(|(name, plugin)| (name, plugin.shared().reload_now(Some(&self.hold))))
-            .collect();
-        Ok(LibraryReload::Reloaded { plugins })
-    }
-
     fn plugins_of(&self, path: &Path) -> Vec<(String, Arc<HotPlugin>)> {
         self.libraries
             .lock()
@@ -559,60 +549,79 @@ impl DirShared {
             .unwrap_or_default()
     }
 
-    /// A settled change to `path`: load, reload or remove. On a worker, so it never
-    /// waits for a hold (`Held` instead) or for `reload_now` at the same file
-    /// (`Busy`), unless it `must` (the first scan, a removal): then it waits for the
-    /// file and ignores holds.
-    fn act(
-        &self,
-        path: &Path,
-        attempt: u32,
-        must: bool,
-    ) -> (Ran, Result<LibraryReload, Rejection>) {
+    /// Acts on `path`: loads it if it is new, reloads its plugins if it is known,
+    /// reports it removed if it is gone. `how` says who asks.
+    ///
+    /// The file's lock keeps two of these from working on one file at once; it is
+    /// released before any event is emitted (events made under it are collected), so
+    /// a callback may call `reload_now` on the same file.
+    fn change(&self, path: &Path, how: How) -> (Ran, Result<LibraryReload, Rejection>) {
         let nothing = Ok(LibraryReload::Nothing);
         let _active = self.active.read_recursive();
         if self.stopped.load(Ordering::SeqCst) {
             return (Ran::Done, nothing);
         }
-        if !must && self.hold.is_locked() {
-            let ran = if self.hold.is_locked_exclusive() {
-                Ran::Busy
-            } else {
-                Ran::Held
-            };
-            return (ran, nothing);
-        }
-        let file = self.file_lock(path);
-        let _file = if must {
-            file.lock()
-        } else {
-            match file.try_lock() {
-                Some(locked) => locked,
-                None => return (Ran::Busy, nothing),
+        if let How::Settled(_) = how {
+            // On a worker: never wait for a hold, nor for `reload_now` at this file.
+            if self.hold.is_locked_exclusive() {
+                return (Ran::Busy, nothing);
             }
+            if self.hold.is_locked() {
+                return (Ran::Held, nothing);
+            }
+        }
+        let attempt = match how {
+            How::Now => u32::MAX,
+            How::Settled(attempt) | How::Must(attempt) => attempt,
+        };
+        let file = self.file_lock(path);
+        let guard = match how {
+            How::Settled(_) => match file.try_lock() {
+                Some(guard) => guard,
+                None => return (Ran::Busy, nothing),
+            },
+            How::Now | How::Must(_) => file.lock(),
         };
         let exists = path.is_file();
         let plugins = self.plugins_of(path);
-        match (exists, plugins.is_empty()) {
-            (true, true) => self.add(path, attempt),
+        let mut events = Vec::new();
+        let outcome = match (exists, plugins.is_empty()) {
+            (true, true) => self.add(path, attempt, &mut events),
+            (false, false) => (Ran::Done, Ok(self.removed(path, &mut events))),
+            (false, true) => (Ran::Done, nothing),
             (true, false) => {
-                // Every plugin of the library; each reports its own events.
-                let mut ran = Ran::Done;
-                for (_, plugin) in plugins {
-                    match plugin.shared().reload_settled(attempt, Some(&self.hold)) {
-                        Ran::Done => {}
-                        other => ran = other,
+                // Each plugin serializes its own reloads and reports its own events.
+                drop(guard);
+                return match how {
+                    How::Now => {
+                        let plugins = plugins
+                            .into_iter()
+                            .map(|(name, p)| (name, p.shared().reload_now(Some(&self.hold))))
+                            .collect();
+                        (Ran::Done, Ok(LibraryReload::Reloaded { plugins }))
                     }
-                }
-                (ran, Ok(LibraryReload::Nothing))
+                    How::Settled(_) | How::Must(_) => {
+                        let mut ran = Ran::Done;
+                        for (_, plugin) in plugins {
+                            match plugin.shared().reload_settled(attempt, Some(&self.hold)) {
+                                Ran::Done => {}
+                                other => ran = other,
+                            }
+                        }
+                        (ran, nothing)
+                    }
+                };
             }
-            (false, false) => (Ran::Done, Ok(self.removed(path))),
-            (false, true) => (Ran::Done, Ok(LibraryReload::Nothing)),
+        };
+        drop(guard);
+        for event in events {
+            self.emit(event);
         }
+        outcome
     }
 
-    /// Reports the removal of a known library (and forgets it, by policy).
-    fn removed(&self, path: &Path) -> LibraryReload {
+    /// The removal of a known library (which is forgotten, by policy).
+    fn removed(&self, path: &Path, events: &mut Vec<DirectoryEvent>) -> LibraryReload {
         let unloaded = self.config.removal == RemovalPolicy::Unload;
         let (plugins, forgotten) = {
             let mut libraries = self.libraries.lock();
@@ -632,7 +641,7 @@ impl DirShared {
         };
         // Forgotten plugins go outside the lock: dropping one waits for its reload.
         drop(forgotten);
-        self.emit(DirectoryEvent::Removed {
+        events.push(DirectoryEvent::Removed {
             path: path.to_path_buf(),
             plugins: plugins.clone(),
             unloaded,
@@ -686,16 +695,22 @@ impl DirShared {
         }
     }
 
-    /// Loads the plugins of a library new to the directory. A load failure is tried
-    /// again while `attempt` is below the configured retries.
-    fn add(&self, path: &Path, attempt: u32) -> (Ran, Result<LibraryReload, Rejection>) {
+    /// Loads the plugins of a library new to the directory; its events go to
+    /// `events`. A load failure is tried again while `attempt` is below the
+    /// configured retries.
+    fn add(
+        &self,
+        path: &Path,
+        attempt: u32,
+        events: &mut Vec<DirectoryEvent>,
+    ) -> (Ran, Result<LibraryReload, Rejection>) {
         let listed = match self.list(path) {
             Ok(listed) => listed,
             Err(r) => {
                 let retries = self.config.load_retries;
                 if r.stage == Stage::Load && attempt < retries {
                     tracing::warn!(path = %path.display(), attempt = attempt + 1, reason = %r.reason, "loading a new library failed; trying again");
-                    self.emit(DirectoryEvent::Retrying {
+                    events.push(DirectoryEvent::Retrying {
                         attempt: attempt + 1,
                         left: retries - attempt,
                         failure: r.clone(),
@@ -704,7 +719,7 @@ impl DirShared {
                 }
                 // Traced here: a plugin's own rejections are traced by its hot plugin.
                 r.trace("");
-                self.emit(DirectoryEvent::Rejected(r.clone()));
+                events.push(DirectoryEvent::Rejected(r.clone()));
                 return (Ran::Done, Err(r));
             }
         };
@@ -715,23 +730,33 @@ impl DirShared {
         let mut failed = None;
         let watcher = *self.watcher.lock();
         for name in &listed.names {
+            let forward = Arc::new(Forward {
+                hub: Arc::downgrade(&self.hub),
+                plugin: name.clone(),
+                held: Mutex::new(Some(Vec::new())),
+            });
+            let to_forward = forward.clone();
             let mut builder = HotPlugin::builder_for(path, name, self.expected)
                 .store(self.config.store.clone())
                 .debounce(self.config.debounce)
                 .max_retained(self.config.max_retained)
                 .load_retries(self.config.load_retries)
                 .watch(false)
-                .forward_events(self.forward(name));
+                .forward_events(Arc::new(move |e: &ReloadEvent| to_forward.pass(e)));
             if let Some((copy, open)) = listing_copy.take() {
                 builder = builder.first_copy(copy, open);
             }
-            match builder.build() {
+            let built = builder.build();
+            // What the plugin reported while it was being built goes out with the
+            // library's own events; from now on its events go out as they happen.
+            events.extend(forward.held.lock().take().unwrap_or_default());
+            match built {
                 Ok(hot) => {
                     *hot.shared().watcher.lock() = watcher;
                     plugins.insert(name.clone(), Arc::new(hot));
                 }
                 Err(r) => {
-                    self.emit(DirectoryEvent::Rejected(r.clone()));
+                    events.push(DirectoryEvent::Rejected(r.clone()));
                     failed = Some(r);
                 }
             }
@@ -741,7 +766,7 @@ impl DirShared {
             return (Ran::Done, Err(r));
         }
         let names: Vec<String> = plugins.keys().cloned().collect();
-        let duplicates = {
+        let duplicates: Vec<DirectoryEvent> = {
             let mut libraries = self.libraries.lock();
             libraries.by_path.insert(path.to_path_buf(), plugins);
             names
@@ -751,31 +776,44 @@ impl DirShared {
                     holders.insert(path.to_path_buf());
                     duplicate(name, holders, path)
                 })
-                .collect::<Vec<_>>()
+                .collect()
         };
-        self.emit(DirectoryEvent::Added {
+        events.push(DirectoryEvent::Added {
             path: path.to_path_buf(),
             plugins: names.clone(),
         });
         for duplicate in duplicates {
             tracing::warn!(event = ?duplicate, "a plugin name is offered by several libraries");
-            self.emit(duplicate);
+            events.push(duplicate);
         }
         (Ran::Done, Ok(LibraryReload::Added { plugins: names }))
     }
+}
 
-    /// Passes a plugin's events on as the directory's.
-    fn forward(&self, name: &str) -> Callback {
-        let hub = Arc::downgrade(&self.hub);
-        let plugin = name.to_string();
-        Arc::new(move |event: &ReloadEvent| {
-            if let Some(hub) = hub.upgrade() {
-                hub.emit(DirectoryEvent::Plugin {
-                    plugin: plugin.clone(),
-                    event: event.clone(),
-                });
+/// Passes one plugin's events on as the directory's. While the plugin is being built
+/// (under its file's lock) they are held, to go out once the lock is released.
+struct Forward {
+    hub: Weak<EventHub<DirectoryEvent>>,
+    plugin: String,
+    held: Mutex<Option<Vec<DirectoryEvent>>>,
+}
+
+impl Forward {
+    fn pass(&self, event: &ReloadEvent) {
+        let event = DirectoryEvent::Plugin {
+            plugin: self.plugin.clone(),
+            event: event.clone(),
+        };
+        let mut held = self.held.lock();
+        match held.as_mut() {
+            Some(held) => held.push(event),
+            None => {
+                drop(held);
+                if let Some(hub) = self.hub.upgrade() {
+                    hub.emit(event);
+                }
             }
-        })
+        }
     }
 }
 

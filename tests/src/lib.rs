@@ -211,3 +211,65 @@ pub fn demo_app() -> (PathBuf, PathBuf) {
     assert!(path.exists(), "the demo was not built: {}", path.display());
     (path, fixture_dir().parent().unwrap().to_path_buf())
 }
+
+/// How many inotify instances this process has open (Linux: the descriptors in
+/// `/proc/self/fd` that link to `anon_inode:inotify`).
+pub fn inotify_instances() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.as_os_str() == "anon_inode:inotify")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// How many threads this process runs (Linux: `Threads:` in `/proc/self/status`).
+pub fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `path` (absolute) as a path relative to the current directory: `../../x/y`.
+pub fn relative_to_cwd(path: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().expect("the current directory");
+    let (cwd, path) = (
+        std::fs::canonicalize(cwd).unwrap(),
+        std::fs::canonicalize(path).unwrap(),
+    );
+    let common = cwd
+        .components()
+        .zip(path.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut relative = PathBuf::new();
+    for _ in cwd.components().skip(common) {
+        relative.push("..");
+    }
+    for part in path.components().skip(common) {
+        relative.push(part);
+    }
+    assert!(relative.is_relative(), "{}", relative.display());
+    relative
+}
+
+/// Puts hot build `which` at `to` the way deploy tools do: a link (or copy) of the
+/// build written beside it, then renamed over it. No bytes are copied where the
+/// fixtures and `to` share a file system.
+pub fn place_build(which: &str, to: &Path) {
+    let staged = to.with_extension("staged");
+    let _ = std::fs::remove_file(&staged);
+    if std::fs::hard_link(hot_build(which), &staged).is_err() {
+        std::fs::copy(hot_build(which), &staged).expect("copying a hot build");
+    }
+    std::fs::rename(&staged, to).expect("renaming a build into place");
+}

@@ -195,3 +195,178 @@ fn a_shadowed_duplicate_serves_once_the_first_library_is_forgotten() {
     assert_eq!(served(&dir), 2, "hot_b serves now");
     assert_eq!(dir.plugins(), vec![("Hot".to_string(), second)]);
 }
+
+/// No event of kind `unwanted` for `quiet`.
+fn none_for(
+    rx: &Receiver<DirectoryEvent>,
+    quiet: Duration,
+    unwanted: impl Fn(&DirectoryEvent) -> bool,
+) {
+    let deadline = Instant::now() + quiet;
+    while let Ok(e) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        assert!(!unwanted(&e), "unexpected {e:#?}");
+    }
+}
+
+fn is_swap(e: &DirectoryEvent) -> bool {
+    matches!(
+        e,
+        DirectoryEvent::Plugin {
+            event: ReloadEvent::Swapped { .. },
+            ..
+        }
+    )
+}
+
+/// Given as a relative path, the directory used to take a library replaced by `mv`
+/// for a second library (`Added` and a `Duplicate` of itself), keep the old version,
+/// and report no removals. Paths are canonical now.
+#[test]
+fn a_relative_directory_path_follows_replacements_and_removals() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let file = lib(&plugins, "hot_a");
+    fidius_tests::place_build("v1", &file);
+    let relative = fidius_tests::relative_to_cwd(&plugins);
+    let dir = HotDirectory::builder::<dyn Versioned>(&relative)
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    let client = VersionedClient::new(dir.get("Hot").unwrap()).unwrap();
+
+    fidius_tests::place_build("v2", &file);
+    let events = until(&rx, is_swap);
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            DirectoryEvent::Added { .. } | DirectoryEvent::Duplicate { .. }
+        )),
+        "a replaced library is the same library: {events:#?}"
+    );
+    assert_eq!(client.version().unwrap(), 2);
+    assert_eq!(dir.plugins(), vec![("Hot".to_string(), file.clone())]);
+
+    std::fs::remove_file(&file).unwrap();
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Removed { .. }));
+    assert!(
+        matches!(events.last(), Some(DirectoryEvent::Removed { path, .. }) if path == &file),
+        "{events:#?}"
+    );
+}
+
+/// A directory that is not watched changes only on command; pause, resume and hold
+/// work as a hot plugin's do.
+#[test]
+fn a_directory_has_the_controls_of_a_hot_plugin() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let (a, b) = (lib(&plugins, "hot_a"), lib(&plugins, "hot_b"));
+    fidius_tests::place_build("v1", &a);
+
+    // watch(false): nothing happens until reload_now / reload_all.
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .watch(false)
+        .build()
+        .unwrap();
+    assert_eq!(dir.directory_status().watcher, None);
+    assert!(!dir.status("Hot").unwrap().watching);
+    let rx = dir.subscribe();
+    fidius_tests::place_build("v2", &a);
+    fidius_tests::place_build("v3", &b);
+    none_for(&rx, Duration::from_millis(300), |_| true);
+    match dir.reload_now(&a).unwrap() {
+        fidius_hotreload::LibraryReload::Reloaded { plugins } => {
+            assert!(
+                matches!(&plugins[..], [(name, Ok(fidius_hotreload::ReloadOutcome::Swapped { from: 1, to: 2 }))] if name == "Hot"),
+                "{plugins:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let all = dir.reload_all();
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert!(
+        matches!(&all[1], (path, Ok(fidius_hotreload::LibraryReload::Added { plugins })) if path == &b && plugins == &["Hot"]),
+        "{all:?}"
+    );
+    assert_eq!(dir.directory_status().libraries, 2);
+    drop(dir);
+
+    // Watched: pause and resume, then hold.
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .on_removal(RemovalPolicy::Unload)
+        .build()
+        .unwrap();
+    assert!(dir.directory_status().watcher.is_some());
+    let rx = dir.subscribe();
+    std::fs::remove_file(&b).unwrap();
+    until(&rx, |e| matches!(e, DirectoryEvent::Removed { .. }));
+    let client = VersionedClient::new(dir.get("Hot").unwrap()).unwrap();
+    assert_eq!(client.version().unwrap(), 2);
+
+    dir.pause();
+    assert!(dir.directory_status().paused);
+    fidius_tests::place_build("v3", &a);
+    none_for(&rx, Duration::from_millis(300), is_swap);
+    assert_eq!(client.version().unwrap(), 2);
+    dir.resume();
+    until(&rx, is_swap);
+    assert_eq!(client.version().unwrap(), 3);
+
+    {
+        let _hold = dir.hold();
+        fidius_tests::place_build("v1", &a);
+        none_for(&rx, Duration::from_millis(300), is_swap);
+        assert_eq!(client.version().unwrap(), 3);
+    }
+    until(&rx, is_swap);
+    assert_eq!(client.version().unwrap(), 1);
+}
+
+/// A library still being written when its events stop is tried again, as a hot
+/// plugin's file is, instead of being rejected at once.
+#[test]
+fn a_new_library_still_being_written_is_retried_not_rejected() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .debounce(Duration::from_millis(100))
+        .load_retries(5)
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    let bytes = std::fs::read(hot_build("v1")).unwrap();
+    let file = lib(&plugins, "hot_slow");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&file).unwrap();
+        f.write_all(&bytes[..bytes.len() / 2]).unwrap();
+        f.sync_all().unwrap();
+        // The writer stalls: the file settles half-written.
+        let events = until(&rx, |e| matches!(e, DirectoryEvent::Retrying { .. }));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, DirectoryEvent::Rejected(_))),
+            "{events:#?}"
+        );
+        f.write_all(&bytes[bytes.len() / 2..]).unwrap();
+    }
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, DirectoryEvent::Rejected(_))),
+        "{events:#?}"
+    );
+    assert_eq!(
+        VersionedClient::new(dir.get("Hot").unwrap())
+            .unwrap()
+            .version()
+            .unwrap(),
+        1
+    );
+}
