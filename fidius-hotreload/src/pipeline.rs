@@ -441,7 +441,7 @@ pub(crate) fn load_version(
             ));
         }
     }
-    copy.loaded();
+    copy.loaded(handle.library_address());
     Ok(Some(Version {
         generation,
         handle: ManuallyDrop::new(handle),

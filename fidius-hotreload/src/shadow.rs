@@ -123,6 +123,9 @@ pub(crate) struct ShadowCopy {
     /// The content hash.
     pub content_hash: u64,
     backing: Backing,
+    /// An address inside the library loaded from the copy, once it is loaded: asked
+    /// about first when the unload is checked (see `unload.rs`).
+    probe: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -266,7 +269,8 @@ impl ShadowCopy {
     /// `/proc/self/fd/N` is the library's name for the loader (and for backtraces
     /// that symbolize its code), and must name no other file while the library is in
     /// memory.
-    pub fn loaded(&mut self) {
+    pub fn loaded(&mut self, probe: usize) {
+        self.probe = Some(probe);
         #[cfg(unix)]
         if let Backing::File { present: true } = self.backing {
             if std::fs::remove_file(&self.load_path).is_ok() {
@@ -283,7 +287,7 @@ impl ShadowCopy {
     }
 
     fn finish(&mut self) -> UnloadState {
-        let state = unload::state_after_close(&self.map_name);
+        let state = unload::state_after_close(&self.map_name, self.probe);
         match std::mem::replace(&mut self.backing, Backing::Closed) {
             #[cfg(target_os = "linux")]
             Backing::Memory { fd } => {
@@ -336,6 +340,7 @@ fn copy_to_dir(
         map_name: path.clone(),
         content_hash: 0,
         backing: Backing::File { present: true },
+        probe: None,
     };
     // From here on, dropping `copy` on an error removes the file.
     copy.content_hash = copy_hashing(input, &mut output)?;
@@ -616,6 +621,7 @@ mod memory {
             map_name: PathBuf::from(format!("/memfd:{name}")),
             content_hash,
             backing: Backing::Memory { fd },
+            probe: None,
         })
     }
 }
@@ -791,7 +797,7 @@ mod tests {
             .mode();
         assert_eq!(file_mode & 0o777, 0o600);
         // Once loaded, the file is unlinked: no path leads to it any more.
-        copy.loaded();
+        copy.loaded(0);
         assert!(!copy.load_path().exists());
         assert_eq!(std::fs::read_dir(&shadow).unwrap().count(), 0);
     }

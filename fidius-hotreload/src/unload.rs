@@ -39,11 +39,35 @@ pub fn mapped(_path: &Path) -> Option<bool> {
     None
 }
 
-/// The state of a library that has been closed.
-pub(crate) fn state_after_close(path: &Path) -> UnloadState {
+/// The state of a library that has been closed. `probe`, an address that was inside
+/// the library, is asked about first: an address the system says is not mapped
+/// settles it at once. Only otherwise (pinned, or the range already reused) is the
+/// whole memory map read, which costs more the more libraries are loaded.
+pub(crate) fn state_after_close(path: &Path, probe: Option<usize>) -> UnloadState {
+    if probe.is_some_and(unmapped_address) {
+        return UnloadState::Unmapped;
+    }
     match mapped(path) {
         Some(false) => UnloadState::Unmapped,
         Some(true) => UnloadState::Pinned,
         None => UnloadState::Unknown,
     }
+}
+
+/// Whether the page holding `address` is certainly not mapped in this process.
+#[cfg(target_os = "linux")]
+fn unmapped_address(address: usize) -> bool {
+    let page = rustix::param::page_size();
+    let start = address & !(page - 1);
+    // SAFETY: `msync` with `MS_ASYNC` reads and writes no memory of ours; the kernel
+    // only looks the range up in the process's mappings (and, for a shared file
+    // mapping, would schedule its writeback). An address with no mapping fails with
+    // ENOMEM, which is all this asks.
+    let result = unsafe { rustix::mm::msync(start as *mut _, page, rustix::mm::MsyncFlags::ASYNC) };
+    matches!(result, Err(e) if e == rustix::io::Errno::NOMEM)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unmapped_address(_address: usize) -> bool {
+    false
 }

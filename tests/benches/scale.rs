@@ -29,11 +29,13 @@ fn main() {
         return;
     }
     println!("fidius hot-reload scale benchmark (release plugins, default settings)");
-    println!("  one reload = file renamed into place -> Swapped event; CPU = on-CPU time of all");
-    println!("  the process's threads during it; medians of {RELOADS} reloads of one plugin\n");
+    println!("  start: building them all; RSS, threads, inotify: added by them (threads");
+    println!("  again once reloads ran: 'after'); reload: file renamed into place -> Swapped;");
+    println!("  reload CPU: on-CPU time of all threads from the rename to the old version's");
+    println!("  Unloaded; drop: dropping them all. Medians of {RELOADS} reloads of one plugin.\n");
     println!(
-        "  {:<10} {:>5} {:>10} {:>9} {:>8} {:>8} {:>11} {:>11}",
-        "mode", "N", "start", "RSS", "threads", "inotify", "reload", "reload CPU"
+        "  {:<10} {:>5} {:>9} {:>8} {:>8} {:>6} {:>8} {:>10} {:>11} {:>8}",
+        "mode", "N", "start", "RSS", "threads", "after", "inotify", "reload", "reload CPU", "drop"
     );
     let exe = std::env::current_exe().unwrap();
     for mode in ["plugins", "directory"] {
@@ -108,7 +110,8 @@ fn run_case(mode: &str, n: usize) {
         })
         .collect();
     let (rss0, threads0, inotify0) = (rss_kib(), thread_count(), inotify_instances());
-    let (tx, rx) = mpsc::channel::<()>();
+    // true: a swap; false: an old version unloaded.
+    let (tx, rx) = mpsc::channel::<bool>();
     let started = Instant::now();
     let keep: Box<dyn std::any::Any> = match mode {
         "plugins" => {
@@ -119,10 +122,10 @@ fn run_case(mode: &str, n: usize) {
                     let tx = tx.clone();
                     let mut b = HotPlugin::builder::<dyn Versioned>(file, "Hot");
                     if i == 0 {
-                        b = b.on_event(move |e| {
-                            if matches!(e, ReloadEvent::Swapped { .. }) {
-                                let _ = tx.send(());
-                            }
+                        b = b.on_event(move |e| match e {
+                            ReloadEvent::Swapped { .. } => drop(tx.send(true)),
+                            ReloadEvent::Unloaded { .. } => drop(tx.send(false)),
+                            _ => {}
                         });
                     }
                     b.build().unwrap()
@@ -134,12 +137,16 @@ fn run_case(mode: &str, n: usize) {
             let dir = HotDirectory::builder::<dyn Versioned>(&root)
                 .on_event(move |e| {
                     // Only the first library is ever replaced.
-                    if let DirectoryEvent::Plugin {
-                        event: ReloadEvent::Swapped { .. },
-                        ..
-                    } = e
-                    {
-                        let _ = tx.send(());
+                    match e {
+                        DirectoryEvent::Plugin {
+                            event: ReloadEvent::Swapped { .. },
+                            ..
+                        } => drop(tx.send(true)),
+                        DirectoryEvent::Plugin {
+                            event: ReloadEvent::Unloaded { .. },
+                            ..
+                        } => drop(tx.send(false)),
+                        _ => {}
                     }
                 })
                 .build()
@@ -161,9 +168,11 @@ fn run_case(mode: &str, n: usize) {
         let cpu_before = cpu_ns();
         let t = Instant::now();
         place_build(build, &files[0]);
-        rx.recv_timeout(Duration::from_secs(30))
-            .expect("the reload was served");
+        let swapped = rx.recv_timeout(Duration::from_secs(30));
+        assert_eq!(swapped, Ok(true), "the reload was served");
         latency.push(t.elapsed().as_secs_f64() * 1e3);
+        let unloaded = rx.recv_timeout(Duration::from_secs(30));
+        assert_eq!(unloaded, Ok(false), "the old version was unloaded");
         cpu.push((cpu_ns() - cpu_before) as f64 / 1e6);
     }
     // The calls still go through.
@@ -172,18 +181,23 @@ fn run_case(mode: &str, n: usize) {
         let client = VersionedClient::new(plugins[0].handle()).unwrap();
         assert!(client.version().unwrap() >= 1);
     }
+    let threads_after = thread_count() - threads0;
+    let dropping = Instant::now();
+    drop(keep);
+    let dropped = dropping.elapsed();
     println!(
-        "  {:<10} {:>5} {:>8.0}ms {:>7}MB {:>8} {:>8} {:>9.2}ms {:>9.2}ms",
+        "  {:<10} {:>5} {:>7.0}ms {:>6}MB {:>8} {:>6} {:>8} {:>8.2}ms {:>9.2}ms {:>6.0}ms",
         mode,
         n,
         start.as_secs_f64() * 1e3,
         (rss1.saturating_sub(rss0)) / 1024,
         threads1 - threads0,
+        threads_after,
         inotify1 - inotify0,
         median(latency),
         median(cpu),
+        dropped.as_secs_f64() * 1e3,
     );
-    drop(keep);
 }
 
 /// One descriptor per loaded version (its in-memory copy): raises the soft limit on

@@ -77,6 +77,13 @@ impl PluginHandle {
         std::ptr::eq(self.desc, other.desc)
     }
 
+    /// An address inside the plugin's library (its descriptor, in the library's
+    /// data). After the library is closed, a tool can ask the system whether this
+    /// address is still mapped, to learn cheaply whether the library left memory.
+    pub fn library_address(&self) -> usize {
+        self.desc as usize
+    }
+
     /// Capability bits of the optional methods this plugin implements.
     pub fn capabilities(&self) -> u64 {
         self.info.capabilities
