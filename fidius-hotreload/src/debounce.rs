@@ -73,7 +73,8 @@ enum Phase {
 
 #[derive(Debug)]
 struct Entry {
-    last_event: Instant,
+    /// The last event; `None` after a kick (quiet long enough: settle at once).
+    last_event: Option<Instant>,
     phase: Phase,
     /// A timer for this path is pending (at most one is).
     armed: bool,
@@ -101,11 +102,11 @@ impl Debouncer {
         let debounce = target.debounce();
         let mut paths = self.paths.lock();
         let entry = paths.entry(path.to_path_buf()).or_insert(Entry {
-            last_event: Instant::now(),
+            last_event: None,
             phase: Phase::Quiet,
             armed: false,
         });
-        entry.last_event = Instant::now();
+        entry.last_event = Some(Instant::now());
         match &mut entry.phase {
             Phase::Running { dirty } => *dirty = true,
             Phase::Retrying { .. } | Phase::Parked => entry.phase = Phase::Quiet,
@@ -139,7 +140,7 @@ impl Debouncer {
             if matches!(entry.phase, Phase::Parked) {
                 // Quiet long enough already: it settles at once.
                 entry.phase = Phase::Quiet;
-                entry.last_event = Instant::now() - Duration::from_secs(3600);
+                entry.last_event = None;
                 if !entry.armed {
                     entry.armed = true;
                     self.arm(path, Duration::ZERO);
@@ -172,10 +173,12 @@ impl Debouncer {
         entry.armed = false;
         let attempt = match entry.phase {
             Phase::Quiet => {
-                let due = entry.last_event + debounce;
-                if Instant::now() < due {
-                    entry.armed = true;
-                    return self.arm(path, due - Instant::now());
+                if let Some(due) = entry.last_event.map(|at| at + debounce) {
+                    let now = Instant::now();
+                    if now < due {
+                        entry.armed = true;
+                        return self.arm(path, due - now);
+                    }
                 }
                 if target.paused() {
                     entry.phase = Phase::Parked;
@@ -207,9 +210,9 @@ impl Debouncer {
                     drop(paths);
                     return target.gone(path);
                 }
-                if entry.last_event > since || now != Some(before) {
+                if entry.last_event.is_some_and(|at| at > since) || now != Some(before) {
                     entry.phase = Phase::Quiet;
-                    entry.last_event = entry.last_event.max(since);
+                    entry.last_event = Some(entry.last_event.map_or(since, |at| at.max(since)));
                     entry.armed = true;
                     return self.arm(path, debounce);
                 }
@@ -227,7 +230,13 @@ impl Debouncer {
         entry.phase = Phase::Running { dirty: false };
         drop(paths);
 
-        let ran = target.run(path, attempt);
+        // A run that panics must not leave the path running forever (deaf to every
+        // later change): it counts as done.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target.run(path, attempt)))
+            .unwrap_or_else(|_| {
+                tracing::error!(path = %path.display(), "a reload panicked; the file is watched as before");
+                Ran::Done
+            });
 
         let mut paths = self.paths.lock();
         let Some(entry) = paths.get_mut(path) else {
@@ -264,7 +273,7 @@ impl Debouncer {
 type Fingerprint = (u64, SystemTime);
 
 /// The file's fingerprint, or `None` when it is missing.
-fn fingerprint(path: &Path) -> Option<Fingerprint> {
+pub(crate) fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.len(), meta.modified().ok()?))
 }

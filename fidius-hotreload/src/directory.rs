@@ -6,9 +6,12 @@
 //! own; the directory reloads them when their file settles.
 
 use crate::debounce::{Debouncer, Ran, Target};
-use crate::events::{Callback, EventHub, Rejection, ReloadEvent, ReloadOutcome, Stage};
+use crate::events::{
+    Callback, EventHub, ForwardEvents, Rejection, ReloadEvent, ReloadOutcome, Stage,
+};
 use crate::handle::HotHandle;
-use crate::hot_plugin::{HotPlugin, ReloadHold, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
+use crate::hold::{HoldGate, ReloadHold};
+use crate::hot_plugin::{HotPlugin, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
 use crate::shadow::{self, ShadowCopy};
 use crate::status::HotStatus;
 use crate::watcher::{self, Registration, Signal, WatcherKind};
@@ -257,14 +260,13 @@ struct DirShared {
     config: DirConfig,
     libraries: Mutex<Libraries>,
     hub: Arc<EventHub<DirectoryEvent>>,
-    /// Held for reading by each [`ReloadHold`]; a reload of a known library takes it
-    /// for writing.
-    hold: RwLock<()>,
+    /// Holds and reloads of the directory's plugins exclude each other here.
+    hold: HoldGate,
     paused: AtomicBool,
     /// Set when the hot directory is dropped: nothing starts after that.
     stopped: AtomicBool,
-    /// Held for reading while a change is acted on; dropping the directory takes it
-    /// for writing, to wait for those.
+    /// Held for reading while a library is added or removed (never while events are
+    /// delivered); dropping the directory takes it for writing, to wait for those.
     active: RwLock<()>,
     /// One lock per library file, so that a file is never acted on twice at once.
     files: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
@@ -311,7 +313,7 @@ impl HotDirectory {
             config: b.config,
             libraries: Mutex::new(Libraries::default()),
             hub: Arc::new(EventHub::default()),
-            hold: RwLock::new(()),
+            hold: HoldGate::default(),
             paused: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             active: RwLock::new(()),
@@ -519,10 +521,6 @@ impl Target for DirShared {
 }
 
 impl DirShared {
-    fn emit(&self, event: DirectoryEvent) {
-        self.hub.emit(event);
-    }
-
     /// The library files in the directory now.
     fn library_files(&self) -> std::io::Result<BTreeSet<PathBuf>> {
         Ok(std::fs::read_dir(&self.dir)?
@@ -552,23 +550,17 @@ impl DirShared {
     /// Acts on `path`: loads it if it is new, reloads its plugins if it is known,
     /// reports it removed if it is gone. `how` says who asks.
     ///
-    /// The file's lock keeps two of these from working on one file at once; it is
-    /// released before any event is emitted (events made under it are collected), so
-    /// a callback may call `reload_now` on the same file.
+    /// The file's lock keeps two of these from working on one file at once. Events
+    /// made under it are queued, and delivered only once it is released, so a
+    /// callback may call `reload_now` on the same file.
     fn change(&self, path: &Path, how: How) -> (Ran, Result<LibraryReload, Rejection>) {
-        let nothing = Ok(LibraryReload::Nothing);
-        let _active = self.active.read_recursive();
+        let nothing = || Ok(LibraryReload::Nothing);
         if self.stopped.load(Ordering::SeqCst) {
-            return (Ran::Done, nothing);
+            return (Ran::Done, nothing());
         }
-        if let How::Settled(_) = how {
-            // On a worker: never wait for a hold, nor for `reload_now` at this file.
-            if self.hold.is_locked_exclusive() {
-                return (Ran::Busy, nothing);
-            }
-            if self.hold.is_locked() {
-                return (Ran::Held, nothing);
-            }
+        // On a worker: never wait for a hold, nor for `reload_now` at this file.
+        if matches!(how, How::Settled(_)) && self.hold.held() {
+            return (Ran::Held, nothing());
         }
         let attempt = match how {
             How::Now => u32::MAX,
@@ -578,50 +570,60 @@ impl DirShared {
         let guard = match how {
             How::Settled(_) => match file.try_lock() {
                 Some(guard) => guard,
-                None => return (Ran::Busy, nothing),
+                None => return (Ran::Busy, nothing()),
             },
             How::Now | How::Must(_) => file.lock(),
         };
         let exists = path.is_file();
         let plugins = self.plugins_of(path);
-        let mut events = Vec::new();
-        let outcome = match (exists, plugins.is_empty()) {
-            (true, true) => self.add(path, attempt, &mut events),
-            (false, false) => (Ran::Done, Ok(self.removed(path, &mut events))),
-            (false, true) => (Ran::Done, nothing),
-            (true, false) => {
-                // Each plugin serializes its own reloads and reports its own events.
-                drop(guard);
-                return match how {
-                    How::Now => {
-                        let plugins = plugins
-                            .into_iter()
-                            .map(|(name, p)| (name, p.shared().reload_now(Some(&self.hold))))
-                            .collect();
-                        (Ran::Done, Ok(LibraryReload::Reloaded { plugins }))
-                    }
-                    How::Settled(_) | How::Must(_) => {
-                        let mut ran = Ran::Done;
-                        for (_, plugin) in plugins {
-                            match plugin.shared().reload_settled(attempt, Some(&self.hold)) {
-                                Ran::Done => {}
-                                other => ran = other,
-                            }
+        if exists && !plugins.is_empty() {
+            // Each plugin serializes its own reloads and delivers its own events.
+            drop(guard);
+            return match how {
+                How::Now => {
+                    let plugins = plugins
+                        .into_iter()
+                        .map(|(name, p)| (name, p.shared().reload_now(Some(&self.hold))))
+                        .collect();
+                    (Ran::Done, Ok(LibraryReload::Reloaded { plugins }))
+                }
+                How::Settled(_) | How::Must(_) => {
+                    let mut ran = Ran::Done;
+                    for (_, plugin) in plugins {
+                        match plugin.shared().reload_settled(attempt, Some(&self.hold)) {
+                            Ran::Done => {}
+                            other => ran = other,
                         }
-                        (ran, nothing)
                     }
-                };
+                    (ran, nothing())
+                }
+            };
+        }
+        let (outcome, forgotten) = {
+            // Dropping the directory waits for this, not for the deliveries below.
+            let _active = self.active.read_recursive();
+            if self.stopped.load(Ordering::SeqCst) {
+                ((Ran::Done, nothing()), None)
+            } else if exists {
+                (self.add(path, attempt), None)
+            } else if !plugins.is_empty() {
+                let (removed, forgotten) = self.removed(path);
+                ((Ran::Done, Ok(removed)), forgotten)
+            } else {
+                ((Ran::Done, nothing()), None)
             }
         };
         drop(guard);
-        for event in events {
-            self.emit(event);
-        }
+        self.hub.flush();
+        // Forgotten plugins go last, outside every lock: dropping one waits for its
+        // reload, and delivers its last events.
+        drop(forgotten);
         outcome
     }
 
-    /// The removal of a known library (which is forgotten, by policy).
-    fn removed(&self, path: &Path, events: &mut Vec<DirectoryEvent>) -> LibraryReload {
+    /// The removal of a known library: queues `Removed` and, by policy, takes the
+    /// library's plugins out, for the caller to drop.
+    fn removed(&self, path: &Path) -> (LibraryReload, Option<BTreeMap<String, Arc<HotPlugin>>>) {
         let unloaded = self.config.removal == RemovalPolicy::Unload;
         let (plugins, forgotten) = {
             let mut libraries = self.libraries.lock();
@@ -639,14 +641,12 @@ impl DirShared {
                 },
             )
         };
-        // Forgotten plugins go outside the lock: dropping one waits for its reload.
-        drop(forgotten);
-        events.push(DirectoryEvent::Removed {
+        self.hub.enqueue(DirectoryEvent::Removed {
             path: path.to_path_buf(),
             plugins: plugins.clone(),
             unloaded,
         });
-        LibraryReload::Removed { plugins, unloaded }
+        (LibraryReload::Removed { plugins, unloaded }, forgotten)
     }
 
     /// The plugin names in `path` that implement the interface, read from a shadow
@@ -695,22 +695,18 @@ impl DirShared {
         }
     }
 
-    /// Loads the plugins of a library new to the directory; its events go to
-    /// `events`. A load failure is tried again while `attempt` is below the
+    /// Loads the plugins of a library new to the directory, under its file's lock:
+    /// its events, and its plugins' while they are built, are queued for the caller
+    /// to deliver. A load failure is tried again while `attempt` is below the
     /// configured retries.
-    fn add(
-        &self,
-        path: &Path,
-        attempt: u32,
-        events: &mut Vec<DirectoryEvent>,
-    ) -> (Ran, Result<LibraryReload, Rejection>) {
+    fn add(&self, path: &Path, attempt: u32) -> (Ran, Result<LibraryReload, Rejection>) {
         let listed = match self.list(path) {
             Ok(listed) => listed,
             Err(r) => {
                 let retries = self.config.load_retries;
                 if r.stage == Stage::Load && attempt < retries {
                     tracing::warn!(path = %path.display(), attempt = attempt + 1, reason = %r.reason, "loading a new library failed; trying again");
-                    events.push(DirectoryEvent::Retrying {
+                    self.hub.enqueue(DirectoryEvent::Retrying {
                         attempt: attempt + 1,
                         left: retries - attempt,
                         failure: r.clone(),
@@ -719,7 +715,7 @@ impl DirShared {
                 }
                 // Traced here: a plugin's own rejections are traced by its hot plugin.
                 r.trace("");
-                events.push(DirectoryEvent::Rejected(r.clone()));
+                self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
                 return (Ran::Done, Err(r));
             }
         };
@@ -733,30 +729,27 @@ impl DirShared {
             let forward = Arc::new(Forward {
                 hub: Arc::downgrade(&self.hub),
                 plugin: name.clone(),
-                held: Mutex::new(Some(Vec::new())),
+                building: AtomicBool::new(true),
             });
-            let to_forward = forward.clone();
             let mut builder = HotPlugin::builder_for(path, name, self.expected)
                 .store(self.config.store.clone())
                 .debounce(self.config.debounce)
                 .max_retained(self.config.max_retained)
                 .load_retries(self.config.load_retries)
                 .watch(false)
-                .forward_events(Arc::new(move |e: &ReloadEvent| to_forward.pass(e)));
+                .forward_events(forward.clone());
             if let Some((copy, open)) = listing_copy.take() {
                 builder = builder.first_copy(copy, open);
             }
             let built = builder.build();
-            // What the plugin reported while it was being built goes out with the
-            // library's own events; from now on its events go out as they happen.
-            events.extend(forward.held.lock().take().unwrap_or_default());
+            forward.building.store(false, Ordering::SeqCst);
             match built {
                 Ok(hot) => {
                     *hot.shared().watcher.lock() = watcher;
                     plugins.insert(name.clone(), Arc::new(hot));
                 }
                 Err(r) => {
-                    events.push(DirectoryEvent::Rejected(r.clone()));
+                    self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
                     failed = Some(r);
                 }
             }
@@ -778,40 +771,41 @@ impl DirShared {
                 })
                 .collect()
         };
-        events.push(DirectoryEvent::Added {
+        self.hub.enqueue(DirectoryEvent::Added {
             path: path.to_path_buf(),
             plugins: names.clone(),
         });
         for duplicate in duplicates {
             tracing::warn!(event = ?duplicate, "a plugin name is offered by several libraries");
-            events.push(duplicate);
+            self.hub.enqueue(duplicate);
         }
         (Ran::Done, Ok(LibraryReload::Added { plugins: names }))
     }
 }
 
-/// Passes one plugin's events on as the directory's. While the plugin is being built
-/// (under its file's lock) they are held, to go out once the lock is released.
+/// Passes one plugin's events on as the directory's. While the plugin is first built
+/// (under its file's lock) they are only queued: the directory delivers them, with
+/// its own, once the lock is released.
 struct Forward {
     hub: Weak<EventHub<DirectoryEvent>>,
     plugin: String,
-    held: Mutex<Option<Vec<DirectoryEvent>>>,
+    building: AtomicBool,
 }
 
-impl Forward {
-    fn pass(&self, event: &ReloadEvent) {
-        let event = DirectoryEvent::Plugin {
-            plugin: self.plugin.clone(),
-            event: event.clone(),
-        };
-        let mut held = self.held.lock();
-        match held.as_mut() {
-            Some(held) => held.push(event),
-            None => {
-                drop(held);
-                if let Some(hub) = self.hub.upgrade() {
-                    hub.emit(event);
-                }
+impl ForwardEvents for Forward {
+    fn enqueue(&self, event: &ReloadEvent) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.enqueue(DirectoryEvent::Plugin {
+                plugin: self.plugin.clone(),
+                event: event.clone(),
+            });
+        }
+    }
+
+    fn flush(&self) {
+        if !self.building.load(Ordering::SeqCst) {
+            if let Some(hub) = self.hub.upgrade() {
+                hub.flush();
             }
         }
     }

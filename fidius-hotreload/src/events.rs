@@ -199,6 +199,32 @@ pub enum ReloadOutcome {
 /// An event callback.
 pub(crate) type Callback<E = ReloadEvent> = Arc<dyn Fn(&E) + Send + Sync>;
 
+thread_local! {
+    /// How many deliveries (of any hub) this thread is inside.
+    static DELIVERING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether this thread is running event callbacks.
+fn in_callback() -> bool {
+    DELIVERING.with(|d| d.get() > 0)
+}
+
+/// Marks this thread as running callbacks while alive.
+struct InCallback;
+
+impl InCallback {
+    fn enter() -> Self {
+        DELIVERING.with(|d| d.set(d.get() + 1));
+        InCallback
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        DELIVERING.with(|d| d.set(d.get() - 1));
+    }
+}
+
 /// Fans events out to channel subscribers and callbacks; shared by hot plugins and hot
 /// directories.
 ///
@@ -251,26 +277,51 @@ impl<E: Clone> EventHub<E> {
         self.callbacks.lock().push(f);
     }
 
+    /// Queues `event` and delivers the queue (see [`flush`](Self::flush)).
     pub fn emit(&self, event: E) {
-        let me = std::thread::current().id();
+        self.enqueue(event);
+        self.flush();
+    }
+
+    /// Queues `event` without delivering it: safe under any lock. Events queued under
+    /// a lock keep their order against everything queued after it is released; call
+    /// [`flush`](Self::flush) once it is.
+    pub fn enqueue(&self, event: E) {
         let mut delivery = self.delivery.lock();
         delivery.queue.push_back(event);
         delivery.queued += 1;
+    }
+
+    /// Delivers everything queued so far, or makes sure it will be:
+    ///
+    /// * from inside a callback of this hub, nothing happens now: the delivery loop
+    ///   further up this thread's stack delivers it when the callback returns;
+    /// * while another thread delivers, it delivers ours too. We wait for that, unless
+    ///   this thread is itself inside a callback (of any hub): two callbacks waiting
+    ///   for each other's deliveries would wait forever;
+    /// * otherwise this thread delivers, in order, until the queue is empty.
+    pub fn flush(&self) {
+        let me = std::thread::current().id();
+        let mut delivery = self.delivery.lock();
         let mine = delivery.queued;
         match delivery.by {
-            // Emitted from one of our own callbacks: the loop below, further up this
-            // thread's stack, delivers it when the callback returns.
             Some(by) if by == me => return,
             Some(_) => {
-                while delivery.done < mine {
-                    self.delivered.wait(&mut delivery);
+                if !in_callback() {
+                    while delivery.done < mine {
+                        self.delivered.wait(&mut delivery);
+                    }
                 }
                 return;
             }
+            None if delivery.queue.is_empty() => return,
             None => delivery.by = Some(me),
         }
         while let Some(event) = delivery.queue.pop_front() {
-            MutexGuard::unlocked(&mut delivery, || self.deliver(&event));
+            MutexGuard::unlocked(&mut delivery, || {
+                let _inside = InCallback::enter();
+                self.deliver(&event)
+            });
             delivery.done += 1;
             self.delivered.notify_all();
         }
@@ -291,21 +342,44 @@ impl<E: Clone> EventHub<E> {
     }
 }
 
+/// Receives a hot directory's plugin's events (see `directory.rs`).
+pub(crate) trait ForwardEvents: Send + Sync {
+    /// Queues `event`; see [`EventHub::enqueue`].
+    fn enqueue(&self, event: &ReloadEvent);
+    /// Delivers what was queued; see [`EventHub::flush`].
+    fn flush(&self);
+}
+
 /// Where a hot plugin's events go: its own hub, or (for a plugin of a hot directory)
 /// on to the directory's.
 pub(crate) enum PluginEvents {
     Own(EventHub<ReloadEvent>),
-    Forward(Callback),
+    Forward(Arc<dyn ForwardEvents>),
 }
 
 impl PluginEvents {
     /// Emits `event` of `plugin`, as a `tracing` event too. Never call it with a lock
-    /// held that a control call takes: callbacks may make any control call.
+    /// held that a control call takes: callbacks may make any control call. Under
+    /// such a lock, [`enqueue`](Self::enqueue) instead and flush after.
     pub fn emit(&self, plugin: &str, event: ReloadEvent) {
+        self.enqueue(plugin, event);
+        self.flush();
+    }
+
+    /// Queues `event` of `plugin` (and traces it) without delivering it.
+    pub fn enqueue(&self, plugin: &str, event: ReloadEvent) {
         trace(plugin, &event);
         match self {
-            PluginEvents::Own(hub) => hub.emit(event),
-            PluginEvents::Forward(forward) => forward(&event),
+            PluginEvents::Own(hub) => hub.enqueue(event),
+            PluginEvents::Forward(forward) => forward.enqueue(&event),
+        }
+    }
+
+    /// Delivers what was queued.
+    pub fn flush(&self) {
+        match self {
+            PluginEvents::Own(hub) => hub.flush(),
+            PluginEvents::Forward(forward) => forward.flush(),
         }
     }
 

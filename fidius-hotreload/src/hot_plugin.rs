@@ -4,19 +4,20 @@
 //! the debouncer (`debounce.rs`), which runs the pipeline (`pipeline.rs`) on the
 //! shared pool (`pool.rs`); old versions drain and unload (`drain.rs`).
 
-use crate::debounce::{Debouncer, Ran, Target};
+use crate::debounce::{self, Debouncer, Ran, Target};
 use crate::drain::{self, Retirement};
+use crate::events::ForwardEvents;
 use crate::events::{
     Callback, EventHub, PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage,
 };
 use crate::handle::HotHandle;
+use crate::hold::ReloadHold;
 use crate::pipeline::{self, Config, Shared, Start};
 use crate::shadow::{self, ShadowCopy};
 use crate::status::HotStatus;
 use crate::watcher::{self, Registration, Signal, WatcherKind};
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
-use parking_lot::{RwLock, RwLockReadGuard};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Weak};
@@ -35,7 +36,7 @@ pub struct HotPluginBuilder {
     config: Config,
     callbacks: Vec<Callback>,
     first_copy: Option<(ShadowCopy, Arc<PluginLibrary>)>,
-    forward: Option<Callback>,
+    forward: Option<Arc<dyn ForwardEvents>>,
 }
 
 impl HotPluginBuilder {
@@ -49,7 +50,7 @@ impl HotPluginBuilder {
 
     /// Sends every event to `forward` instead of the hot plugin's own subscribers and
     /// callbacks (a hot directory's plugins report through the directory).
-    pub(crate) fn forward_events(mut self, forward: Callback) -> Self {
+    pub(crate) fn forward_events(mut self, forward: Arc<dyn ForwardEvents>) -> Self {
         self.forward = Some(forward);
         self
     }
@@ -172,32 +173,6 @@ impl Target for FileTarget {
     }
 }
 
-/// Holds reloads off while alive; see [`HotPlugin::hold`] and
-/// [`HotDirectory::hold`](crate::HotDirectory::hold).
-pub struct ReloadHold<'a> {
-    guard: Option<RwLockReadGuard<'a, ()>>,
-    /// Changes that waited for the hold go on when it ends.
-    waiting: Option<Weak<Debouncer>>,
-}
-
-impl<'a> ReloadHold<'a> {
-    pub(crate) fn new(lock: &'a RwLock<()>, waiting: Option<&Arc<Debouncer>>) -> Self {
-        Self {
-            guard: Some(lock.read()),
-            waiting: waiting.map(Arc::downgrade),
-        }
-    }
-}
-
-impl Drop for ReloadHold<'_> {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        if let Some(debouncer) = self.waiting.as_ref().and_then(Weak::upgrade) {
-            debouncer.kick();
-        }
-    }
-}
-
 impl HotPlugin {
     /// Starts building a hot plugin for plugin `plugin` in the library at `path`,
     /// implementing interface `I` (write `dyn YourTrait`).
@@ -270,6 +245,9 @@ impl HotPlugin {
                 path: source.clone(),
             },
         );
+        // The watch starts after the first copy: a change in between is found by
+        // comparing the file then and now.
+        let before = debounce::fingerprint(&source);
         let retirement = Arc::new(Retirement::default());
         let first = match b.first_copy {
             Some((copy, listed)) => Ok((copy, Some(listed))),
@@ -314,6 +292,9 @@ impl HotPlugin {
                 .fallback
                 .clone()
                 .map(|why| (kind, why));
+            if debounce::fingerprint(shared.source()) != before {
+                watching.debouncer.touch(shared.source());
+            }
             Some(watching)
         } else {
             None

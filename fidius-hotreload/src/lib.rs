@@ -222,12 +222,18 @@
 
 #![warn(missing_docs)]
 
-// The machinery, in the order a reload runs through it:
-// watcher → debounce → pipeline (shadow copy, version, hazard cell) → drain and unload,
-// all on the shared threads of `pool`.
+// The machinery, in the order a reload runs through it (rustfmt sorts the list):
+//
+// - `watcher` (one per process; `poll` is its fallback) signals changes to
+// - `debounce`, which waits for a file to settle, then runs
+// - `pipeline`: `shadow` copy, load, validate, swap (`version`, `hazard`), then
+// - `drain` gives old versions up and `unload` checks they left memory.
+//
+// All of it runs on the shared threads of `pool`; `hold` keeps reloads off.
 mod debounce;
 mod drain;
 mod hazard;
+mod hold;
 mod pipeline;
 mod poll;
 mod pool;
@@ -236,7 +242,7 @@ mod unload;
 mod version;
 mod watcher;
 
-// The facade.
+// The facade: what users touch.
 mod directory;
 mod events;
 mod handle;
@@ -249,9 +255,8 @@ pub use directory::{
 };
 pub use events::{Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
 pub use handle::HotHandle;
-pub use hot_plugin::{
-    HotPlugin, HotPluginBuilder, ReloadHold, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED,
-};
+pub use hold::ReloadHold;
+pub use hot_plugin::{HotPlugin, HotPluginBuilder, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
 pub use shadow::default_shadow_dir;
 pub use status::{DrainingVersion, HotStatus};
 pub use unload::{mapped, UnloadState};

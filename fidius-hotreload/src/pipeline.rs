@@ -3,14 +3,15 @@
 //! [`Shared`] is the state of one hot plugin, shared by its facade, its handles and
 //! the jobs that reload it. A reload runs with the plugin's hold lock (for writing)
 //! and its reload lock, so reloads of one plugin are serialized and wait for any
-//! [`ReloadHold`](crate::ReloadHold). The events it produces are collected and
-//! emitted only after both locks are released, so an event callback may call any
-//! control (see `events.rs`).
+//! [`ReloadHold`](crate::ReloadHold). The events it produces are queued under the
+//! locks and delivered only after both are released, so an event callback may call
+//! any control (see `events.rs`), and no event of a later reload overtakes them.
 
 use crate::debounce::Ran;
 use crate::drain::{self, Drain, Retirement};
 use crate::events::{PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
 use crate::hazard::HazardCell;
+use crate::hold::HoldGate;
 use crate::shadow::{self, ShadowCopy};
 use crate::status::{DrainingVersion, HotStatus};
 use crate::unload::UnloadState;
@@ -18,7 +19,7 @@ use crate::version::Version;
 use crate::watcher::WatcherKind;
 use fidius::host::PluginLibrary;
 use fidius::{InterfaceInfo, PluginHandle};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,9 +58,8 @@ pub(crate) struct Shared {
     rejections: AtomicU64,
     /// Serializes reloads.
     reload_lock: Mutex<()>,
-    /// Held for reading by each [`ReloadHold`](crate::ReloadHold); a reload takes it
-    /// for writing.
-    pub hold: RwLock<()>,
+    /// Holds and reloads exclude each other here (`hold.rs`).
+    pub hold: HoldGate,
     paused: AtomicBool,
     /// Set when the hot plugin is dropped: no reload starts after that.
     stopped: AtomicBool,
@@ -94,7 +94,7 @@ impl Shared {
             reloads: AtomicU64::new(0),
             rejections: AtomicU64::new(0),
             reload_lock: Mutex::new(()),
-            hold: RwLock::new(()),
+            hold: HoldGate::default(),
             paused: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             polling: AtomicBool::new(false),
@@ -139,14 +139,14 @@ impl Shared {
     /// own, and `outer`, a hot directory's). A rejection is counted and reported.
     pub fn reload_now(
         self: &Arc<Self>,
-        outer: Option<&RwLock<()>>,
+        outer: Option<&HoldGate>,
     ) -> Result<ReloadOutcome, Rejection> {
         self.emit(ReloadEvent::Detected {
             path: self.source.clone(),
         });
         let result = {
-            let _outer = outer.map(|o| o.write());
-            let _hold = self.hold.write();
+            let _outer = outer.map(HoldGate::enter);
+            let _own = self.hold.enter();
             let _serial = self.reload_lock.lock();
             self.pipeline()
         };
@@ -154,58 +154,44 @@ impl Shared {
     }
 
     /// One attempt at reloading a watched file that settled (see `debounce.rs`): on a
-    /// worker, so it never waits for a hold (the file waits instead: `Held`). A load
-    /// failure is tried again up to the configured number of times. `outer` is a
-    /// hold lock of a hot directory, respected like the plugin's own.
-    pub fn reload_settled(self: &Arc<Self>, attempt: u32, outer: Option<&RwLock<()>>) -> Ran {
+    /// worker, so it never waits: not for a hold (`Held`: the file waits for the
+    /// hold to end), nor for another reload of the plugin (`Busy`: the file is
+    /// looked at again later). A load failure is tried again up to the configured
+    /// number of times. `outer` is a hot directory's gate, respected like the
+    /// plugin's own.
+    pub fn reload_settled(self: &Arc<Self>, attempt: u32, outer: Option<&HoldGate>) -> Ran {
         let stopped = || self.stopped.load(Ordering::SeqCst);
-        // Busy: another reload runs (it holds the lock for writing); held: a
-        // `ReloadHold` holds it for reading.
-        let busy_or_held = |lock: &RwLock<()>| {
-            if lock.is_locked_exclusive() {
-                Some(Ran::Busy)
-            } else if lock.is_locked() {
-                Some(Ran::Held)
-            } else {
-                None
-            }
-        };
-        let blocked = || {
-            outer
-                .and_then(busy_or_held)
-                .or_else(|| busy_or_held(&self.hold))
-        };
         if stopped() {
             return Ran::Done;
         }
-        if let Some(blocked) = blocked() {
-            return blocked;
-        }
-        if attempt == 0 {
-            self.emit(ReloadEvent::Detected {
-                path: self.source.clone(),
-            });
-        }
         let result = {
-            let _outer = match outer.map(|o| o.try_write()) {
-                Some(None) => return blocked().unwrap_or(Ran::Busy),
-                taken => taken.flatten(),
+            let entered = match outer.map(HoldGate::try_enter) {
+                Some(None) => return Ran::Held,
+                entered => entered.flatten(),
             };
-            let Some(_hold) = self.hold.try_write() else {
-                return blocked().unwrap_or(Ran::Busy);
+            let Some(own) = self.hold.try_enter() else {
+                return Ran::Held;
             };
-            let _serial = self.reload_lock.lock();
+            let Some(serial) = self.reload_lock.try_lock() else {
+                return Ran::Busy;
+            };
             if stopped() {
                 return Ran::Done;
             }
-            self.pipeline()
+            if attempt == 0 {
+                // Queued: delivered with the rest once the locks are released.
+                self.queue(ReloadEvent::Detected {
+                    path: self.source.clone(),
+                });
+            }
+            let result = self.pipeline();
+            drop((serial, own, entered));
+            result
         };
         let retries = self.config.load_retries;
         match result {
-            (Err(r), events) if r.stage == Stage::Load && attempt < retries => {
-                for event in events {
-                    self.emit(event);
-                }
+            (Err(r), _) if r.stage == Stage::Load && attempt < retries => {
+                self.events.flush();
                 self.emit(ReloadEvent::Retrying {
                     attempt: attempt + 1,
                     left: retries - attempt,
@@ -220,16 +206,19 @@ impl Shared {
         }
     }
 
-    /// Emits what a pipeline run produced, outside any lock, and reports a rejection.
+    /// Delivers what a pipeline run queued, outside any lock, then lets the old
+    /// version go (so its `Unloaded` comes after the `Swapped`), or reports the
+    /// rejection.
     fn finish(
         self: &Arc<Self>,
-        (result, events): (Result<ReloadOutcome, Rejection>, Vec<ReloadEvent>),
+        (result, old): (Result<ReloadOutcome, Rejection>, Option<Arc<Version>>),
     ) -> Result<ReloadOutcome, Rejection> {
-        for event in events {
-            self.emit(event);
-        }
+        self.events.flush();
         match &result {
-            Ok(ReloadOutcome::Swapped { .. }) => drain::reclaim_now_and_later(self),
+            Ok(ReloadOutcome::Swapped { .. }) => {
+                drop(old);
+                drain::reclaim_now_and_later(self);
+            }
             Ok(ReloadOutcome::Unchanged { .. }) => {}
             Err(r) => self.reject(r.clone()),
         }
@@ -242,17 +231,22 @@ impl Shared {
         self.emit(ReloadEvent::Rejected(rejection));
     }
 
-    /// Copy, load, validate, swap. Runs with the reload locks held, so it emits
-    /// nothing: it returns its events for the caller to emit.
-    fn pipeline(&self) -> (Result<ReloadOutcome, Rejection>, Vec<ReloadEvent>) {
-        let mut events = Vec::new();
+    /// Copy, load, validate, swap. Runs with the reload locks held, so it only queues
+    /// its events, for the caller to deliver once they are released. Returns the old
+    /// version after a swap, for the caller to let go of after that.
+    fn pipeline(&self) -> (Result<ReloadOutcome, Rejection>, Option<Arc<Version>>) {
         let span = tracing::info_span!("fidius_reload", plugin = %self.plugin);
         let _span = span.enter();
-        let result = self.pipeline_into(&mut events);
-        (result, events)
+        let mut old = None;
+        let result = self.pipeline_into(&mut old);
+        (result, old)
     }
 
-    fn pipeline_into(&self, events: &mut Vec<ReloadEvent>) -> Result<ReloadOutcome, Rejection> {
+    fn queue(&self, event: ReloadEvent) {
+        self.events.enqueue(&self.plugin, event);
+    }
+
+    fn pipeline_into(&self, old: &mut Option<Arc<Version>>) -> Result<ReloadOutcome, Rejection> {
         let current = self.current.load_full();
         self.prune_draining();
         let draining = self.draining.lock().len();
@@ -283,14 +277,14 @@ impl Shared {
         )?;
         let Some(new) = loaded else {
             let generation = current.generation;
-            events.push(ReloadEvent::Unchanged {
+            self.queue(ReloadEvent::Unchanged {
                 path: self.source.clone(),
                 generation,
             });
             return Ok(ReloadOutcome::Unchanged { generation });
         };
         let to = new.info();
-        events.push(ReloadEvent::Loaded(to.clone()));
+        self.queue(ReloadEvent::Loaded(to.clone()));
         self.next_generation.store(generation + 1, Ordering::SeqCst);
         // Reloads are serialized, so `current` is what the swap replaces.
         self.current.swap(Arc::new(new));
@@ -300,7 +294,7 @@ impl Shared {
             from: from.generation,
             to: to.generation,
         };
-        events.push(ReloadEvent::Swapped { from, to });
+        self.queue(ReloadEvent::Swapped { from, to });
         let generation = current.generation;
         self.draining.lock().push(Draining {
             generation,
@@ -309,9 +303,9 @@ impl Shared {
         // The caller gives the old version up once these events are out (so that its
         // `Unloaded` comes after them), at once unless a call is still in it.
         let in_flight = self.in_flight(&current);
-        drop(current);
+        *old = Some(current);
         if in_flight > 0 {
-            events.push(ReloadEvent::Draining {
+            self.queue(ReloadEvent::Draining {
                 generation,
                 in_flight,
             });

@@ -8,13 +8,15 @@
 //! timer jobs on the shared pool (`pool.rs`): polling takes no thread of its own.
 
 use crate::pool;
-use crate::watcher::{deliver, POLL_INTERVAL};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How often a polled directory is looked at.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What identifies one state of a directory entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ type Listing = HashMap<OsString, Stamp>;
 
 /// The polled directories and what each held at the last look.
 static DIRS: Mutex<Option<HashMap<PathBuf, Listing>>> = Mutex::new(None);
+/// Where changes go (the watcher's routing); set by the first `add`.
+static DELIVER: std::sync::OnceLock<fn(PathBuf)> = std::sync::OnceLock::new();
 /// A look is scheduled.
 static TICKING: AtomicBool = AtomicBool::new(false);
 
@@ -57,8 +61,9 @@ fn list(dir: &Path) -> std::io::Result<Listing> {
     Ok(listing)
 }
 
-/// Starts polling `dir`; what is there now is the baseline.
-pub(crate) fn add(dir: &Path) -> std::io::Result<()> {
+/// Starts polling `dir`; what is there now is the baseline. Changes go to `deliver`.
+pub(crate) fn add(dir: &Path, deliver: fn(PathBuf)) -> std::io::Result<()> {
+    DELIVER.get_or_init(|| deliver);
     let listing = list(dir)?;
     DIRS.lock()
         .get_or_insert_with(HashMap::new)
@@ -80,8 +85,25 @@ fn polling() -> bool {
     DIRS.lock().as_ref().is_some_and(|d| !d.is_empty())
 }
 
-/// One look at every polled directory.
+/// One look at every polled directory, then the next one scheduled.
 fn tick() {
+    // Whatever happens in a look, the ticking must go on (or stop cleanly).
+    if std::panic::catch_unwind(look).is_err() {
+        tracing::error!("looking at the polled directories panicked; polling goes on");
+    }
+    if polling() {
+        return pool::after(POLL_INTERVAL, tick);
+    }
+    TICKING.store(false, Ordering::SeqCst);
+    // A directory added between the look above and the store found the flag still
+    // set and left the ticking to us.
+    if polling() && !TICKING.swap(true, Ordering::SeqCst) {
+        pool::after(POLL_INTERVAL, tick);
+    }
+}
+
+fn look() {
+    let deliver = DELIVER.get().copied().unwrap_or(|_| {});
     let dirs: Vec<PathBuf> = DIRS
         .lock()
         .as_ref()
@@ -112,14 +134,5 @@ fn tick() {
         for path in changed {
             deliver(path);
         }
-    }
-    if polling() {
-        return pool::after(POLL_INTERVAL, tick);
-    }
-    TICKING.store(false, Ordering::SeqCst);
-    // A directory added between the look above and the store found the flag still
-    // set and left the ticking to us.
-    if polling() && !TICKING.swap(true, Ordering::SeqCst) {
-        pool::after(POLL_INTERVAL, tick);
     }
 }

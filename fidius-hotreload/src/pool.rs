@@ -90,9 +90,13 @@ pub(crate) fn after(delay: Duration, job: impl FnOnce() + Send + 'static) {
         match started {
             Ok(_) => timers.started = true,
             Err(e) => {
-                tracing::error!(error = %e, "no timer thread for hot reloading; running a delayed job now");
+                // Never run it early (a debounce would spin): a worker waits it out.
+                tracing::error!(error = %e, "no timer thread for hot reloading; a worker waits instead");
                 drop(timers);
-                return spawn(job);
+                return spawn(move || {
+                    std::thread::sleep(delay);
+                    job()
+                });
             }
         }
     }

@@ -22,10 +22,8 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
-/// How often a polled directory is looked at.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+pub use crate::poll::POLL_INTERVAL;
 
 /// Which watcher reports a directory's changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +181,7 @@ impl Watchers {
                     }
                 };
                 if kind == WatcherKind::Polling {
-                    crate::poll::add(dir)
+                    crate::poll::add(dir, deliver)
                         .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
                 }
                 backends.watched.insert(dir.to_path_buf(), kind);
@@ -292,7 +290,7 @@ fn route(result: notify::Result<notify::Event>) {
 }
 
 /// Passes a change to `path` on to the registrations of its directory and name.
-pub(crate) fn deliver(path: PathBuf) {
+fn deliver(path: PathBuf) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
     };
@@ -341,6 +339,7 @@ fn changes_content(kind: &EventKind) -> bool {
 mod tests {
     use super::*;
     use notify::event::{CreateKind, ModifyKind, RemoveKind, RenameMode};
+    use std::time::Duration;
 
     #[test]
     fn only_events_that_can_change_content_count() {

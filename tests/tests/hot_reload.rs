@@ -713,3 +713,49 @@ fn the_whole_hostile_corpus_is_rejected_while_the_good_version_serves() {
     assert!(dir.shadow_files().is_empty(), "{:?}", dir.shadow_files());
     assert_eq!(dir.mapped_copies(), 1);
 }
+
+/// An old version's `Unloaded` always comes after the `Swapped` that retired it,
+/// even while other threads look at the status (which gives old versions up too).
+#[test]
+fn unloaded_never_overtakes_its_swap() {
+    let dir = HotDir::new("v1");
+    let hot = Arc::new(hot(&dir, false));
+    let rx = hot.subscribe();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lookers: Vec<_> = (0..2)
+        .map(|_| {
+            let (hot, stop) = (hot.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = hot.status();
+                }
+            })
+        })
+        .collect();
+    for i in 0..30 {
+        dir.deploy(if i % 2 == 0 { "v2" } else { "v1" }, Deploy::Rename);
+        hot.reload_now().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for looker in lookers {
+        looker.join().unwrap();
+    }
+    let mut swapped_out = std::collections::HashSet::new();
+    let mut unloaded = 0;
+    for event in drain_for(&rx, Duration::from_millis(500)) {
+        match event {
+            ReloadEvent::Swapped { from, .. } => {
+                swapped_out.insert(from.generation);
+            }
+            ReloadEvent::Unloaded { generation, .. } => {
+                assert!(
+                    swapped_out.contains(&generation),
+                    "generation {generation} was reported unloaded before its swap"
+                );
+                unloaded += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(unloaded, 30);
+}
