@@ -159,7 +159,7 @@
 //! instructions per call, and they were the whole overhead of the hot client over a
 //! plain handle; BENCHMARKS.md has both measured in one run.
 //!
-//! Everything around the slots (the draining list, the retire messages, the counters)
+//! Everything around the slots (the draining list, the event queues, the counters)
 //! is behind a mutex or a channel, and a version is retired from its `Drop`, which
 //! Rust runs exactly once.
 //!
@@ -192,6 +192,12 @@
 //! * At most eight reloads run at once in a process (one per plugin at a time);
 //!   more wait for a worker. A directory that is polled sees a change up to
 //!   [`POLL_INTERVAL`] late.
+//! * Dropping a hot plugin or directory stops its watching and waits for a pipeline
+//!   run in progress, but events of that run may still be delivered just after the
+//!   drop returns.
+//! * A hot directory reloads a library's plugins together: when one of them must be
+//!   tried again (its load failed, or it was busy), all are, and those already
+//!   reloaded report `Unchanged`.
 //! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A
 //!   thread that exits hands its record on; records are never freed, so there are as
 //!   many as threads that ever called at the same time.
