@@ -370,3 +370,39 @@ fn a_new_library_still_being_written_is_retried_not_rejected() {
         1
     );
 }
+
+/// Each library that joins a plugin name already offered is reported once, naming
+/// only itself: N libraries give N - 1 events of one path each, not every pair.
+#[test]
+fn duplicates_are_reported_once_per_added_library() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let files: Vec<PathBuf> = (0..5).map(|i| lib(&plugins, &format!("hot_{i}"))).collect();
+    for file in &files {
+        fidius_tests::place_build("v1", file);
+    }
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = events.clone();
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .on_event(move |e| log.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap();
+    let duplicates: Vec<(PathBuf, Vec<PathBuf>)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            DirectoryEvent::Duplicate {
+                serving, shadowed, ..
+            } => Some((serving.clone(), shadowed.clone())),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<(PathBuf, Vec<PathBuf>)> = files[1..]
+        .iter()
+        .map(|f| (files[0].clone(), vec![f.clone()]))
+        .collect();
+    assert_eq!(duplicates, expected);
+    assert_eq!(dir.plugins().len(), 5);
+}
