@@ -72,6 +72,11 @@ fn serve(built: &plugins::Built, workers: usize) -> Result<(), String> {
         built.plugin_dir().display()
     );
     let mut service = service::Service::start(&built.plugin_dir(), &built.shadow_dir(), workers)?;
+    let status = service.dir.directory_status();
+    match status.watcher {
+        Some(watcher) => println!("watcher: {watcher}"),
+        None => println!("watcher: none"),
+    }
     let stop = service.stop_flag();
     ctrlc::set_handler(move || stop.store(true, std::sync::atomic::Ordering::SeqCst))
         .map_err(|e| format!("installing the Ctrl-C handler: {e}"))?;

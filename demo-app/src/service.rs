@@ -82,6 +82,18 @@ pub fn event_line(e: &DirectoryEvent) -> String {
                 shadowed.join(", ")
             )
         }
+        DirectoryEvent::Retrying {
+            attempt,
+            left,
+            failure,
+        } => format!(
+            "[plugins] {} not loadable yet (attempt {attempt}, {left} left): {}",
+            file_name(&failure.path),
+            failure.reason
+        ),
+        DirectoryEvent::WatcherFallback { reason, .. } => {
+            format!("[plugins] polling the directory: {reason}")
+        }
         DirectoryEvent::Plugin { plugin, event } => {
             let what = match event {
                 ReloadEvent::Detected { .. } => "change detected".to_string(),
@@ -108,6 +120,14 @@ pub fn event_line(e: &DirectoryEvent) -> String {
                     format!("generation {generation} unloaded: {state:?}")
                 }
                 ReloadEvent::Removed { .. } => "file removed; still serving".to_string(),
+                ReloadEvent::Retrying {
+                    attempt,
+                    left,
+                    failure,
+                } => format!(
+                    "not loadable yet (attempt {attempt}, {left} left): {}",
+                    failure.reason
+                ),
                 other => format!("{other:?}"),
             };
             format!("[reload] {plugin}: {what}")
