@@ -34,8 +34,9 @@ pub(crate) trait Target: Send + Sync + 'static {
     /// Runs the pipeline for `path`, which settled; `attempt` is 0 for the first run
     /// after a change and counts the retries after it.
     fn run(&self, path: &Path, attempt: u32) -> Ran;
-    /// `path` was gone when it should have settled.
-    fn gone(&self, path: &Path);
+    /// `path` was gone when it should have settled. `Held` or `Busy` if that could
+    /// not be acted on yet.
+    fn gone(&self, path: &Path) -> Ran;
     /// Events were lost: every path of the target should be looked at again.
     fn rescan(&self) -> Vec<PathBuf>;
 }
@@ -187,7 +188,7 @@ impl Debouncer {
                 let Some(fingerprint) = fingerprint(path) else {
                     paths.remove(path);
                     drop(paths);
-                    return target.gone(path);
+                    return self.gone(&*target, path);
                 };
                 entry.phase = Phase::Settling {
                     fingerprint,
@@ -208,7 +209,7 @@ impl Debouncer {
                 if now.is_none() {
                     paths.remove(path);
                     drop(paths);
-                    return target.gone(path);
+                    return self.gone(&*target, path);
                 }
                 if entry.last_event.is_some_and(|at| at > since) || now != Some(before) {
                     entry.phase = Phase::Quiet;
@@ -265,6 +266,31 @@ impl Debouncer {
                 self.arm(path, debounce);
             }
             Ran::Held => entry.phase = Phase::Parked,
+        }
+    }
+}
+
+impl Debouncer {
+    /// Reports `path` gone; if that has to wait, the path waits (unless events
+    /// about it came meanwhile, which start it over anyway).
+    fn gone(self: &Arc<Self>, target: &dyn Target, path: &Path) {
+        let ran = target.gone(path);
+        if !matches!(ran, Ran::Held | Ran::Busy) {
+            return;
+        }
+        let mut paths = self.paths.lock();
+        if paths.contains_key(path) {
+            return;
+        }
+        let waiting = paths.entry(path.to_path_buf()).or_insert(Entry {
+            last_event: None,
+            phase: Phase::Parked,
+            armed: false,
+        });
+        if ran == Ran::Busy {
+            waiting.phase = Phase::Quiet;
+            waiting.armed = true;
+            self.arm(path, target.debounce());
         }
     }
 }

@@ -225,11 +225,18 @@ impl HotDirectoryBuilder {
     }
 }
 
+/// One plugin of a library: the hot plugin, and where its events go.
+#[derive(Clone)]
+struct Member {
+    hot: Arc<HotPlugin>,
+    forward: Arc<Forward>,
+}
+
 /// The libraries of the directory, and which offer each plugin name.
 #[derive(Default)]
 struct Libraries {
     /// Each library's plugins. Shared, so a reload runs without this lock held.
-    by_path: BTreeMap<PathBuf, BTreeMap<String, Arc<HotPlugin>>>,
+    by_path: BTreeMap<PathBuf, BTreeMap<String, Member>>,
     /// For each plugin name, the libraries offering it; the first serves.
     by_name: HashMap<String, BTreeSet<PathBuf>>,
 }
@@ -237,10 +244,10 @@ struct Libraries {
 impl Libraries {
     fn serving(&self, name: &str) -> Option<&Arc<HotPlugin>> {
         let path = self.by_name.get(name)?.first()?;
-        self.by_path.get(path)?.get(name)
+        self.by_path.get(path)?.get(name).map(|m| &m.hot)
     }
 
-    fn remove(&mut self, path: &Path) -> Option<BTreeMap<String, Arc<HotPlugin>>> {
+    fn remove(&mut self, path: &Path) -> Option<BTreeMap<String, Member>> {
         let plugins = self.by_path.remove(path)?;
         for name in plugins.keys() {
             if let Some(paths) = self.by_name.get_mut(name) {
@@ -349,7 +356,7 @@ impl HotDirectory {
         // What is there at the start loads or is refused at once, as a hot plugin's
         // first version is: no retries.
         for path in shared.library_files()? {
-            let _ = shared.change(&path, How::Must(u32::MAX));
+            let _ = shared.change(&path, How::Settled(u32::MAX));
         }
         if let Some((registration, _)) = &watching {
             if let Some(reason) = registration.fallback.clone() {
@@ -484,11 +491,9 @@ impl Drop for HotDirectory {
 enum How {
     /// `reload_now`, on the caller's thread: waits for holds and for the file.
     Now,
-    /// The debouncer, on a worker, for this attempt: waits for nothing.
+    /// The debouncer (or the first scan), on a worker, for this attempt: waits for
+    /// nothing (`Held`, `Busy` instead).
     Settled(u32),
-    /// The first scan or a removal, for this attempt: waits for the file, ignores
-    /// holds (neither swaps a running plugin).
-    Must(u32),
 }
 
 fn is_library(path: &Path) -> bool {
@@ -508,9 +513,8 @@ impl Target for DirShared {
         self.change(path, How::Settled(attempt)).0
     }
 
-    fn gone(&self, path: &Path) {
-        // A removal is no swap: it does not wait for a hold.
-        let _ = self.change(path, How::Must(0));
+    fn gone(&self, path: &Path) -> Ran {
+        self.change(path, How::Settled(0)).0
     }
 
     fn rescan(&self) -> Vec<PathBuf> {
@@ -538,72 +542,51 @@ impl DirShared {
             .clone()
     }
 
-    fn plugins_of(&self, path: &Path) -> Vec<(String, Arc<HotPlugin>)> {
+    fn plugins_of(&self, path: &Path) -> Vec<(String, Member)> {
         self.libraries
             .lock()
             .by_path
             .get(path)
-            .map(|lib| lib.iter().map(|(n, p)| (n.clone(), p.clone())).collect())
+            .map(|lib| lib.iter().map(|(n, m)| (n.clone(), m.clone())).collect())
             .unwrap_or_default()
     }
 
     /// Acts on `path`: loads it if it is new, reloads its plugins if it is known,
     /// reports it removed if it is gone. `how` says who asks.
     ///
-    /// The file's lock keeps two of these from working on one file at once. Events
-    /// made under it are queued, and delivered only once it is released, so a
-    /// callback may call `reload_now` on the same file.
+    /// All of it happens inside the directory's hold gate (so a hold keeps it off,
+    /// and waits for it), under the file's lock (so two of these never work on one
+    /// file at once) and under `active` (which dropping the directory waits for).
+    /// No event is delivered meanwhile: the directory's own are queued, and its
+    /// plugins' are kept from delivering (`Forward::quiet`). All are delivered in
+    /// order once everything is released, so a callback may call anything.
     fn change(&self, path: &Path, how: How) -> (Ran, Result<LibraryReload, Rejection>) {
         let nothing = || Ok(LibraryReload::Nothing);
         if self.stopped.load(Ordering::SeqCst) {
             return (Ran::Done, nothing());
         }
-        // On a worker: never wait for a hold, nor for `reload_now` at this file.
-        if matches!(how, How::Settled(_)) && self.hold.held() {
-            return (Ran::Held, nothing());
-        }
-        let attempt = match how {
-            How::Now => u32::MAX,
-            How::Settled(attempt) | How::Must(attempt) => attempt,
-        };
         let file = self.file_lock(path);
-        let guard = match how {
-            How::Settled(_) => match file.try_lock() {
-                Some(guard) => guard,
-                None => return (Ran::Busy, nothing()),
-            },
-            How::Now | How::Must(_) => file.lock(),
+        let (entered, guard, attempt) = match how {
+            How::Now => (self.hold.enter(), file.lock(), u32::MAX),
+            // On a worker: wait for nothing.
+            How::Settled(attempt) => {
+                let Some(entered) = self.hold.try_enter() else {
+                    return (Ran::Held, nothing());
+                };
+                let Some(guard) = file.try_lock() else {
+                    return (Ran::Busy, nothing());
+                };
+                (entered, guard, attempt)
+            }
         };
-        let exists = path.is_file();
-        let plugins = self.plugins_of(path);
-        if exists && !plugins.is_empty() {
-            // Each plugin serializes its own reloads and delivers its own events.
-            drop(guard);
-            return match how {
-                How::Now => {
-                    let plugins = plugins
-                        .into_iter()
-                        .map(|(name, p)| (name, p.shared().reload_now(Some(&self.hold))))
-                        .collect();
-                    (Ran::Done, Ok(LibraryReload::Reloaded { plugins }))
-                }
-                How::Settled(_) | How::Must(_) => {
-                    let mut ran = Ran::Done;
-                    for (_, plugin) in plugins {
-                        match plugin.shared().reload_settled(attempt, Some(&self.hold)) {
-                            Ran::Done => {}
-                            other => ran = other,
-                        }
-                    }
-                    (ran, nothing())
-                }
-            };
-        }
         let (outcome, forgotten) = {
-            // Dropping the directory waits for this, not for the deliveries below.
             let _active = self.active.read_recursive();
+            let exists = path.is_file();
+            let plugins = self.plugins_of(path);
             if self.stopped.load(Ordering::SeqCst) {
                 ((Ran::Done, nothing()), None)
+            } else if exists && !plugins.is_empty() {
+                (self.reload(&plugins, how), None)
             } else if exists {
                 (self.add(path, attempt), None)
             } else if !plugins.is_empty() {
@@ -613,17 +596,59 @@ impl DirShared {
                 ((Ran::Done, nothing()), None)
             }
         };
-        drop(guard);
+        drop((guard, entered));
         self.hub.flush();
-        // Forgotten plugins go last, outside every lock: dropping one waits for its
-        // reload, and delivers its last events.
+        // Forgotten plugins go last: dropping one waits for its reload, and delivers
+        // its last events.
         drop(forgotten);
+        // A file that is neither there nor known needs no lock of its own any more.
+        if !self.libraries.lock().by_path.contains_key(path) {
+            let mut files = self.files.lock();
+            if files.get(path).is_some_and(|f| Arc::strong_count(f) == 2) {
+                files.remove(path);
+            }
+        }
+        outcome
+    }
+
+    /// Reloads every plugin of a known library, their events held back for the
+    /// caller to deliver.
+    fn reload(
+        &self,
+        plugins: &[(String, Member)],
+        how: How,
+    ) -> (Ran, Result<LibraryReload, Rejection>) {
+        for (_, member) in plugins {
+            member.forward.quiet.store(true, Ordering::SeqCst);
+        }
+        let outcome = match how {
+            How::Now => {
+                let plugins = plugins
+                    .iter()
+                    .map(|(name, m)| (name.clone(), m.hot.shared().reload_now(None)))
+                    .collect();
+                (Ran::Done, Ok(LibraryReload::Reloaded { plugins }))
+            }
+            How::Settled(attempt) => {
+                let mut ran = Ran::Done;
+                for (_, member) in plugins {
+                    match member.hot.shared().reload_settled(attempt, None) {
+                        Ran::Done => {}
+                        other => ran = other,
+                    }
+                }
+                (ran, Ok(LibraryReload::Nothing))
+            }
+        };
+        for (_, member) in plugins {
+            member.forward.quiet.store(false, Ordering::SeqCst);
+        }
         outcome
     }
 
     /// The removal of a known library: queues `Removed` and, by policy, takes the
     /// library's plugins out, for the caller to drop.
-    fn removed(&self, path: &Path) -> (LibraryReload, Option<BTreeMap<String, Arc<HotPlugin>>>) {
+    fn removed(&self, path: &Path) -> (LibraryReload, Option<BTreeMap<String, Member>>) {
         let unloaded = self.config.removal == RemovalPolicy::Unload;
         let (plugins, forgotten) = {
             let mut libraries = self.libraries.lock();
@@ -726,10 +751,11 @@ impl DirShared {
         let mut failed = None;
         let watcher = *self.watcher.lock();
         for name in &listed.names {
+            // Quiet while it is built: the caller delivers its first events.
             let forward = Arc::new(Forward {
                 hub: Arc::downgrade(&self.hub),
                 plugin: name.clone(),
-                building: AtomicBool::new(true),
+                quiet: AtomicBool::new(true),
             });
             let mut builder = HotPlugin::builder_for(path, name, self.expected)
                 .store(self.config.store.clone())
@@ -737,16 +763,17 @@ impl DirShared {
                 .max_retained(self.config.max_retained)
                 .load_retries(self.config.load_retries)
                 .watch(false)
-                .forward_events(forward.clone());
+                .forward_events(forward.clone() as Arc<dyn ForwardEvents>);
             if let Some((copy, open)) = listing_copy.take() {
                 builder = builder.first_copy(copy, open);
             }
             let built = builder.build();
-            forward.building.store(false, Ordering::SeqCst);
+            forward.quiet.store(false, Ordering::SeqCst);
             match built {
                 Ok(hot) => {
                     *hot.shared().watcher.lock() = watcher;
-                    plugins.insert(name.clone(), Arc::new(hot));
+                    let hot = Arc::new(hot);
+                    plugins.insert(name.clone(), Member { hot, forward });
                 }
                 Err(r) => {
                     self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
@@ -783,13 +810,13 @@ impl DirShared {
     }
 }
 
-/// Passes one plugin's events on as the directory's. While the plugin is first built
-/// (under its file's lock) they are only queued: the directory delivers them, with
-/// its own, once the lock is released.
+/// Passes one plugin's events on as the directory's. While the directory works on
+/// the plugin's library (`quiet`) they are only queued: the directory delivers them,
+/// with its own, once it has released its locks.
 struct Forward {
     hub: Weak<EventHub<DirectoryEvent>>,
     plugin: String,
-    building: AtomicBool,
+    quiet: AtomicBool,
 }
 
 impl ForwardEvents for Forward {
@@ -803,7 +830,7 @@ impl ForwardEvents for Forward {
     }
 
     fn flush(&self) {
-        if !self.building.load(Ordering::SeqCst) {
+        if !self.quiet.load(Ordering::SeqCst) {
             if let Some(hub) = self.hub.upgrade() {
                 hub.flush();
             }

@@ -200,28 +200,32 @@ pub enum ReloadOutcome {
 pub(crate) type Callback<E = ReloadEvent> = Arc<dyn Fn(&E) + Send + Sync>;
 
 thread_local! {
-    /// How many deliveries (of any hub) this thread is inside.
-    static DELIVERING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// How many reasons this thread has never to wait for another thread's delivery:
+    /// deliveries (of any hub) it is inside, and reload holds it has.
+    static MUST_NOT_WAIT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether this thread is running event callbacks.
-fn in_callback() -> bool {
-    DELIVERING.with(|d| d.get() > 0)
+/// Whether this thread runs event callbacks or holds reloads off: it must not wait
+/// for another thread's delivery, whose callbacks may wait for it (a callback
+/// calling `reload_now` waits for every hold to end).
+fn must_not_wait() -> bool {
+    MUST_NOT_WAIT.with(|d| d.get() > 0)
 }
 
-/// Marks this thread as running callbacks while alive.
-struct InCallback;
+/// While alive, this thread never waits for another thread's delivery (see
+/// [`EventHub::flush`]). Tied to its thread.
+pub(crate) struct NoWait(std::marker::PhantomData<*const ()>);
 
-impl InCallback {
-    fn enter() -> Self {
-        DELIVERING.with(|d| d.set(d.get() + 1));
-        InCallback
+impl NoWait {
+    pub fn enter() -> Self {
+        MUST_NOT_WAIT.with(|d| d.set(d.get() + 1));
+        NoWait(std::marker::PhantomData)
     }
 }
 
-impl Drop for InCallback {
+impl Drop for NoWait {
     fn drop(&mut self) {
-        DELIVERING.with(|d| d.set(d.get() - 1));
+        MUST_NOT_WAIT.with(|d| d.set(d.get() - 1));
     }
 }
 
@@ -297,8 +301,9 @@ impl<E: Clone> EventHub<E> {
     /// * from inside a callback of this hub, nothing happens now: the delivery loop
     ///   further up this thread's stack delivers it when the callback returns;
     /// * while another thread delivers, it delivers ours too. We wait for that, unless
-    ///   this thread is itself inside a callback (of any hub): two callbacks waiting
-    ///   for each other's deliveries would wait forever;
+    ///   this thread is itself inside a callback (of any hub) or holds reloads off:
+    ///   that other thread's callbacks may be waiting for this one (for its delivery
+    ///   to finish, or for its hold to end), and would wait forever;
     /// * otherwise this thread delivers, in order, until the queue is empty.
     pub fn flush(&self) {
         let me = std::thread::current().id();
@@ -307,7 +312,7 @@ impl<E: Clone> EventHub<E> {
         match delivery.by {
             Some(by) if by == me => return,
             Some(_) => {
-                if !in_callback() {
+                if !must_not_wait() {
                     while delivery.done < mine {
                         self.delivered.wait(&mut delivery);
                     }
@@ -319,7 +324,7 @@ impl<E: Clone> EventHub<E> {
         }
         while let Some(event) = delivery.queue.pop_front() {
             MutexGuard::unlocked(&mut delivery, || {
-                let _inside = InCallback::enter();
+                let _inside = NoWait::enter();
                 self.deliver(&event)
             });
             delivery.done += 1;

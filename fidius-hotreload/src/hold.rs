@@ -9,6 +9,7 @@
 //! Neither side is held while events are delivered, and holds nest.
 
 use crate::debounce::Debouncer;
+use crate::events::NoWait;
 use parking_lot::{Condvar, Mutex};
 use std::sync::{Arc, Weak};
 
@@ -36,11 +37,6 @@ impl Drop for Entered<'_> {
 }
 
 impl HoldGate {
-    /// Whether a hold is in place now.
-    pub fn held(&self) -> bool {
-        self.state.lock().holds > 0
-    }
-
     /// Enters for a reload unless a hold is in place.
     pub fn try_enter(&self) -> Option<Entered<'_>> {
         let mut state = self.state.lock();
@@ -76,9 +72,14 @@ impl HoldGate {
 }
 
 /// Holds reloads off while alive; see [`HotPlugin::hold`](crate::HotPlugin::hold) and
-/// [`HotDirectory::hold`](crate::HotDirectory::hold).
+/// [`HotDirectory::hold`](crate::HotDirectory::hold). Like a lock guard, it stays on
+/// the thread that took it (it is not `Send`).
 pub struct ReloadHold<'a> {
     gate: &'a HoldGate,
+    /// While a hold is alive its thread never waits for another thread's event
+    /// delivery (whose callbacks may be waiting for the hold); this also keeps the
+    /// hold on the thread that took it.
+    _no_wait: NoWait,
     /// Changes that waited for the hold go on when it ends.
     waiting: Option<Weak<Debouncer>>,
 }
@@ -89,6 +90,7 @@ impl<'a> ReloadHold<'a> {
         gate.hold();
         Self {
             gate,
+            _no_wait: NoWait::enter(),
             waiting: waiting.map(Arc::downgrade),
         }
     }

@@ -162,10 +162,11 @@ impl Target for FileTarget {
         self.shared.reload_settled(attempt, None)
     }
 
-    fn gone(&self, _path: &Path) {
+    fn gone(&self, _path: &Path) -> Ran {
         self.shared.emit(ReloadEvent::Removed {
             path: self.shared.source().to_path_buf(),
         });
+        Ran::Done
     }
 
     fn rescan(&self) -> Vec<PathBuf> {

@@ -141,16 +141,21 @@ impl Shared {
         self: &Arc<Self>,
         outer: Option<&HoldGate>,
     ) -> Result<ReloadOutcome, Rejection> {
-        self.emit(ReloadEvent::Detected {
-            path: self.source.clone(),
-        });
-        let result = {
+        let (result, old) = {
             let _outer = outer.map(HoldGate::enter);
             let _own = self.hold.enter();
             let _serial = self.reload_lock.lock();
-            self.pipeline()
+            self.queue(ReloadEvent::Detected {
+                path: self.source.clone(),
+            });
+            let (result, old) = self.pipeline();
+            if let Err(r) = &result {
+                self.queue_rejection(r.clone());
+            }
+            (result, old)
         };
-        self.finish(result)
+        self.finish(old);
+        result
     }
 
     /// One attempt at reloading a watched file that settled (see `debounce.rs`): on a
@@ -164,71 +169,64 @@ impl Shared {
         if stopped() {
             return Ran::Done;
         }
-        let result = {
-            let entered = match outer.map(HoldGate::try_enter) {
+        let (ran, old) = {
+            let _entered = match outer.map(HoldGate::try_enter) {
                 Some(None) => return Ran::Held,
                 entered => entered.flatten(),
             };
-            let Some(own) = self.hold.try_enter() else {
+            let Some(_own) = self.hold.try_enter() else {
                 return Ran::Held;
             };
-            let Some(serial) = self.reload_lock.try_lock() else {
+            let Some(_serial) = self.reload_lock.try_lock() else {
                 return Ran::Busy;
             };
             if stopped() {
                 return Ran::Done;
             }
             if attempt == 0 {
-                // Queued: delivered with the rest once the locks are released.
                 self.queue(ReloadEvent::Detected {
                     path: self.source.clone(),
                 });
             }
-            let result = self.pipeline();
-            drop((serial, own, entered));
-            result
+            let (result, old) = self.pipeline();
+            let retries = self.config.load_retries;
+            let ran = match result {
+                Err(r) if r.stage == Stage::Load && attempt < retries => {
+                    self.queue(ReloadEvent::Retrying {
+                        attempt: attempt + 1,
+                        left: retries - attempt,
+                        failure: r,
+                    });
+                    Ran::Retry
+                }
+                Err(r) => {
+                    self.queue_rejection(r);
+                    Ran::Done
+                }
+                Ok(_) => Ran::Done,
+            };
+            (ran, old)
         };
-        let retries = self.config.load_retries;
-        match result {
-            (Err(r), _) if r.stage == Stage::Load && attempt < retries => {
-                self.events.flush();
-                self.emit(ReloadEvent::Retrying {
-                    attempt: attempt + 1,
-                    left: retries - attempt,
-                    failure: r,
-                });
-                Ran::Retry
-            }
-            result => {
-                let _ = self.finish(result);
-                Ran::Done
-            }
-        }
+        self.finish(old);
+        ran
     }
 
-    /// Delivers what a pipeline run queued, outside any lock, then lets the old
-    /// version go (so its `Unloaded` comes after the `Swapped`), or reports the
-    /// rejection.
-    fn finish(
-        self: &Arc<Self>,
-        (result, old): (Result<ReloadOutcome, Rejection>, Option<Arc<Version>>),
-    ) -> Result<ReloadOutcome, Rejection> {
+    /// After a pipeline run, with its locks released: delivers the events it queued,
+    /// then lets the old version (if it swapped one out) go, so that its `Unloaded`
+    /// comes after the `Swapped`.
+    fn finish(self: &Arc<Self>, old: Option<Arc<Version>>) {
         self.events.flush();
-        match &result {
-            Ok(ReloadOutcome::Swapped { .. }) => {
-                drop(old);
-                drain::reclaim_now_and_later(self);
-            }
-            Ok(ReloadOutcome::Unchanged { .. }) => {}
-            Err(r) => self.reject(r.clone()),
+        if let Some(old) = old {
+            drop(old);
+            drain::reclaim_now_and_later(self);
         }
-        result
     }
 
-    /// Counts and reports a rejection.
-    pub fn reject(&self, rejection: Rejection) {
+    /// Counts a rejection and queues its event (under the reload locks, so that it
+    /// keeps its place among the reloads' events).
+    fn queue_rejection(&self, rejection: Rejection) {
         self.rejections.fetch_add(1, Ordering::Relaxed);
-        self.emit(ReloadEvent::Rejected(rejection));
+        self.queue(ReloadEvent::Rejected(rejection));
     }
 
     /// Copy, load, validate, swap. Runs with the reload locks held, so it only queues
@@ -330,28 +328,42 @@ impl Shared {
     }
 
     pub fn status(&self) -> HotStatus {
-        let current = self.current.load_full();
-        self.reclaim();
+        // Versions no call uses any more are given up on a worker: closing one
+        // reports `Unloaded`, and the caller of `status` may hold locks of its own (a
+        // hold, say) that the callbacks receiving it would wait for.
+        let free = self.current.reclaim();
         self.prune_draining();
         let draining: Vec<_> = self.draining.lock().clone();
+        let mut looked_at = Vec::new();
         let draining = draining
             .iter()
             .filter_map(|d| {
                 let version = d.version.upgrade()?;
+                let in_flight = self.in_flight(&version);
+                looked_at.push(version);
                 Some(DrainingVersion {
                     generation: d.generation,
-                    in_flight: self.in_flight(&version),
+                    in_flight,
                 })
             })
             .collect();
+        // Any of these may have lost its last other holder meanwhile.
+        let free: Vec<_> = free.into_iter().chain(looked_at).collect();
+        if !free.is_empty() {
+            crate::pool::spawn(move || drop(free));
+        }
         let watcher = *self.watcher.lock();
+        let pinned = self.pinned.lock().clone();
+        // Only a slot, not an owned reference: an owned one could be the last, and
+        // close the version here.
+        let (current, loaded_at) = self.current.with(|v| (v.info(), v.loaded_at));
         HotStatus {
             plugin: self.plugin.clone(),
             source: self.source.clone(),
-            current: current.info(),
-            loaded_at: current.loaded_at,
+            current,
+            loaded_at,
             draining,
-            pinned: self.pinned.lock().clone(),
+            pinned,
             reloads: self.reloads.load(Ordering::Relaxed),
             rejections: self.rejections.load(Ordering::Relaxed),
             paused: self.is_paused(),

@@ -170,3 +170,70 @@ fn every_control_of_a_directory_works_from_its_callback() {
     );
     assert_eq!(log.last().unwrap(), "call: version 3", "{log:#?}");
 }
+
+/// A thread that holds reloads off never waits for another thread's event delivery:
+/// that thread's callback may be waiting for the hold to end. Here a worker's
+/// callback (on the swap to version 3) calls `reload_now`, which waits for the hold,
+/// while the holding thread drops the last stream of version 1, which reports its
+/// unload on that thread.
+#[test]
+fn a_hold_and_a_callback_waiting_for_it_do_not_deadlock() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let file = tmp.path().join(lib_file("hot"));
+    place_build("v1", &file);
+    let me: Arc<OnceLock<Weak<HotPlugin>>> = Arc::new(OnceLock::new());
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let fired = AtomicBool::new(false);
+    let cell = me.clone();
+    let hot = Arc::new(
+        HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+            .on_event(move |e| {
+                let third = matches!(e, ReloadEvent::Swapped { to, .. } if to.generation == 3);
+                if !third || fired.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                let Some(hot) = cell.get().and_then(Weak::upgrade) else {
+                    return;
+                };
+                entered_tx.send(()).unwrap();
+                // Give the other thread time to take its hold.
+                std::thread::sleep(Duration::from_millis(200));
+                let _ = done_tx.send(format!("{:?}", hot.reload_now()));
+            })
+            .build()
+            .unwrap(),
+    );
+    me.set(Arc::downgrade(&hot)).unwrap();
+    // On a thread of its own, so that a deadlock fails the test instead of hanging it.
+    let holder = {
+        let (hot, file) = (hot.clone(), file.clone());
+        let gate = tmp.path().join("gate").display().to_string();
+        std::thread::spawn(move || {
+            let client = VersionedClient::new(hot.handle()).unwrap();
+            std::fs::write(format!("{gate}.0"), b"").unwrap();
+            let mut stream = client.gated(2, gate.clone()).unwrap();
+            assert_eq!(stream.next(), Some(Ok(1)));
+            // Version 1 leaves the hazard cell at once (no call is in it); the
+            // stream keeps it alive, and becomes its last holder.
+            place_build("v2", &file);
+            hot.reload_now().unwrap();
+            place_build("v3", &file);
+            entered_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the watched reload to version 3 swapped");
+            let _hold = hot.hold();
+            // The last holder of version 1 goes: its unload is reported from here,
+            // while the worker is inside a callback that waits for this hold.
+            std::fs::write(format!("{gate}.1"), b"").unwrap();
+            assert_eq!(stream.next(), Some(Ok(1)));
+            assert_eq!(stream.next(), None);
+            drop(stream);
+        })
+    };
+    let outcome = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("deadlock: the callback's reload_now never finished");
+    assert!(outcome.starts_with("Ok(Unchanged"), "{outcome}");
+    holder.join().unwrap();
+}
