@@ -11,7 +11,8 @@ use crate::events::{
 };
 use crate::handle::HotHandle;
 use crate::hold::{HoldGate, ReloadHold};
-use crate::hot_plugin::{HotPlugin, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
+use crate::hot_plugin::HotPlugin;
+use crate::pipeline::Config;
 use crate::shadow::{self, ShadowCopy};
 use crate::status::HotStatus;
 use crate::watcher::{self, Registration, Signal, WatcherKind};
@@ -142,14 +143,11 @@ pub struct DirectoryStatus {
     pub plugins: usize,
 }
 
-/// Settings of a hot directory.
+/// Settings of a hot directory: those of its plugins (the same as a hot plugin's,
+/// except that the directory does the watching), and what to do on removal.
 #[derive(Debug, Clone)]
 struct DirConfig {
-    debounce: Duration,
-    store: shadow::Store,
-    watch: bool,
-    max_retained: usize,
-    load_retries: u32,
+    plugin: Config,
     removal: RemovalPolicy,
 }
 
@@ -164,21 +162,21 @@ pub struct HotDirectoryBuilder {
 impl HotDirectoryBuilder {
     /// Debounce for file changes (default 25 ms); see [`crate::HotPluginBuilder::debounce`].
     pub fn debounce(mut self, debounce: Duration) -> Self {
-        self.config.debounce = debounce;
+        self.config.plugin.debounce = debounce;
         self
     }
 
     /// The private directory for copies that are files; see
     /// [`HotPluginBuilder::shadow_dir`](crate::HotPluginBuilder::shadow_dir).
     pub fn shadow_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.config.store.dir = dir.into();
+        self.config.plugin.store.dir = dir.into();
         self
     }
 
     /// In-memory copies (default) or files in the shadow directory; see
     /// [`HotPluginBuilder::copies_in_memory`](crate::HotPluginBuilder::copies_in_memory).
     pub fn copies_in_memory(mut self, in_memory: bool) -> Self {
-        self.config.store.in_memory = in_memory;
+        self.config.plugin.store.in_memory = in_memory;
         self
     }
 
@@ -186,7 +184,7 @@ impl HotDirectoryBuilder {
     /// libraries are loaded at the start and then only through
     /// [`HotDirectory::reload_now`] and [`HotDirectory::reload_all`].
     pub fn watch(mut self, watch: bool) -> Self {
-        self.config.watch = watch;
+        self.config.plugin.watch = watch;
         self
     }
 
@@ -194,7 +192,7 @@ impl HotDirectoryBuilder {
     /// (default 16); see
     /// [`HotPluginBuilder::max_retained`](crate::HotPluginBuilder::max_retained).
     pub fn max_retained(mut self, max: usize) -> Self {
-        self.config.max_retained = max.max(1);
+        self.config.plugin.max_retained = max.max(1);
         self
     }
 
@@ -203,7 +201,7 @@ impl HotDirectoryBuilder {
     /// [`HotPluginBuilder::load_retries`](crate::HotPluginBuilder::load_retries).
     /// Applies to new libraries and to new builds of known ones alike.
     pub fn load_retries(mut self, retries: u32) -> Self {
-        self.config.load_retries = retries;
+        self.config.plugin.load_retries = retries;
         self
     }
 
@@ -300,11 +298,7 @@ impl HotDirectory {
             dir: dir.into(),
             expected: *fidius::interface_info::<I>(),
             config: DirConfig {
-                debounce: DEFAULT_DEBOUNCE,
-                store: shadow::Store::new(),
-                watch: true,
-                max_retained: DEFAULT_MAX_RETAINED,
-                load_retries: 3,
+                plugin: Config::default(),
                 removal: RemovalPolicy::default(),
             },
             callbacks: Vec::new(),
@@ -331,7 +325,7 @@ impl HotDirectory {
             shared.hub.on_event(cb);
         }
         // Watch first, so nothing that appears during the first scan is missed.
-        let watching = if shared.config.watch {
+        let watching = if shared.config.plugin.watch {
             let target: Weak<dyn Target> = Arc::downgrade(&shared) as Weak<dyn Target>;
             let debouncer = Debouncer::new(target);
             let sink = {
@@ -502,7 +496,7 @@ fn is_library(path: &Path) -> bool {
 
 impl Target for DirShared {
     fn debounce(&self) -> Duration {
-        self.config.debounce
+        self.config.plugin.debounce
     }
 
     fn paused(&self) -> bool {
@@ -684,7 +678,7 @@ impl DirShared {
             reason,
             error: error.map(Arc::new),
         };
-        let store = &self.config.store;
+        let store = &self.config.plugin.store;
         let copy = shadow::copy(path, store, 1).map_err(|e| e.rejection(path, store))?;
         match PluginLibrary::open(copy.load_path()) {
             Ok(lib) => {
@@ -728,7 +722,7 @@ impl DirShared {
         let listed = match self.list(path) {
             Ok(listed) => listed,
             Err(r) => {
-                let retries = self.config.load_retries;
+                let retries = self.config.plugin.load_retries;
                 if r.stage == Stage::Load && attempt < retries {
                     tracing::warn!(path = %path.display(), attempt = attempt + 1, reason = %r.reason, "loading a new library failed; trying again");
                     self.hub.enqueue(DirectoryEvent::Retrying {
@@ -757,12 +751,12 @@ impl DirShared {
                 plugin: name.clone(),
                 quiet: AtomicBool::new(true),
             });
+            let config = Config {
+                watch: false,
+                ..self.config.plugin.clone()
+            };
             let mut builder = HotPlugin::builder_for(path, name, self.expected)
-                .store(self.config.store.clone())
-                .debounce(self.config.debounce)
-                .max_retained(self.config.max_retained)
-                .load_retries(self.config.load_retries)
-                .watch(false)
+                .config(config)
                 .forward_events(forward.clone() as Arc<dyn ForwardEvents>);
             if let Some((copy, open)) = listing_copy.take() {
                 builder = builder.first_copy(copy, open);

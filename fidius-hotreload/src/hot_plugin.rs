@@ -23,11 +23,6 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-/// Default debounce: how long the file must be quiet before a reload starts.
-pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(25);
-/// Default bound on old versions still draining at once.
-pub const DEFAULT_MAX_RETAINED: usize = 16;
-
 /// Builds a [`HotPlugin`]; see [`HotPlugin::builder`].
 pub struct HotPluginBuilder {
     path: PathBuf,
@@ -55,9 +50,9 @@ impl HotPluginBuilder {
         self
     }
 
-    /// Where copies go, as a hot directory configured it.
-    pub(crate) fn store(mut self, store: shadow::Store) -> Self {
-        self.config.store = store;
+    /// All settings at once, as a hot directory configured them.
+    pub(crate) fn config(mut self, config: Config) -> Self {
+        self.config = config;
         self
     }
 
@@ -210,13 +205,7 @@ impl HotPlugin {
             path: path.into(),
             plugin: plugin.to_string(),
             expected,
-            config: Config {
-                debounce: DEFAULT_DEBOUNCE,
-                store: shadow::Store::new(),
-                watch: true,
-                max_retained: DEFAULT_MAX_RETAINED,
-                load_retries: 3,
-            },
+            config: Config::default(),
             callbacks: Vec::new(),
             first_copy: None,
             forward: None,

@@ -262,7 +262,8 @@ pub use directory::{
 pub use events::{Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
 pub use handle::HotHandle;
 pub use hold::ReloadHold;
-pub use hot_plugin::{HotPlugin, HotPluginBuilder, DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
+pub use hot_plugin::{HotPlugin, HotPluginBuilder};
+pub use pipeline::{DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
 pub use shadow::default_shadow_dir;
 pub use status::{DrainingVersion, HotStatus};
 pub use unload::{mapped, UnloadState};

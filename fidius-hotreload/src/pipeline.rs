@@ -26,7 +26,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-/// Settings of one hot plugin.
+/// Default debounce: how long the file must be quiet before a reload starts.
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(25);
+/// Default bound on old versions still draining at once.
+pub const DEFAULT_MAX_RETAINED: usize = 16;
+/// Default number of retries of a file that fails to load.
+const DEFAULT_LOAD_RETRIES: u32 = 3;
+
+/// Settings of one hot plugin (and of each plugin of a hot directory).
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub debounce: Duration,
@@ -34,6 +41,18 @@ pub(crate) struct Config {
     pub watch: bool,
     pub max_retained: usize,
     pub load_retries: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            debounce: DEFAULT_DEBOUNCE,
+            store: shadow::Store::new(),
+            watch: true,
+            max_retained: DEFAULT_MAX_RETAINED,
+            load_retries: DEFAULT_LOAD_RETRIES,
+        }
+    }
 }
 
 /// An old version still in use.
