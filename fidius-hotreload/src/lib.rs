@@ -125,10 +125,12 @@
 //!
 //! ## Deploying a new version in production
 //!
-//! Write the new build next to the watched file and **rename** it into place (`mv`,
-//! `install`, or what cargo does), so the file is complete the instant it appears.
-//! Never `cp` over a file that is loaded: writing into a mapped library crashes the
-//! process that maps it. fidius itself never maps the watched file, and its private
+//! Write the new build next to the watched file and **rename** it into place (`mv`
+//! on one file system, or what cargo does: remove, then hard-link the finished
+//! build), so the file is complete the instant it appears. GNU `install` does not
+//! rename: it writes the target itself, so `install` the build to a name beside the
+//! watched file and `mv` it over. Never `cp` over a file that is loaded: writing
+//! into a mapped library crashes the process that maps it. fidius itself never maps the watched file, and its private
 //! copies have no name one could link to, so a `cp` over the watched file (even one
 //! hard-linked somewhere) cannot crash a fidius host; but the file is half-written
 //! while the copy runs (the load is retried), and other tools that load it directly

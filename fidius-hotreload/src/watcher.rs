@@ -11,7 +11,7 @@
 //! systems whose changes the kernel does not report, such as some network mounts).
 //!
 //! Directories are watched, not files: a watch on a file dies when the file is
-//! removed or renamed over, which is exactly how cargo, `mv` and `install` replace it.
+//! removed or renamed over, which is exactly how cargo and `mv` replace it.
 //! Every directory given here is canonical (see [`canonical_dir`]), so the paths in
 //! events compare equal to the paths the plugins were registered with.
 

@@ -74,7 +74,7 @@ pub struct HotDir {
 /// How a new build replaces the watched file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deploy {
-    /// Written next to it, then renamed over it (`mv`, `install`).
+    /// Written next to it, then renamed over it (`mv`).
     Rename,
     /// Removed, then hard-linked from the finished build, as cargo does.
     CargoStyle,
