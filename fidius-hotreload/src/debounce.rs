@@ -53,6 +53,22 @@ pub(crate) enum Ran {
     /// Another reload of the same plugin is running: the same attempt, one debounce
     /// later.
     Busy,
+    /// A failure that may clear by itself (a full disk): try again after a delay
+    /// that doubles each time, up to [`LONGEST_BACKOFF`].
+    Backoff,
+}
+
+/// Attempts from this number on are back-off retries (`Ran::Backoff`); below it,
+/// retries of a file that may still be settling.
+pub(crate) const BACKOFF: u32 = 1 << 16;
+
+/// The longest wait between two back-off retries.
+pub(crate) const LONGEST_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The wait before back-off attempt `attempt` (at least [`BACKOFF`] + 1).
+fn backoff_delay(debounce: Duration, attempt: u32) -> Duration {
+    let doublings = (attempt - BACKOFF).min(16);
+    (debounce.max(Duration::from_millis(10)) * 2u32.pow(doublings)).min(LONGEST_BACKOFF)
 }
 
 #[derive(Debug)]
@@ -265,6 +281,12 @@ impl Debouncer {
                 entry.armed = true;
                 self.arm(path, debounce);
             }
+            Ran::Backoff => {
+                let next = attempt.max(BACKOFF) + 1;
+                entry.phase = Phase::Retrying { attempt: next };
+                entry.armed = true;
+                self.arm(path, backoff_delay(debounce, next));
+            }
             Ran::Held => entry.phase = Phase::Parked,
         }
     }
@@ -298,8 +320,18 @@ impl Debouncer {
 /// Size and modification time.
 type Fingerprint = (u64, SystemTime);
 
-/// The file's fingerprint, or `None` when it is missing.
+/// The file's fingerprint, or `None` when nothing is at its path. Something that
+/// cannot be followed (a link loop, a dangling link) is not gone: it gets a constant
+/// fingerprint, settles, and the pipeline says what it is.
 pub(crate) fn fingerprint(path: &Path) -> Option<Fingerprint> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
+    match std::fs::metadata(path) {
+        Ok(meta) => Some((
+            meta.len(),
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        )),
+        Err(_) if std::fs::symlink_metadata(path).is_ok() => {
+            Some((u64::MAX, SystemTime::UNIX_EPOCH))
+        }
+        Err(_) => None,
+    }
 }

@@ -5,7 +5,7 @@
 //! [`HotPlugin`]. Each library's plugins are hot plugins that do not watch on their
 //! own; the directory reloads them when their file settles.
 
-use crate::debounce::{Debouncer, Ran, Target};
+use crate::debounce::{Debouncer, Ran, Target, BACKOFF};
 use crate::events::{
     Callback, EventHub, ForwardEvents, Rejection, ReloadEvent, ReloadOutcome, Stage,
 };
@@ -13,7 +13,7 @@ use crate::handle::HotHandle;
 use crate::hold::{HoldGate, ReloadHold};
 use crate::hot_plugin::HotPlugin;
 use crate::pipeline::Config;
-use crate::shadow::{self, ShadowCopy};
+use crate::shadow::ShadowCopy;
 use crate::status::HotStatus;
 use crate::watcher::{self, Registration, Signal, WatcherKind};
 use fidius::host::PluginLibrary;
@@ -202,6 +202,13 @@ impl HotDirectoryBuilder {
     /// Applies to new libraries and to new builds of known ones alike.
     pub fn load_retries(mut self, retries: u32) -> Self {
         self.config.plugin.load_retries = retries;
+        self
+    }
+
+    /// The largest library file loaded (default 512 MiB); see
+    /// [`HotPluginBuilder::max_file_size`](crate::HotPluginBuilder::max_file_size).
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.config.plugin.max_file_size = bytes;
         self
     }
 
@@ -519,12 +526,13 @@ impl Target for DirShared {
 }
 
 impl DirShared {
-    /// The library files in the directory now.
+    /// What is in the directory now under a library's name (whatever it is: what is
+    /// not a regular file is refused, saying what it is).
     fn library_files(&self) -> std::io::Result<BTreeSet<PathBuf>> {
         Ok(std::fs::read_dir(&self.dir)?
             .flatten()
             .map(|e| e.path())
-            .filter(|p| is_library(p) && p.is_file())
+            .filter(|p| is_library(p))
             .collect())
     }
 
@@ -575,7 +583,9 @@ impl DirShared {
         };
         let (outcome, forgotten) = {
             let _active = self.active.read_recursive();
-            let exists = path.is_file();
+            // Anything at the path, not only a regular file: the pipeline says what
+            // else it is, rather than calling it removed.
+            let exists = std::fs::symlink_metadata(path).is_ok();
             let plugins = self.plugins_of(path);
             if self.stopped.load(Ordering::SeqCst) {
                 ((Ran::Done, nothing()), None)
@@ -677,9 +687,9 @@ impl DirShared {
             stage,
             reason,
             error: error.map(Arc::new),
+            transient: false,
         };
-        let store = &self.config.plugin.store;
-        let copy = shadow::copy(path, store, 1).map_err(|e| e.rejection(path, store))?;
+        let copy = crate::pipeline::make_copy(path, &self.config.plugin, 1, &self.stopped)?;
         match PluginLibrary::open(copy.load_path()) {
             Ok(lib) => {
                 let names: Vec<String> = lib
@@ -721,6 +731,14 @@ impl DirShared {
     fn add(&self, path: &Path, attempt: u32) -> (Ran, Result<LibraryReload, Rejection>) {
         let listed = match self.list(path) {
             Ok(listed) => listed,
+            Err(r) if r.transient => {
+                // Reported once; tried again until it clears or the file changes.
+                if attempt < BACKOFF {
+                    r.trace("");
+                    self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
+                }
+                return (Ran::Backoff, Err(r));
+            }
             Err(r) => {
                 let retries = self.config.plugin.load_retries;
                 if r.stage == Stage::Load && attempt < retries {

@@ -60,6 +60,10 @@ pub struct Rejection {
     pub reason: String,
     /// The load error behind the rejection, for the load and validate stages.
     pub error: Option<Arc<LoadError>>,
+    /// The failure may clear up by itself: no space left for the copy, an I/O error.
+    /// The build is tried again, with a growing delay (up to 30 s), until that
+    /// happens or the file changes; only this first failure is reported.
+    pub transient: bool,
 }
 
 impl std::fmt::Display for Rejection {

@@ -19,6 +19,7 @@ use crate::watcher::{self, Registration, Signal, WatcherKind};
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -107,6 +108,13 @@ impl HotPluginBuilder {
     /// settling when its events have stopped.
     pub fn load_retries(mut self, retries: u32) -> Self {
         self.config.load_retries = retries;
+        self
+    }
+
+    /// The largest library file loaded (default 512 MiB). A larger file is refused
+    /// at the [`Stage::Copy`] stage from its size alone, without reading it.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.config.max_file_size = bytes;
         self
     }
 
@@ -241,7 +249,8 @@ impl HotPlugin {
         let retirement = Arc::new(Retirement::default());
         let first = match b.first_copy {
             Some((copy, listed)) => Ok((copy, Some(listed))),
-            None => pipeline::make_copy(&source, &b.config, 1).map(|copy| (copy, None)),
+            None => pipeline::make_copy(&source, &b.config, 1, &AtomicBool::new(false))
+                .map(|copy| (copy, None)),
         }
         .and_then(|copy| {
             pipeline::load_version(
@@ -400,6 +409,7 @@ fn watch_file(shared: &Arc<Shared>) -> Result<Watching, Rejection> {
             stage: Stage::Detect,
             reason: format!("cannot watch the plugin's directory: {reason}"),
             error: None,
+            transient: false,
         })?;
     Ok(Watching {
         registration,

@@ -7,7 +7,7 @@
 //! locks and delivered only after both are released, so an event callback may call
 //! any control (see `events.rs`), and no event of a later reload overtakes them.
 
-use crate::debounce::Ran;
+use crate::debounce::{Ran, BACKOFF};
 use crate::drain::{self, Drain, Retirement};
 use crate::events::{PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
 use crate::hazard::HazardCell;
@@ -32,6 +32,8 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(25);
 pub const DEFAULT_MAX_RETAINED: usize = 16;
 /// Default number of retries of a file that fails to load.
 const DEFAULT_LOAD_RETRIES: u32 = 3;
+/// Default limit on the size of a library file: larger ones are refused unread.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 512 << 20;
 
 /// Settings of one hot plugin (and of each plugin of a hot directory).
 #[derive(Debug, Clone)]
@@ -41,6 +43,7 @@ pub(crate) struct Config {
     pub watch: bool,
     pub max_retained: usize,
     pub load_retries: u32,
+    pub max_file_size: u64,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             watch: true,
             max_retained: DEFAULT_MAX_RETAINED,
             load_retries: DEFAULT_LOAD_RETRIES,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
     }
 }
@@ -210,6 +214,15 @@ impl Shared {
             let (result, old) = self.pipeline();
             let retries = self.config.load_retries;
             let ran = match result {
+                Err(r) if r.transient => {
+                    // Reported once; tried again until it clears or the file changes.
+                    if attempt < BACKOFF {
+                        self.queue_rejection(r);
+                    } else {
+                        tracing::debug!(plugin = %self.plugin, attempt, reason = %r.reason, "still failing");
+                    }
+                    Ran::Backoff
+                }
                 Err(r) if r.stage == Stage::Load && attempt < retries => {
                     self.queue(ReloadEvent::Retrying {
                         attempt: attempt + 1,
@@ -276,12 +289,13 @@ impl Shared {
                     draining, self.config.max_retained
                 ),
                 error: None,
+                transient: false,
             });
         }
         // Reloads are serialized, so the number is only taken (below) once the new
         // version is actually swapped in: generations count versions, not attempts.
         let generation = self.next_generation.load(Ordering::SeqCst);
-        let copy = make_copy(&self.source, &self.config, generation)?;
+        let copy = make_copy(&self.source, &self.config, generation, &self.stopped)?;
         let retirement = current.retirement.clone();
         let loaded = load_version(
             &self.source,
@@ -412,13 +426,20 @@ impl Drain for Shared {
     }
 }
 
-/// Copies the watched file for version `generation`.
+/// Copies the watched file for version `generation`, unless `cancel` is set first.
 pub(crate) fn make_copy(
     source: &Path,
     config: &Config,
     generation: u64,
+    cancel: &AtomicBool,
 ) -> Result<ShadowCopy, Rejection> {
-    shadow::copy(source, &config.store, generation).map_err(|e| e.rejection(source, &config.store))
+    let limits = shadow::Limits {
+        max_size: config.max_file_size,
+        cancel,
+        inspect: true,
+    };
+    shadow::copy(source, &config.store, generation, &limits)
+        .map_err(|e| e.rejection(source, &config.store))
 }
 
 /// Loads and validates one version from its copy (let go of again on failure).
@@ -439,6 +460,7 @@ pub(crate) fn load_version(
         stage,
         reason,
         error: error.map(Arc::new),
+        transient: false,
     };
     if let Some(current) = current {
         if current.copy.content_hash == copy.content_hash {

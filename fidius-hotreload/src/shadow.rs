@@ -26,7 +26,8 @@ use crate::unload::{self, UnloadState};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Where copies go, as configured on a builder.
 #[derive(Debug, Clone)]
@@ -77,36 +78,141 @@ pub(crate) enum CopyError {
     /// The shadow directory or the copy is not safe to load from: someone else could
     /// put their code where ours should be.
     Insecure(String),
+    /// The file is larger than the configured limit; nothing was copied.
+    TooLarge { len: u64, max: u64 },
+    /// The file's header says it is no library this host can load; nothing was
+    /// copied.
+    NotALibrary(fidius::LoadError),
+    /// The hot plugin or directory was dropped while copying.
+    Cancelled,
 }
 
 impl CopyError {
     /// The rejection of `source`'s new build that this error means.
     pub fn rejection(self, source: &Path, store: &Store) -> Rejection {
+        let transient = self.is_transient();
+        let mut error = None;
         let (stage, reason) = match self {
             CopyError::Source(e) if e.kind() == std::io::ErrorKind::NotFound => (
                 Stage::Detect,
-                "the file is gone (removed or renamed away)".to_string(),
+                format!("nothing to load: {}", what_is_at(source)),
             ),
-            CopyError::Source(e) => (Stage::Copy, format!("reading the file failed: {e}")),
+            CopyError::Source(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (
+                Stage::Copy,
+                format!(
+                    "this process may not read the file ({e}); its permissions or its \
+                     directory's must let the host's user read it"
+                ),
+            ),
+            CopyError::Source(e) => (
+                Stage::Copy,
+                format!("reading the file failed: {e} ({})", what_is_at(source)),
+            ),
             CopyError::NotRegular(kind) => (
                 Stage::Copy,
                 format!("not a regular file (it is {kind}); only regular files are loaded"),
             ),
-            CopyError::Target(e) if store.uses_memory() => {
-                (Stage::Copy, format!("copying into memory failed: {e}"))
-            }
+            CopyError::Target(e) if store.uses_memory() => (
+                Stage::Copy,
+                format!("the file was read, but writing its in-memory copy failed: {e}"),
+            ),
             CopyError::Target(e) => (
                 Stage::Copy,
-                format!("copying to {} failed: {e}", store.dir.display()),
+                format!(
+                    "the file was read, but writing its copy into the shadow directory {} \
+                     failed: {e}",
+                    store.dir.display()
+                ),
             ),
             CopyError::Insecure(reason) => (Stage::Security, reason),
+            CopyError::TooLarge { len, max } => (
+                Stage::Copy,
+                format!(
+                    "the file is {}, more than the limit of {} (max_file_size); nothing was copied",
+                    bytes(len),
+                    bytes(max)
+                ),
+            ),
+            CopyError::NotALibrary(e) => {
+                let reason = e.to_string();
+                error = Some(Arc::new(e));
+                (Stage::Load, reason)
+            }
+            CopyError::Cancelled => (Stage::Copy, "stopped while copying".to_string()),
         };
         Rejection {
             path: source.to_path_buf(),
             stage,
             reason,
-            error: None,
+            error,
+            transient,
         }
+    }
+
+    /// Whether this failure may clear up by itself: the file still being written,
+    /// a full or failing disk.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CopyError::Target(e) | CopyError::Source(e) => {
+                matches!(
+                    e.raw_os_error(),
+                    Some(code) if TRANSIENT_ERRNOS.contains(&code)
+                ) || e.kind() == std::io::ErrorKind::StorageFull
+                    || e.kind() == std::io::ErrorKind::Interrupted
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `ENOSPC`, `EDQUOT`, `EIO`, `EAGAIN`, `ENOMEM` (Linux numbers; elsewhere the kinds
+/// above decide).
+#[cfg(target_os = "linux")]
+const TRANSIENT_ERRNOS: &[i32] = &[28, 122, 5, 11, 12];
+#[cfg(not(target_os = "linux"))]
+const TRANSIENT_ERRNOS: &[i32] = &[];
+
+/// A size for people: `2.0 GiB`, `512 MiB`, `640 KiB`, `12 B`.
+fn bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            return if n.is_multiple_of(size) {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{:.1} {unit}", n as f64 / size as f64)
+            };
+        }
+    }
+    format!("{n} B")
+}
+
+/// What is at `path` now, for a message: "nothing is at this path", "it is a
+/// directory", "it is a symbolic link loop"...
+pub(crate) fn what_is_at(path: &Path) -> String {
+    let link = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return "nothing is at this path (removed, renamed away, or never there)".into()
+        }
+        Err(e) => return format!("its path cannot be looked at: {e}"),
+    };
+    if !link.file_type().is_symlink() {
+        return format!(
+            "it is {}",
+            describe_kind(link.file_type()).trim_start_matches("not ")
+        );
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) => format!(
+            "it is a symbolic link to {}",
+            describe_kind(meta.file_type()).trim_start_matches("not ")
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            "it is a symbolic link to nothing (a dangling link)".into()
+        }
+        Err(e) if e.raw_os_error() == Some(40) => "it is a symbolic link loop".into(),
+        Err(e) => format!("it is a symbolic link that cannot be followed: {e}"),
     }
 }
 
@@ -139,10 +245,56 @@ enum Backing {
     Closed,
 }
 
+/// What a copy may take.
+pub(crate) struct Limits<'a> {
+    /// The largest file copied.
+    pub max_size: u64,
+    /// Set when the copy should stop (its hot plugin or directory is being dropped).
+    pub cancel: &'a AtomicBool,
+    /// Judge the header before copying: always, except in the unit tests of the
+    /// copy's own mechanics below, which copy bytes that are no library.
+    pub inspect: bool,
+}
+
+/// The watched file, opened once: its first bytes already read (and judged), the rest
+/// still to come.
+struct Input<'a> {
+    file: File,
+    head: Vec<u8>,
+    cancel: &'a AtomicBool,
+}
+
 /// Copies `source` for version `generation` into the store. Returns the copy with
 /// the hash of its content.
-pub(crate) fn copy(source: &Path, store: &Store, generation: u64) -> Result<ShadowCopy, CopyError> {
-    let mut input = open_source(source)?;
+///
+/// Before anything is copied, the file must be a regular file no larger than the
+/// limit whose first bytes are the header of a library this host can load (format,
+/// word size, byte order, machine, segments inside the file): anything else, however
+/// large, costs one `open`, one `fstat` and one read of at most 64 KiB.
+pub(crate) fn copy(
+    source: &Path,
+    store: &Store,
+    generation: u64,
+    limits: &Limits,
+) -> Result<ShadowCopy, CopyError> {
+    let mut file = open_source(source)?;
+    let len = file.metadata().map_err(CopyError::Source)?.len();
+    if len > limits.max_size {
+        return Err(CopyError::TooLarge {
+            len,
+            max: limits.max_size,
+        });
+    }
+    let head = fidius::host::platform::read_header(&mut file).map_err(CopyError::Source)?;
+    if limits.inspect {
+        fidius::host::platform::check_library_header(source, &head, len)
+            .map_err(CopyError::NotALibrary)?;
+    }
+    let mut input = Input {
+        file,
+        head,
+        cancel: limits.cancel,
+    };
     #[cfg(target_os = "linux")]
     if store.uses_memory() {
         return memory::copy(source, &mut input, generation);
@@ -192,6 +344,8 @@ fn describe_kind(kind: std::fs::FileType) -> &'static str {
     }
     if kind.is_dir() {
         "a directory"
+    } else if kind.is_file() {
+        "a regular file"
     } else {
         "not a regular file"
     }
@@ -200,13 +354,18 @@ fn describe_kind(kind: std::fs::FileType) -> &'static str {
 /// Copies everything from `input` to `output`, returning the content hash of it (see
 /// [`VersionInfo::content_hash`](crate::VersionInfo::content_hash)). A read error is
 /// the source's, a write error the target's.
-fn copy_hashing(input: &mut File, output: &mut File) -> Result<u64, CopyError> {
+fn copy_hashing(input: &mut Input, output: &mut File) -> Result<u64, CopyError> {
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    hash.update(&input.head);
+    output.write_all(&input.head).map_err(CopyError::Target)?;
     // On the stack: a fresh heap buffer this size would be new pages, faulted in and
     // given back on every copy.
     let mut buf = [0u8; 64 * 1024];
     loop {
-        let n = match input.read(&mut buf) {
+        if input.cancel.load(Ordering::Relaxed) {
+            return Err(CopyError::Cancelled);
+        }
+        let n = match input.file.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -319,7 +478,7 @@ impl Drop for ShadowCopy {
 /// Copies into a file in the private directory `dir`.
 fn copy_to_dir(
     source: &Path,
-    input: &mut File,
+    input: &mut Input,
     dir: &Path,
     generation: u64,
 ) -> Result<ShadowCopy, CopyError> {
@@ -540,7 +699,7 @@ mod private_dir {
 /// In-memory copies (Linux): `memfd_create`, sealed, loaded as `/proc/self/fd/N`.
 #[cfg(target_os = "linux")]
 mod memory {
-    use super::{copy_hashing, nonce, Backing, CopyError, ShadowCopy};
+    use super::{copy_hashing, nonce, Backing, CopyError, Input, ShadowCopy};
     use rustix::fs::{MemfdFlags, SealFlags};
     use std::fs::File;
     use std::os::fd::{AsRawFd, OwnedFd};
@@ -604,7 +763,11 @@ mod memory {
         )
     }
 
-    pub fn copy(source: &Path, input: &mut File, generation: u64) -> Result<ShadowCopy, CopyError> {
+    pub fn copy(
+        source: &Path,
+        input: &mut Input,
+        generation: u64,
+    ) -> Result<ShadowCopy, CopyError> {
         let name = name_for(source, generation);
         let fd = create(&name).map_err(|e| CopyError::Target(e.into()))?;
         let mut file = File::from(fd);
@@ -638,6 +801,46 @@ mod memory {
 mod tests {
     use super::*;
 
+    static NEVER: AtomicBool = AtomicBool::new(false);
+
+    /// The copy's mechanics alone: these tests copy bytes that are no library.
+    const RAW: Limits<'static> = Limits {
+        max_size: u64::MAX,
+        cancel: &NEVER,
+        inspect: false,
+    };
+
+    #[test]
+    fn each_failure_names_its_side_and_transient_ones_say_so() {
+        let store = store_in(Path::new("/srv/shadow"), false);
+        let source = Path::new("/srv/plugins/libp.so");
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let r = CopyError::Source(denied()).rejection(source, &store);
+        assert!(r.reason.contains("may not read the file"), "{r}");
+        assert!(!r.reason.contains("shadow"), "{r}");
+        assert!(!r.transient);
+        let r = CopyError::Target(denied()).rejection(source, &store);
+        assert!(
+            r.reason.contains(
+                "the file was read, but writing its copy into the shadow directory /srv/shadow"
+            ),
+            "{r}"
+        );
+        let full = CopyError::Target(std::io::Error::from_raw_os_error(28));
+        assert!(full.is_transient());
+        let r = full.rejection(source, &store);
+        assert!(r.transient, "{r}");
+        let r = CopyError::TooLarge {
+            len: 3 << 29,
+            max: 512 << 20,
+        }
+        .rejection(source, &store);
+        assert!(
+            r.reason.contains("1.5 GiB, more than the limit of 512 MiB"),
+            "{r}"
+        );
+    }
+
     fn store_in(dir: &Path, in_memory: bool) -> Store {
         Store {
             in_memory,
@@ -656,8 +859,8 @@ mod tests {
         std::fs::write(&src, b"hello plugin").unwrap();
         for in_memory in [false, true] {
             let store = store_in(&dir.path().join("shadow"), in_memory);
-            let a = copy(&src, &store, 1).unwrap();
-            let b = copy(&src, &store, 1).unwrap();
+            let a = copy(&src, &store, 1, &RAW).unwrap();
+            let b = copy(&src, &store, 1, &RAW).unwrap();
             assert_ne!(a.load_path(), b.load_path());
             assert_ne!(a.map_name, b.map_name);
             assert_eq!(content(&a), b"hello plugin");
@@ -677,7 +880,7 @@ mod tests {
             eprintln!("SKIPPED: in-memory copies are unavailable here");
             return;
         }
-        let copy = copy(&src, &store, 7).unwrap();
+        let copy = copy(&src, &store, 7, &RAW).unwrap();
         let name = copy.map_name.to_string_lossy().into_owned();
         assert!(name.starts_with("/memfd:fidius:libx.so:"), "{name}");
         assert!(name.contains(":g7:"), "{name}");
@@ -700,7 +903,7 @@ mod tests {
         std::fs::write(&src, b"hello plugin").unwrap();
         for in_memory in [false, true] {
             let store = store_in(&dir.path().join("shadow"), in_memory);
-            let copy = copy(&src, &store, 1).unwrap();
+            let copy = copy(&src, &store, 1, &RAW).unwrap();
             assert_eq!(content(&copy), b"hello plugin");
         }
     }
@@ -709,7 +912,7 @@ mod tests {
     fn only_regular_files_are_copied() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(&dir.path().join("shadow"), true);
-        let err = copy(dir.path(), &store, 1).unwrap_err();
+        let err = copy(dir.path(), &store, 1, &RAW).unwrap_err();
         assert!(
             matches!(err, CopyError::NotRegular("a directory")),
             "{err:?}"
@@ -720,7 +923,7 @@ mod tests {
             let fifo = dir.path().join("libfifo.so");
             let status = std::process::Command::new("mkfifo").arg(&fifo).status();
             if status.map(|s| s.success()).unwrap_or(false) {
-                let err = copy(&fifo, &store, 1).unwrap_err();
+                let err = copy(&fifo, &store, 1, &RAW).unwrap_err();
                 assert!(matches!(err, CopyError::NotRegular("a FIFO")), "{err:?}");
             }
         }
@@ -736,7 +939,7 @@ mod tests {
         let shadow = dir.path().join("shadow");
         std::fs::create_dir(&shadow).unwrap();
         std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o777)).unwrap();
-        let err = copy(&src, &store_in(&shadow, false), 1).unwrap_err();
+        let err = copy(&src, &store_in(&shadow, false), 1, &RAW).unwrap_err();
         let CopyError::Insecure(reason) = err else {
             panic!("{err:?}")
         };
@@ -749,7 +952,7 @@ mod tests {
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&private, &link).unwrap();
-        let err = copy(&src, &store_in(&link, false), 1).unwrap_err();
+        let err = copy(&src, &store_in(&link, false), 1, &RAW).unwrap_err();
         assert!(
             matches!(&err, CopyError::Insecure(r) if r.contains("symbolic link")),
             "{err:?}"
@@ -788,7 +991,7 @@ mod tests {
         let src = dir.path().join("libx.so");
         std::fs::write(&src, b"hello plugin").unwrap();
         let shadow = dir.path().join("a/b/shadow");
-        let mut copy = copy(&src, &store_in(&shadow, false), 1).unwrap();
+        let mut copy = copy(&src, &store_in(&shadow, false), 1, &RAW).unwrap();
         let mode = std::fs::metadata(&shadow).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         let file_mode = std::fs::metadata(copy.load_path())
@@ -827,7 +1030,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for in_memory in [false, true] {
             let store = store_in(dir.path(), in_memory);
-            let err = copy(&dir.path().join("gone.so"), &store, 1).unwrap_err();
+            let err = copy(&dir.path().join("gone.so"), &store, 1, &RAW).unwrap_err();
             assert!(
                 matches!(&err, CopyError::Source(e) if e.kind() == std::io::ErrorKind::NotFound),
                 "{err:?}"

@@ -22,25 +22,43 @@ pub fn check_library_file(path: &Path) -> Result<(), LoadError> {
     };
     let mut file = std::fs::File::open(path).map_err(io_err)?;
     let file_len = file.metadata().map_err(io_err)?.len();
-    // The file header and, in any library we build, the program headers right after it.
-    let mut header = vec![0u8; file_len.min(64 * 1024) as usize];
+    let header = read_header(&mut file).map_err(io_err)?;
+    check_library_header(path, &header, file_len)
+}
+
+/// How much of a file [`check_library_header`] wants to see: the file header and, in
+/// any library we build, the program headers right after it.
+pub const HEADER_BYTES: usize = 64 * 1024;
+
+/// Reads up to [`HEADER_BYTES`] from the start of `file` (less if it is shorter).
+pub fn read_header(file: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut header = vec![0u8; HEADER_BYTES];
     let mut n = 0;
     while n < header.len() {
         match file.read(&mut header[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(source) => return Err(io_err(source)),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     header.truncate(n);
+    Ok(header)
+}
+
+/// The checks of [`check_library_file`], on a header already read (the first
+/// [`HEADER_BYTES`] of the file, or all of it if shorter) of a file `file_len` bytes
+/// long. `path` only names the file in errors. For a caller that reads the file once
+/// through its own descriptor, and must judge it before doing anything else with it.
+pub fn check_library_header(path: &Path, header: &[u8], file_len: u64) -> Result<(), LoadError> {
     let not_lib = |reason: String| LoadError::NotALibrary {
         path: path.to_path_buf(),
         reason,
     };
-    if n == 0 {
+    if header.is_empty() {
         return Err(not_lib("the file is empty".into()));
     }
-    check_header(&header, file_len).map_err(|e| match e {
+    check_header(header, file_len).map_err(|e| match e {
         HeaderError::Format(reason) => not_lib(reason),
         HeaderError::Arch { expected, found } => LoadError::WrongArchitecture {
             path: path.to_path_buf(),

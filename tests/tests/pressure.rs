@@ -1,0 +1,243 @@
+//! The reload pipeline under pressure: huge and odd files, errors that name the
+//! right side.
+#![cfg(target_os = "linux")]
+
+use fidius_hotreload::{DirectoryEvent, HotDirectory, HotPlugin, ReloadEvent, Stage};
+use fidius_tests::{hot_build, lib_file, place_build};
+use hot_interface::{Versioned, VersionedClient};
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+const GIB: u64 = 1 << 30;
+
+fn until(
+    rx: &Receiver<DirectoryEvent>,
+    done: impl Fn(&DirectoryEvent) -> bool,
+) -> Vec<DirectoryEvent> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(e) => {
+                let stop = done(&e);
+                seen.push(e);
+                if stop {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("timed out; saw {seen:#?}"),
+        }
+    }
+}
+
+fn rejected_for<'a>(
+    events: &'a [DirectoryEvent],
+    path: &Path,
+) -> Option<&'a fidius_hotreload::Rejection> {
+    events.iter().find_map(|e| match e {
+        DirectoryEvent::Rejected(r) if r.path == path => Some(r),
+        _ => None,
+    })
+}
+
+/// A sparse file of `len` bytes; with `head`, it starts with those bytes.
+fn sparse(path: &Path, len: u64, head: &[u8]) {
+    std::fs::write(path, head).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// Two large sparse files land next to a good library: 400 MiB of zeros, and 2 GiB
+/// that start like a real library. Neither is copied (one fails its header, the
+/// other the size limit), the good library's next build is served at once, and the
+/// host drops fast.
+/// (They used to be copied in full, as real blocks, stalling every reload for a
+/// minute and more.)
+#[test]
+fn huge_files_are_refused_unread_and_delay_nothing() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let good = plugins.join(lib_file("hot_a"));
+    place_build("v1", &good);
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    let client = VersionedClient::new(dir.get("Hot").unwrap()).unwrap();
+
+    let zeros = plugins.join(lib_file("zeros"));
+    let headed = plugins.join(lib_file("headed"));
+    let real = std::fs::read(hot_build("v1")).unwrap();
+    sparse(&zeros, 400 << 20, &[]);
+    sparse(&headed, 2 * GIB, &real[..64 * 1024]);
+    let started = Instant::now();
+    place_build("v2", &good);
+    let mut events = until(&rx, |e| {
+        matches!(
+            e,
+            DirectoryEvent::Plugin {
+                event: ReloadEvent::Swapped { .. },
+                ..
+            }
+        )
+    });
+    let served = started.elapsed();
+    assert_eq!(client.version().unwrap(), 2);
+    assert!(
+        served < Duration::from_secs(2),
+        "the good build took {served:?}"
+    );
+
+    while rejected_for(&events, &zeros).is_none() || rejected_for(&events, &headed).is_none() {
+        events.extend(until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_))));
+    }
+    let r = rejected_for(&events, &zeros).unwrap();
+    assert_eq!(r.stage, Stage::Load, "{r}");
+    assert!(r.reason.contains("not an ELF file"), "{r}");
+    let r = rejected_for(&events, &headed).unwrap();
+    assert_eq!(r.stage, Stage::Copy, "{r}");
+    assert!(
+        r.reason.contains("2 GiB, more than the limit of 512 MiB"),
+        "{r}"
+    );
+
+    let dropping = Instant::now();
+    drop(dir);
+    let dropped = dropping.elapsed();
+    assert!(
+        dropped < Duration::from_millis(100),
+        "dropping took {dropped:?}"
+    );
+}
+
+/// Dropping a hot directory while it copies a large file returns at once: the copy
+/// stops.
+#[test]
+fn dropping_during_a_long_copy_is_quick() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    place_build("v1", &plugins.join(lib_file("hot_a")));
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .max_file_size(4 * GIB)
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    // Within the limit and plausible from its header: it is copied, for seconds.
+    let real = std::fs::read(hot_build("v1")).unwrap();
+    sparse(&plugins.join(lib_file("big")), 2 * GIB, &real[..64 * 1024]);
+    // The copy starts once the file has settled (about 40 ms).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        rx.try_iter()
+            .all(|e| !matches!(e, DirectoryEvent::Rejected(_))),
+        "the big file was to be copied, not refused"
+    );
+    let dropping = Instant::now();
+    drop(dir);
+    let dropped = dropping.elapsed();
+    assert!(
+        dropped < Duration::from_millis(100),
+        "dropping took {dropped:?}"
+    );
+}
+
+/// A hot plugin's file that is too large is refused from its size, before any copy.
+#[test]
+fn a_hot_plugin_refuses_a_file_over_its_limit() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let file = tmp.path().join(lib_file("hot"));
+    place_build("v1", &file);
+    let len = std::fs::metadata(&file).unwrap().len();
+    let err = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+        .max_file_size(len - 1)
+        .build()
+        .err()
+        .expect("refused");
+    assert_eq!(err.stage, Stage::Copy);
+    assert!(err.reason.contains("more than the limit"), "{err}");
+}
+
+fn next_rejection(rx: &Receiver<ReloadEvent>) -> fidius_hotreload::Rejection {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(ReloadEvent::Rejected(r)) => return r,
+            Ok(ReloadEvent::Removed { path }) => panic!("{} reported removed", path.display()),
+            Ok(_) => {}
+            Err(_) => panic!("no rejection"),
+        }
+    }
+}
+
+/// A watched path that becomes a directory, a symbolic link loop or a dangling link
+/// is refused saying what it now is (it used to be reported "removed"), and a path
+/// where nothing ever was says so (it used to be "gone, removed or renamed away").
+#[test]
+fn rejections_say_what_the_path_now_is() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let file = tmp.path().join(lib_file("hot"));
+    place_build("v1", &file);
+    let hot = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+        .load_retries(0)
+        .build()
+        .unwrap();
+    let rx = hot.subscribe();
+
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let r = next_rejection(&rx);
+    assert!(r.reason.contains("it is a directory"), "{r}");
+
+    std::fs::remove_dir(&file).unwrap();
+    std::os::unix::fs::symlink(&file, &file).unwrap();
+    let r = next_rejection(&rx);
+    assert!(r.reason.contains("symbolic link loop"), "{r}");
+
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("nowhere"), &file).unwrap();
+    let r = next_rejection(&rx);
+    assert!(r.reason.contains("dangling link"), "{r}");
+    assert_eq!(
+        VersionedClient::new(hot.handle())
+            .unwrap()
+            .version()
+            .unwrap(),
+        1
+    );
+
+    let never = tmp.path().join(lib_file("never"));
+    let err = HotPlugin::builder::<dyn Versioned>(&never, "Hot")
+        .build()
+        .err()
+        .expect("nothing to load");
+    assert!(err.reason.contains("nothing is at this path"), "{err}");
+}
+
+/// A plugin file the host's user may not read is refused as exactly that, not as a
+/// failure to write the copy. (Root reads everything: skipped as root.)
+#[test]
+fn an_unreadable_file_is_the_files_fault() {
+    if rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: running as root, which may read any file");
+        return;
+    }
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let file = tmp.path().join(lib_file("hot"));
+    std::fs::copy(hot_build("v1"), &file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let err = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+        .build()
+        .err()
+        .expect("refused");
+    assert_eq!(err.stage, Stage::Copy);
+    assert!(err.reason.contains("may not read the file"), "{err}");
+    assert!(!err.reason.contains("shadow"), "{err}");
+}
