@@ -241,3 +241,110 @@ fn an_unreadable_file_is_the_files_fault() {
     assert!(err.reason.contains("may not read the file"), "{err}");
     assert!(!err.reason.contains("shadow"), "{err}");
 }
+
+/// Mounts a tmpfs of `size` (like `64m`) at `dir`, private to this user; `false`
+/// where this process may not mount.
+fn mount_tmpfs(dir: &Path, size: &str) -> bool {
+    std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0700"),
+            "tmpfs",
+        ])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn resize_tmpfs(dir: &Path, size: &str) {
+    let out = std::process::Command::new("mount")
+        .args(["-o", &format!("remount,size={size}")])
+        .arg(dir)
+        .output()
+        .expect("running mount");
+    assert!(
+        out.status.success(),
+        "resizing the tmpfs at {} to {size}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Unmounts when dropped.
+struct Mounted<'a>(&'a Path);
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.0).status();
+    }
+}
+
+/// A full shadow file system is a passing problem: the build is refused once
+/// (`transient`), then served as soon as space frees, with no new deploy. In
+/// directory mode a new library refused that way is added once space frees. (Both
+/// used to stay refused until the file changed again.)
+#[test]
+fn a_full_shadow_file_system_delays_a_build_but_does_not_lose_it() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let shadow = tmp.path().join("shadow");
+    std::fs::create_dir(&shadow).unwrap();
+    if !mount_tmpfs(&shadow, "64m") {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root or a user namespace)");
+        return;
+    }
+    let _mounted = Mounted(&shadow);
+    let file = tmp.path().join(lib_file("hot"));
+    place_build("v1", &file);
+    let hot = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+        .copies_in_memory(false)
+        .shadow_dir(&shadow)
+        .build()
+        .unwrap();
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    // Version 1's copy (unlinked, still mapped) uses about 7 MB: leave less than that.
+    let used = std::fs::metadata(hot_build("v1")).unwrap().len();
+    resize_tmpfs(&shadow, &format!("{}k", used / 1024 + 1024));
+    place_build("v2", &file);
+    let r = next_rejection(&rx);
+    assert!(r.transient, "{r}");
+    assert!(r.reason.contains("shadow directory"), "{r}");
+    assert_eq!(client.version().unwrap(), 1);
+    resize_tmpfs(&shadow, "64m");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.version().unwrap() != 2 {
+        assert!(Instant::now() < deadline, "version 2 was never served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(hot);
+
+    // Directory mode: a new library.
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .copies_in_memory(false)
+        .shadow_dir(&shadow)
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    // Version 2 (the client above still holds it) takes its 7 MB.
+    resize_tmpfs(&shadow, &format!("{}k", used / 1024 + 1024));
+    place_build("v3", &plugins.join(lib_file("hot_new")));
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_)));
+    assert!(
+        matches!(events.last(), Some(DirectoryEvent::Rejected(r)) if r.transient),
+        "{events:#?}"
+    );
+    resize_tmpfs(&shadow, "64m");
+    until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
+    assert_eq!(
+        VersionedClient::new(dir.get("Hot").unwrap())
+            .unwrap()
+            .version()
+            .unwrap(),
+        3
+    );
+}
