@@ -205,6 +205,15 @@ impl HotDirectoryBuilder {
         self
     }
 
+    /// The most old versions of each plugin that may stay pinned in memory, and what
+    /// to do past that; see
+    /// [`HotPluginBuilder::max_pinned`](crate::HotPluginBuilder::max_pinned).
+    pub fn max_pinned(mut self, max: usize, policy: crate::PinnedPolicy) -> Self {
+        self.config.plugin.max_pinned = max;
+        self.config.plugin.pinned_policy = policy;
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB); see
     /// [`HotPluginBuilder::max_file_size`](crate::HotPluginBuilder::max_file_size).
     pub fn max_file_size(mut self, bytes: u64) -> Self {

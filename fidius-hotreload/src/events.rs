@@ -31,8 +31,9 @@ pub enum Stage {
     /// The library loaded, but does not hold the expected plugin with the expected
     /// interface, or the loader handed back a library already loaded.
     Validate,
-    /// Too many old versions are still draining; see
-    /// [`HotPluginBuilder::max_retained`](crate::HotPluginBuilder::max_retained).
+    /// Too many old versions are still draining (see
+    /// [`HotPluginBuilder::max_retained`](crate::HotPluginBuilder::max_retained)), or
+    /// pinned in memory under [`PinnedPolicy::Refuse`].
     Retention,
 }
 
@@ -171,6 +172,21 @@ pub enum ReloadEvent {
         /// The plugin file.
         path: PathBuf,
     },
+    /// Old versions pinned in memory (see [`UnloadState::Pinned`]) reached the
+    /// bound set with [`HotPluginBuilder::max_pinned`](crate::HotPluginBuilder::max_pinned).
+    /// The likely cause is in the plugin: a `thread_local!` whose value needs dropping,
+    /// used on a host thread that is still running, or a thread it started and never
+    /// stopped; each such version stays in memory until the process exits. Emitted
+    /// for every version pinned at or past the bound.
+    PinnedLimit {
+        /// Versions pinned so far.
+        pinned: usize,
+        /// The bound.
+        limit: usize,
+        /// New builds are refused from now on ([`PinnedPolicy::Refuse`]); otherwise
+        /// they still load.
+        refusing: bool,
+    },
     /// The plugin's directory is polled (every
     /// [`POLL_INTERVAL`](crate::POLL_INTERVAL)) because the native file watcher
     /// could not be had. Reloads still happen, a little later. Emitted once, when
@@ -181,6 +197,19 @@ pub enum ReloadEvent {
         /// Why the native watcher is not used.
         reason: String,
     },
+}
+
+/// What to do once [`HotPluginBuilder::max_pinned`](crate::HotPluginBuilder::max_pinned)
+/// old versions are pinned in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PinnedPolicy {
+    /// Keep loading new builds, with a [`ReloadEvent::PinnedLimit`] for each version
+    /// pinned past the bound (default: a developer's edit-reload loop goes on).
+    #[default]
+    Warn,
+    /// Refuse new builds at the [`Stage::Retention`] stage: the version serving
+    /// keeps serving, and memory stops growing.
+    Refuse,
 }
 
 /// What a reload did.
@@ -437,6 +466,13 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         }
         ReloadEvent::Removed { path } => {
             tracing::warn!(plugin, path = %path.display(), "plugin file removed; current version keeps serving")
+        }
+        ReloadEvent::PinnedLimit {
+            pinned,
+            limit,
+            refusing,
+        } => {
+            tracing::warn!(plugin, pinned, limit, refusing, "old versions stay pinned in memory; likely a thread-local with a destructor on a host thread, or a thread the plugin started")
         }
         ReloadEvent::WatcherFallback { directory, reason } => {
             tracing::warn!(plugin, directory = %directory.display(), reason, "polling the plugin's directory")

@@ -111,6 +111,17 @@ impl HotPluginBuilder {
         self
     }
 
+    /// The most old versions that may stay pinned in memory (default 8; see
+    /// [`UnloadState::Pinned`](crate::UnloadState::Pinned)), and what to do past that:
+    /// warn with a [`ReloadEvent::PinnedLimit`] for every further pinned version
+    /// ([`PinnedPolicy::Warn`](crate::PinnedPolicy::Warn), the default), or refuse new
+    /// builds ([`PinnedPolicy::Refuse`](crate::PinnedPolicy::Refuse)).
+    pub fn max_pinned(mut self, max: usize, policy: crate::PinnedPolicy) -> Self {
+        self.config.max_pinned = max;
+        self.config.pinned_policy = policy;
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB). A larger file is refused
     /// at the [`Stage::Copy`] stage from its size alone, without reading it.
     pub fn max_file_size(mut self, bytes: u64) -> Self {

@@ -261,11 +261,13 @@ pub use directory::{
     DirectoryEvent, DirectoryStatus, HotDirectory, HotDirectoryBuilder, LibraryReload,
     RemovalPolicy,
 };
-pub use events::{Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
+pub use events::{PinnedPolicy, Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
 pub use handle::HotHandle;
 pub use hold::ReloadHold;
 pub use hot_plugin::{HotPlugin, HotPluginBuilder};
-pub use pipeline::{DEFAULT_DEBOUNCE, DEFAULT_MAX_RETAINED};
+pub use pipeline::{
+    DEFAULT_DEBOUNCE, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_PINNED, DEFAULT_MAX_RETAINED,
+};
 pub use shadow::default_shadow_dir;
 pub use status::{DrainingVersion, HotStatus};
 pub use unload::{mapped, UnloadState};

@@ -9,7 +9,7 @@
 
 use crate::debounce::{Ran, BACKOFF};
 use crate::drain::{self, Drain, Retirement};
-use crate::events::{PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
+use crate::events::{PinnedPolicy, PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
 use crate::hazard::HazardCell;
 use crate::hold::HoldGate;
 use crate::shadow::{self, ShadowCopy};
@@ -32,6 +32,8 @@ pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(25);
 pub const DEFAULT_MAX_RETAINED: usize = 16;
 /// Default number of retries of a file that fails to load.
 const DEFAULT_LOAD_RETRIES: u32 = 3;
+/// Default bound on old versions pinned in memory.
+pub const DEFAULT_MAX_PINNED: usize = 8;
 /// Default limit on the size of a library file: larger ones are refused unread.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 512 << 20;
 
@@ -44,6 +46,8 @@ pub(crate) struct Config {
     pub max_retained: usize,
     pub load_retries: u32,
     pub max_file_size: u64,
+    pub max_pinned: usize,
+    pub pinned_policy: PinnedPolicy,
 }
 
 impl Default for Config {
@@ -55,6 +59,8 @@ impl Default for Config {
             max_retained: DEFAULT_MAX_RETAINED,
             load_retries: DEFAULT_LOAD_RETRIES,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
+            max_pinned: DEFAULT_MAX_PINNED,
+            pinned_policy: PinnedPolicy::default(),
         }
     }
 }
@@ -292,6 +298,21 @@ impl Shared {
                 transient: false,
             });
         }
+        let pinned = self.pinned.lock().len();
+        if self.config.pinned_policy == PinnedPolicy::Refuse && pinned >= self.config.max_pinned {
+            return Err(Rejection {
+                path: self.source.clone(),
+                stage: Stage::Retention,
+                reason: format!(
+                    "{pinned} old versions are pinned in memory (the limit is {}), likely by a \
+                     thread-local with a destructor on a host thread or a thread the plugin \
+                     started; new builds are refused (PinnedPolicy::Refuse)",
+                    self.config.max_pinned
+                ),
+                error: None,
+                transient: false,
+            });
+        }
         // Reloads are serialized, so the number is only taken (below) once the new
         // version is actually swapped in: generations count versions, not attempts.
         let generation = self.next_generation.load(Ordering::SeqCst);
@@ -414,11 +435,20 @@ impl Drain for Shared {
 
     fn retired(&self, generation: u64, copy: ShadowCopy) {
         let state = copy.close();
-        if state == UnloadState::Pinned {
-            self.pinned.lock().push(generation);
-        }
+        let pinned = (state == UnloadState::Pinned).then(|| {
+            let mut pinned = self.pinned.lock();
+            pinned.push(generation);
+            pinned.len()
+        });
         self.draining.lock().retain(|d| d.generation != generation);
         self.emit(ReloadEvent::Unloaded { generation, state });
+        if let Some(pinned) = pinned.filter(|&n| n >= self.config.max_pinned) {
+            self.emit(ReloadEvent::PinnedLimit {
+                pinned,
+                limit: self.config.max_pinned,
+                refusing: self.config.pinned_policy == PinnedPolicy::Refuse,
+            });
+        }
     }
 
     fn polling(&self) -> &AtomicBool {

@@ -348,3 +348,57 @@ fn a_full_shadow_file_system_delays_a_build_but_does_not_lose_it() {
         3
     );
 }
+
+/// Versions that pin themselves count against a bound: past it, an event names the
+/// likely cause, and with `PinnedPolicy::Refuse` new builds are refused while the
+/// version serving keeps serving. (Pinned versions used to pile up unbounded.)
+#[test]
+fn pinned_versions_are_bounded_and_reported() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let file = tmp.path().join(lib_file("hot"));
+    place_build("pin", &file);
+    let hot = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+        .watch(false)
+        .max_pinned(2, fidius_hotreload::PinnedPolicy::Refuse)
+        .build()
+        .unwrap();
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    // Each "pin" version registers a thread-local destructor on this (living) thread
+    // when called, and stays mapped after it is swapped out.
+    for round in 0..2 {
+        client.work(1).unwrap();
+        place_build("v2", &file);
+        hot.reload_now().unwrap();
+        if round == 0 {
+            place_build("pin", &file);
+            hot.reload_now().unwrap();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let limit = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(ReloadEvent::PinnedLimit {
+                pinned,
+                limit,
+                refusing,
+            }) => break (pinned, limit, refusing),
+            Ok(_) => {}
+            Err(_) => panic!("no PinnedLimit event; status {:?}", hot.status()),
+        }
+    };
+    assert_eq!(limit, (2, 2, true));
+    assert_eq!(hot.status().pinned.len(), 2);
+    let serving = hot.generation();
+    place_build("v3", &file);
+    let r = hot.reload_now().unwrap_err();
+    assert_eq!(r.stage, Stage::Retention, "{r}");
+    assert!(r.reason.contains("pinned in memory"), "{r}");
+    assert!(r.reason.contains("thread-local"), "{r}");
+    assert_eq!(
+        hot.generation(),
+        serving,
+        "the serving version keeps serving"
+    );
+    client.version().unwrap();
+}
