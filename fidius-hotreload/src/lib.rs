@@ -119,7 +119,10 @@
 //! itself, and each reload then leaves its old copy in memory. So does a thread the
 //! plugin spawns and never joins. Keep plugin state in the plugin struct (behind a
 //! `Mutex` or atomics), and stop plugin threads before a reload. A pinned version is
-//! reported as such; its memory is not reclaimed until the process exits. Printing a
+//! reported as such; its memory is not reclaimed until the process exits. Pinned
+//! versions count against [`HotPluginBuilder::max_pinned`] (default 8): past it each
+//! further one is reported as a [`ReloadEvent::PinnedLimit`], and with
+//! [`PinnedPolicy::Refuse`] new builds are refused so memory stops growing. Printing a
 //! panic message from a plugin uses its own thread-locals too, so a plugin that panicked
 //! on a host thread may end up pinned.
 //!
@@ -187,6 +190,9 @@
 //!   never unloads images that use thread-locals; musl never unloads at all.
 //! * At most [`HotPluginBuilder::max_retained`] old versions may drain at once; past
 //!   that, new builds are refused (stage [`Stage::Retention`]) until some finish.
+//! * A library file larger than [`HotPluginBuilder::max_file_size`] (default
+//!   512 MiB) is refused from its size; one whose header is no library of this host
+//!   is refused from its first 64 KiB. Neither is copied.
 //! * An old version is closed up to 100 ms after its last call returns (it is polled
 //!   for; having each call report its end measured 2.7 ns per call), not at that
 //!   instant. After the [`HotPlugin`] is dropped, the timer keeps polling for
