@@ -18,6 +18,7 @@
 //! blocked per path.
 
 use crate::pool;
+use crate::watcher::WatcherKind;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ pub(crate) trait Target: Send + Sync + 'static {
     fn gone(&self, path: &Path) -> Ran;
     /// Events were lost: every path of the target should be looked at again.
     fn rescan(&self) -> Vec<PathBuf>;
+    /// The configured directory now names another directory (`to`), or nothing
+    /// (`None`: deaf until it comes back); see `watcher.rs`.
+    fn moved(&self, from: Option<PathBuf>, to: Option<PathBuf>, kind: Option<WatcherKind>);
 }
 
 /// How a run ended.
@@ -143,6 +147,28 @@ impl Debouncer {
         for path in target.rescan() {
             self.touch(&path);
         }
+    }
+
+    /// The configured directory moved: the target reports it (on a worker, not on the
+    /// watcher's thread), then everything is looked at again.
+    pub fn moved(
+        self: &Arc<Self>,
+        from: Option<PathBuf>,
+        to: Option<PathBuf>,
+        kind: Option<WatcherKind>,
+    ) {
+        let me = Arc::downgrade(self);
+        pool::spawn(move || {
+            let Some(me) = me.upgrade() else { return };
+            let Some(target) = me.target.upgrade() else {
+                return;
+            };
+            let found = to.is_some();
+            target.moved(from, to, kind);
+            if found {
+                me.rescan();
+            }
+        });
     }
 
     /// Paths parked by a pause or a hold go on now. A path whose run is under way

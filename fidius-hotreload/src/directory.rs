@@ -93,6 +93,18 @@ pub enum DirectoryEvent {
         /// until the added one (whose path sorts first) took over.
         shadowed: Vec<PathBuf>,
     },
+    /// The configured directory now names another directory (a `current` symbolic
+    /// link was switched, or the directory was replaced at its path): it is watched
+    /// instead of the old one, and every library is looked at again. `to` is `None`
+    /// while the path names nothing (nothing is seen until it comes back).
+    Retargeted {
+        /// The directory as configured.
+        directory: PathBuf,
+        /// The directory it named (canonical).
+        from: Option<PathBuf>,
+        /// The directory it names now (canonical), if any.
+        to: Option<PathBuf>,
+    },
     /// The directory is polled (every [`POLL_INTERVAL`](crate::POLL_INTERVAL))
     /// because the native file watcher could not be had. Emitted once, at the start.
     WatcherFallback {
@@ -322,8 +334,11 @@ impl HotDirectory {
     }
 
     fn start(b: HotDirectoryBuilder) -> std::io::Result<Self> {
-        let dir = watcher::canonical_dir(&b.dir)
+        // Checked to be a directory, but kept as configured (made absolute), not as it
+        // resolves now: a directory switched under it is followed (see `watcher.rs`).
+        watcher::canonical_dir(&b.dir)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", b.dir.display())))?;
+        let dir = std::path::absolute(&b.dir)?;
         let shared = Arc::new(DirShared {
             dir,
             expected: b.expected,
@@ -346,12 +361,20 @@ impl HotDirectory {
             let debouncer = Debouncer::new(target);
             let sink = {
                 let debouncer = Arc::downgrade(&debouncer);
+                let dir = shared.dir.clone();
                 Arc::new(move |signal: Signal| {
                     if let Some(debouncer) = debouncer.upgrade() {
                         match signal {
-                            Signal::Changed(path) if is_library(&path) => debouncer.touch(&path),
+                            // Named in the configured directory, whatever directory
+                            // it was seen in.
+                            Signal::Changed(path) if is_library(&path) => {
+                                if let Some(name) = path.file_name() {
+                                    debouncer.touch(&dir.join(name));
+                                }
+                            }
                             Signal::Changed(_) => {}
                             Signal::Rescan => debouncer.rescan(),
+                            Signal::Moved { from, to, kind } => debouncer.moved(from, to, kind),
                         }
                     }
                 })
@@ -429,10 +452,15 @@ impl HotDirectory {
     /// Waits for any [`hold`](Self::hold) to end. May be called from an event callback.
     pub fn reload_now(&self, library: impl AsRef<Path>) -> Result<LibraryReload, Rejection> {
         let library = library.as_ref();
-        let path = if library.parent() == Some(Path::new("")) {
-            self.shared.dir.join(library)
-        } else {
-            watcher::canonical_file(library).unwrap_or_else(|_| library.to_path_buf())
+        // A file of this directory is named by the directory as configured.
+        let in_dir = library.parent().is_some_and(|parent| {
+            parent.as_os_str().is_empty()
+                || watcher::canonical_dir(parent).ok()
+                    == watcher::canonical_dir(&self.shared.dir).ok()
+        });
+        let path = match library.file_name() {
+            Some(name) if in_dir => self.shared.dir.join(name),
+            _ => std::path::absolute(library).unwrap_or_else(|_| library.to_path_buf()),
         };
         self.shared.change(&path, How::Now).1
     }
@@ -531,6 +559,15 @@ impl Target for DirShared {
         let mut paths = self.library_files().unwrap_or_default();
         paths.extend(self.libraries.lock().by_path.keys().cloned());
         paths.into_iter().collect()
+    }
+
+    fn moved(&self, from: Option<PathBuf>, to: Option<PathBuf>, kind: Option<WatcherKind>) {
+        *self.watcher.lock() = kind;
+        self.hub.emit(DirectoryEvent::Retargeted {
+            directory: self.dir.clone(),
+            from,
+            to,
+        });
     }
 }
 

@@ -172,6 +172,19 @@ pub enum ReloadEvent {
         /// The plugin file.
         path: PathBuf,
     },
+    /// The plugin's directory, as configured, now names another directory (a
+    /// `current` symbolic link was switched, or the directory was replaced at its
+    /// path): that one is watched instead, and the file is looked at again. `to` is
+    /// `None` while the path names nothing: nothing is seen until it comes back, and
+    /// [`HotStatus::watching`](crate::HotStatus::watching) is `false` meanwhile.
+    Retargeted {
+        /// The plugin file's directory as configured.
+        directory: PathBuf,
+        /// The directory it named (canonical).
+        from: Option<PathBuf>,
+        /// The directory it names now (canonical), if any.
+        to: Option<PathBuf>,
+    },
     /// Old versions pinned in memory (see [`UnloadState::Pinned`]) reached the
     /// bound set with [`HotPluginBuilder::max_pinned`](crate::HotPluginBuilder::max_pinned).
     /// The likely cause is in the plugin: a `thread_local!` whose value needs dropping,
@@ -467,6 +480,14 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         ReloadEvent::Removed { path } => {
             tracing::warn!(plugin, path = %path.display(), "plugin file removed; current version keeps serving")
         }
+        ReloadEvent::Retargeted { directory, to, .. } => match to {
+            Some(to) => {
+                tracing::info!(plugin, directory = %directory.display(), to = %to.display(), "the plugin's directory now names another; following it")
+            }
+            None => {
+                tracing::warn!(plugin, directory = %directory.display(), "the plugin's directory is gone; deaf until it comes back")
+            }
+        },
         ReloadEvent::PinnedLimit {
             pinned,
             limit,

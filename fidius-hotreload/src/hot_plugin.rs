@@ -186,6 +186,21 @@ impl Target for FileTarget {
     fn rescan(&self) -> Vec<PathBuf> {
         vec![self.shared.source().to_path_buf()]
     }
+
+    fn moved(&self, from: Option<PathBuf>, to: Option<PathBuf>, kind: Option<WatcherKind>) {
+        *self.shared.watcher.lock() = kind;
+        let directory = self
+            .shared
+            .source()
+            .parent()
+            .unwrap_or(Path::new(""))
+            .to_path_buf();
+        self.shared.emit(ReloadEvent::Retargeted {
+            directory,
+            from,
+            to,
+        });
+    }
 }
 
 impl HotPlugin {
@@ -234,7 +249,9 @@ impl HotPlugin {
     fn start(b: HotPluginBuilder) -> Result<Self, Rejection> {
         // Compared with the watcher's paths, so its directory must be canonical. A path
         // that cannot be resolved is kept as given: the copy step says what is wrong.
-        let source = watcher::canonical_file(&b.path).unwrap_or(b.path);
+        // The path as configured (made absolute), not as it resolves now: a directory
+        // switched under it is followed (see `watcher.rs`).
+        let source = std::path::absolute(&b.path).unwrap_or(b.path);
         let events = match b.forward {
             Some(forward) => PluginEvents::Forward(forward),
             None => {
@@ -405,11 +422,15 @@ fn watch_file(shared: &Arc<Shared>) -> Result<Watching, Rejection> {
     let dir = source.parent().unwrap_or(Path::new(""));
     let sink = {
         let debouncer = Arc::downgrade(&debouncer);
+        let source = source.to_path_buf();
         Arc::new(move |signal: Signal| {
             if let Some(debouncer) = debouncer.upgrade() {
                 match signal {
-                    Signal::Changed(path) => debouncer.touch(&path),
+                    // Whatever directory the change was seen in, it is the configured
+                    // file that changed.
+                    Signal::Changed(_) => debouncer.touch(&source),
                     Signal::Rescan => debouncer.rescan(),
+                    Signal::Moved { from, to, kind } => debouncer.moved(from, to, kind),
                 }
             }
         })

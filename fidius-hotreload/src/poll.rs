@@ -40,8 +40,9 @@ fn list(dir: &Path) -> std::io::Result<Listing> {
     let mut listing = Listing::new();
     for entry in std::fs::read_dir(dir)? {
         let Ok(entry) = entry else { continue };
-        // Through links, as the pipeline reads them.
-        let Ok(meta) = std::fs::metadata(entry.path()) else {
+        // Through links, as the pipeline reads them; a link that cannot be followed
+        // (a loop, a dangling link) by the link itself, so that replacing it is seen.
+        let Ok(meta) = std::fs::metadata(entry.path()).or_else(|_| entry.metadata()) else {
             continue;
         };
         #[cfg(unix)]

@@ -12,8 +12,17 @@
 //!
 //! Directories are watched, not files: a watch on a file dies when the file is
 //! removed or renamed over, which is exactly how cargo and `mv` replace it.
-//! Every directory given here is canonical (see [`canonical_dir`]), so the paths in
-//! events compare equal to the paths the plugins were registered with.
+//!
+//! A registration follows the directory *as configured*, not the directory it named
+//! at the start. The kernel watches a directory (an inode) by its canonical path;
+//! every [`RESOLVE_INTERVAL`], and at once when a watched directory itself is
+//! removed or renamed, each configured path is resolved again. When it now names
+//! another directory (a deploy tool switched a `current` symbolic link, or the
+//! directory was renamed away and a new one made in its place), the watch moves to
+//! the new one and the old one is unwatched, so that nothing happening in the old
+//! one is ever taken for a change of the configured path; the registration is told
+//! ([`Signal::Moved`]). When the path resolves to nothing, it is told it is deaf
+//! until the path comes back.
 
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher as _};
@@ -44,13 +53,26 @@ impl std::fmt::Display for WatcherKind {
     }
 }
 
+/// How often every configured directory is resolved again.
+pub(crate) const RESOLVE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// What a registration is told.
 #[derive(Debug)]
 pub(crate) enum Signal {
-    /// Something happened to this path that may have changed its content.
+    /// Something happened to the entry of this name (the path is in the directory
+    /// watched now) that may have changed its content.
     Changed(PathBuf),
     /// Events were lost: look at everything again.
     Rescan,
+    /// The configured directory now resolves to `to` (a directory other than `from`,
+    /// or the same path naming a new directory); `None` when it resolves to nothing
+    /// and no change can be seen until it comes back. Look at everything again.
+    Moved {
+        from: Option<PathBuf>,
+        to: Option<PathBuf>,
+        /// Which watcher serves the new directory.
+        kind: Option<WatcherKind>,
+    },
 }
 
 /// Receives the signals of one registration. Called on the watcher's thread: it must
@@ -60,7 +82,6 @@ pub(crate) type Sink = Arc<dyn Fn(Signal) + Send + Sync>;
 /// A live registration; dropping it stops the signals (and the watch on the
 /// directory, when it was the last registration there).
 pub(crate) struct Registration {
-    dir: PathBuf,
     id: u64,
     /// Which watcher serves it.
     pub kind: WatcherKind,
@@ -70,18 +91,21 @@ pub(crate) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        watchers().unregister(&self.dir, self.id);
+        watchers().unregister(self.id);
     }
 }
 
-/// Registers `sink` for changes in the canonical directory `dir`: to the file `name`
-/// only, or to every entry when `name` is `None`.
+/// Registers `sink` for changes in the directory `configured` (as configured: it is
+/// followed when it comes to name another directory): to the file `name` only, or
+/// to every entry when `name` is `None`.
 pub(crate) fn watch(
-    dir: &Path,
+    configured: &Path,
     name: Option<OsString>,
     sink: Sink,
 ) -> Result<Registration, String> {
-    watchers().register(dir, name, sink)
+    let dir = canonical_dir(configured)
+        .map_err(|e| format!("cannot resolve {}: {e}", configured.display()))?;
+    watchers().register(configured, &dir, name, sink)
 }
 
 /// `dir` made absolute and free of symbolic links and `.`/`..`, so that it names the
@@ -93,18 +117,6 @@ pub(crate) fn canonical_dir(dir: &Path) -> std::io::Result<PathBuf> {
         dir
     };
     std::fs::canonicalize(dir)
-}
-
-/// `file` with its directory made canonical (the file itself may be missing or a
-/// link; its name is kept).
-pub(crate) fn canonical_file(file: &Path) -> std::io::Result<PathBuf> {
-    let name = file.file_name().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} does not name a file", file.display()),
-        )
-    })?;
-    Ok(canonical_dir(file.parent().unwrap_or(Path::new("")))?.join(name))
 }
 
 /// The registrations of one directory.
@@ -139,8 +151,13 @@ struct Watchers {
 struct Backends {
     /// `None` until first needed; then the watcher, or why there is none.
     native: Option<Result<notify::RecommendedWatcher, String>>,
-    /// Which watcher watches each directory.
-    watched: HashMap<PathBuf, WatcherKind>,
+    /// Every registration, by id.
+    entries: HashMap<u64, Entry>,
+    /// A resolve is scheduled.
+    resolving: bool,
+    /// Which watcher watches each directory, and the directory it was (a new one may
+    /// be made at the same path).
+    watched: HashMap<PathBuf, (WatcherKind, Option<DirId>)>,
     next_id: u64,
 }
 
@@ -152,9 +169,38 @@ fn watchers() -> &'static Watchers {
     })
 }
 
+/// One registration.
+struct Entry {
+    /// The directory as configured (absolute).
+    configured: PathBuf,
+    /// The directory watched now (canonical) and its identity; `None` while the
+    /// configured path resolves to nothing.
+    current: Option<(PathBuf, DirId)>,
+    name: Option<OsString>,
+    sink: Sink,
+}
+
+/// Device and inode of a directory: a new directory at the same path is another one.
+type DirId = (u64, u64);
+
+fn dir_id(dir: &Path) -> Option<DirId> {
+    let meta = std::fs::metadata(dir).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Some((0, 0))
+    }
+}
+
 impl Watchers {
     fn register(
         &self,
+        configured: &Path,
         dir: &Path,
         name: Option<OsString>,
         sink: Sink,
@@ -162,9 +208,53 @@ impl Watchers {
         let mut backends = self.backends.lock();
         let id = backends.next_id;
         backends.next_id += 1;
+        let (kind, fallback) = self.attach(&mut backends, dir, id, name.clone(), sink.clone())?;
+        let entry = Entry {
+            configured: std::path::absolute(configured)
+                .unwrap_or_else(|_| configured.to_path_buf()),
+            current: dir_id(dir).map(|i| (dir.to_path_buf(), i)),
+            name,
+            sink,
+        };
+        backends.entries.insert(id, entry);
+        if !backends.resolving {
+            backends.resolving = true;
+            crate::pool::after(RESOLVE_INTERVAL, resolve_and_again);
+        }
+        Ok(Registration { id, kind, fallback })
+    }
+
+    fn unregister(&self, id: u64) {
+        let mut backends = self.backends.lock();
+        if let Some(Entry {
+            current: Some((dir, _)),
+            ..
+        }) = backends.entries.remove(&id)
+        {
+            self.detach(&mut backends, &dir, id);
+        }
+    }
+
+    /// Watches `dir` (if not yet) and routes its events for `id`.
+    fn attach(
+        &self,
+        backends: &mut Backends,
+        dir: &Path,
+        id: u64,
+        name: Option<OsString>,
+        sink: Sink,
+    ) -> Result<(WatcherKind, Option<String>), String> {
         let mut fallback = None;
+        let identity = dir_id(dir);
+        // A watch on this path made for a directory that is no longer there (renamed
+        // away, and another made at the path) follows the old one: renew it.
+        if let Some(&(_, seen)) = backends.watched.get(dir) {
+            if seen != identity {
+                stop_watch(backends, dir);
+            }
+        }
         let kind = match backends.watched.get(dir) {
-            Some(&kind) => kind,
+            Some(&(kind, _)) => kind,
             None => {
                 let kind = match backends.native() {
                     Ok(native) => match native.watch(dir, RecursiveMode::NonRecursive) {
@@ -184,7 +274,7 @@ impl Watchers {
                     crate::poll::add(dir, deliver)
                         .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
                 }
-                backends.watched.insert(dir.to_path_buf(), kind);
+                backends.watched.insert(dir.to_path_buf(), (kind, identity));
                 kind
             }
         };
@@ -197,16 +287,12 @@ impl Watchers {
             Some(name) => routes.by_name.entry(name).or_default().push((id, sink)),
             None => routes.every.push((id, sink)),
         }
-        Ok(Registration {
-            dir: dir.to_path_buf(),
-            id,
-            kind,
-            fallback,
-        })
+        Ok((kind, fallback))
     }
 
-    fn unregister(&self, dir: &Path, id: u64) {
-        let mut backends = self.backends.lock();
+    /// Stops routing `dir`'s events to `id`, and unwatches it when nobody else wants
+    /// them.
+    fn detach(&self, backends: &mut Backends, dir: &Path, id: u64) {
         let now_empty = {
             let mut routes = self.routes.write();
             let Some(entry) = routes.get_mut(dir) else {
@@ -226,22 +312,97 @@ impl Watchers {
         // The routes lock is released: a watcher thread delivering an event right now
         // can finish, which unwatching may wait for.
         if now_empty {
-            let result = match backends.watched.remove(dir) {
-                Some(WatcherKind::Native) => match &mut backends.native {
-                    Some(Ok(native)) => native.unwatch(dir),
-                    _ => Ok(()),
-                },
-                Some(WatcherKind::Polling) => {
-                    crate::poll::remove(dir);
-                    Ok(())
+            stop_watch(backends, dir);
+        }
+    }
+
+    /// Resolves every configured directory again; moves the watches of those that
+    /// name another directory now, and tells their registrations.
+    fn resolve(&self) {
+        let mut told = Vec::new();
+        {
+            let mut backends = self.backends.lock();
+            let ids: Vec<u64> = backends.entries.keys().copied().collect();
+            for id in ids {
+                let entry = &backends.entries[&id];
+                let now = canonical_dir(&entry.configured)
+                    .ok()
+                    .and_then(|dir| dir_id(&dir).map(|i| (dir, i)));
+                if now == entry.current {
+                    continue;
                 }
-                None => Ok(()),
-            };
-            if let Err(e) = result {
-                // The directory may be gone already, which ends its watch anyway.
-                tracing::debug!(dir = %dir.display(), error = %e, "unwatching a directory failed");
+                let (from, name, sink) = (
+                    entry.current.clone(),
+                    entry.name.clone(),
+                    entry.sink.clone(),
+                );
+                if let Some((old, _)) = &from {
+                    self.detach(&mut backends, old, id);
+                }
+                let mut current = None;
+                let mut kind = None;
+                if let Some((dir, dir_id)) = now {
+                    match self.attach(&mut backends, &dir, id, name, sink.clone()) {
+                        Ok((k, _)) => {
+                            kind = Some(k);
+                            current = Some((dir, dir_id));
+                        }
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the directory a configured path now names")
+                        }
+                    }
+                }
+                let to = current.as_ref().map(|(d, _)| d.clone());
+                if let Some(entry) = backends.entries.get_mut(&id) {
+                    entry.current = current;
+                }
+                told.push((
+                    sink,
+                    Signal::Moved {
+                        from: from.map(|(d, _)| d),
+                        to,
+                        kind,
+                    },
+                ));
             }
         }
+        for (sink, signal) in told {
+            sink(signal);
+        }
+    }
+}
+
+/// Stops watching `dir` (whatever its routes).
+fn stop_watch(backends: &mut Backends, dir: &Path) {
+    let result = match backends.watched.remove(dir) {
+        Some((WatcherKind::Native, _)) => match &mut backends.native {
+            Some(Ok(native)) => native.unwatch(dir),
+            _ => Ok(()),
+        },
+        Some((WatcherKind::Polling, _)) => {
+            crate::poll::remove(dir);
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    if let Err(e) = result {
+        // The directory may be gone already, which ends its watch anyway.
+        tracing::debug!(dir = %dir.display(), error = %e, "unwatching a directory failed");
+    }
+}
+
+/// The resolver's timer: resolve, then again one interval later while anything is
+/// registered.
+fn resolve_and_again() {
+    let watchers = watchers();
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watchers.resolve())).is_err() {
+        tracing::error!("resolving the watched directories panicked; carrying on");
+    }
+    let mut backends = watchers.backends.lock();
+    if backends.entries.is_empty() {
+        backends.resolving = false;
+    } else {
+        crate::pool::after(RESOLVE_INTERVAL, resolve_and_again);
     }
 }
 
@@ -285,6 +446,12 @@ fn route(result: notify::Result<notify::Event>) {
         return;
     }
     for path in event.paths {
+        // The watched directory itself removed or renamed: resolve now, not at the
+        // next interval.
+        if watchers().routes.read().contains_key(&path) {
+            crate::pool::spawn(|| watchers().resolve());
+            continue;
+        }
         deliver(path);
     }
 }

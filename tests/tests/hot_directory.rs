@@ -220,7 +220,8 @@ fn is_swap(e: &DirectoryEvent) -> bool {
 
 /// Given as a relative path, the directory used to take a library replaced by `mv`
 /// for a second library (`Added` and a `Duplicate` of itself), keep the old version,
-/// and report no removals. Paths are canonical now.
+/// and report no removals. Paths are now named by the directory as configured, made
+/// absolute (`<cwd>/<relative>/<file>`).
 #[test]
 fn a_relative_directory_path_follows_replacements_and_removals() {
     let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
@@ -245,12 +246,16 @@ fn a_relative_directory_path_follows_replacements_and_removals() {
         "a replaced library is the same library: {events:#?}"
     );
     assert_eq!(client.version().unwrap(), 2);
-    assert_eq!(dir.plugins(), vec![("Hot".to_string(), file.clone())]);
+    let named = std::env::current_dir()
+        .unwrap()
+        .join(&relative)
+        .join(file.file_name().unwrap());
+    assert_eq!(dir.plugins(), vec![("Hot".to_string(), named.clone())]);
 
     std::fs::remove_file(&file).unwrap();
     let events = until(&rx, |e| matches!(e, DirectoryEvent::Removed { .. }));
     assert!(
-        matches!(events.last(), Some(DirectoryEvent::Removed { path, .. }) if path == &file),
+        matches!(events.last(), Some(DirectoryEvent::Removed { path, .. }) if path == &named),
         "{events:#?}"
     );
 }

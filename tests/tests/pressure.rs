@@ -402,3 +402,221 @@ fn pinned_versions_are_bounded_and_reported() {
     );
     client.version().unwrap();
 }
+
+fn until_reload(
+    rx: &Receiver<ReloadEvent>,
+    done: impl Fn(&ReloadEvent) -> bool,
+) -> Vec<ReloadEvent> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(e) => {
+                let stop = done(&e);
+                seen.push(e);
+                if stop {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("timed out; saw {seen:#?}"),
+        }
+    }
+}
+
+/// Points `link` at `target` the way deploy tools switch releases: a new link
+/// renamed over the old one.
+fn switch_link(link: &Path, target: &Path) {
+    let staged = link.with_extension("staged");
+    let _ = std::fs::remove_file(&staged);
+    std::os::unix::fs::symlink(target, &staged).unwrap();
+    std::fs::rename(&staged, link).unwrap();
+}
+
+/// A `current` symbolic link switched between two release directories, and back, is
+/// followed: each switch is reported and serves the release's build; the old
+/// release's cleanup is nobody's business; a build deployed into the current
+/// release is served. (The switch used to go unnoticed, the cleanup was reported
+/// under the configured path, and the watch was dead after it.)
+#[test]
+fn a_current_link_switched_between_releases_is_followed() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let (r1, r2) = (tmp.path().join("release-1"), tmp.path().join("release-2"));
+    for (release, build) in [(&r1, "v1"), (&r2, "v2")] {
+        std::fs::create_dir(release).unwrap();
+        place_build(build, &release.join(lib_file("hot")));
+    }
+    let current = tmp.path().join("current");
+    std::os::unix::fs::symlink(&r1, &current).unwrap();
+    let hot = HotPlugin::builder::<dyn Versioned>(current.join(lib_file("hot")), "Hot")
+        .build()
+        .unwrap();
+    let rx = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    assert_eq!(client.version().unwrap(), 1);
+
+    switch_link(&current, &r2);
+    let events = until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    assert!(
+        events.iter().any(|e| matches!(e, ReloadEvent::Retargeted { to: Some(to), .. } if to.ends_with("release-2"))),
+        "{events:#?}"
+    );
+    assert_eq!(client.version().unwrap(), 2);
+
+    switch_link(&current, &r1);
+    until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    assert_eq!(client.version().unwrap(), 1);
+
+    std::fs::remove_dir_all(&r2).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while let Ok(e) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        assert!(
+            !matches!(
+                e,
+                ReloadEvent::Removed { .. }
+                    | ReloadEvent::Rejected(_)
+                    | ReloadEvent::Retargeted { .. }
+            ),
+            "the old release's cleanup was taken for ours: {e:#?}"
+        );
+    }
+    let status = hot.status();
+    assert!(status.watching && status.watcher.is_some(), "{status:?}");
+
+    place_build("v3", &r1.join(lib_file("hot")));
+    until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    assert_eq!(client.version().unwrap(), 3);
+}
+
+/// A watched directory renamed away and made anew at its path: the new one is
+/// watched (reported), its build served, and what happens in the renamed one is not
+/// taken for a change of the configured directory. (The host used to stay deaf to
+/// the new directory and take writes into the old one for its own.)
+#[test]
+fn a_watched_directory_replaced_at_its_path_is_followed() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    place_build("v1", &plugins.join(lib_file("hot_a")));
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .build()
+        .unwrap();
+    let rx = dir.subscribe();
+    let client = VersionedClient::new(dir.get("Hot").unwrap()).unwrap();
+
+    let old = tmp.path().join("plugins.old");
+    std::fs::rename(&plugins, &old).unwrap();
+    std::fs::create_dir(&plugins).unwrap();
+    place_build("v2", &plugins.join(lib_file("hot_a")));
+    // Both, in either order: a polled directory may see the new file before the
+    // new directory is resolved.
+    let seen = |events: &[DirectoryEvent]| {
+        let swapped = events.iter().any(|e| {
+            matches!(
+                e,
+                DirectoryEvent::Plugin {
+                    event: ReloadEvent::Swapped { .. },
+                    ..
+                }
+            )
+        });
+        let followed = events
+            .iter()
+            .any(|e| matches!(e, DirectoryEvent::Retargeted { to: Some(_), .. }));
+        swapped && followed
+    };
+    let mut events = Vec::new();
+    while !seen(&events) {
+        events.extend(until(&rx, |_| true));
+    }
+    assert_eq!(client.version().unwrap(), 2);
+
+    place_build("v3", &old.join(lib_file("hot_a")));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while let Ok(e) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        assert!(
+            !matches!(
+                e,
+                DirectoryEvent::Plugin {
+                    event: ReloadEvent::Swapped { .. },
+                    ..
+                }
+            ),
+            "a write into the renamed-away directory was taken for ours: {e:#?}"
+        );
+    }
+    assert_eq!(client.version().unwrap(), 2);
+    assert!(dir.directory_status().watcher.is_some());
+}
+
+/// A plugin's directory that disappears is reported, and status no longer claims to
+/// watch; when it comes back it is watched again and its build served.
+#[test]
+fn a_directory_that_disappears_is_reported_deaf_until_it_returns() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let home = tmp.path().join("plugin");
+    std::fs::create_dir(&home).unwrap();
+    let file = home.join(lib_file("hot"));
+    place_build("v1", &file);
+    let hot = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+        .build()
+        .unwrap();
+    let rx = hot.subscribe();
+    std::fs::rename(&home, tmp.path().join("plugin.gone")).unwrap();
+    until_reload(&rx, |e| {
+        matches!(e, ReloadEvent::Retargeted { to: None, .. })
+    });
+    let status = hot.status();
+    assert!(!status.watching && status.watcher.is_none(), "{status:?}");
+
+    std::fs::create_dir(&home).unwrap();
+    place_build("v2", &file);
+    until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    assert!(hot.status().watching);
+    assert_eq!(
+        VersionedClient::new(hot.handle())
+            .unwrap()
+            .version()
+            .unwrap(),
+        2
+    );
+}
+
+/// Two plugins watched in one directory both follow it when it is replaced at its
+/// path (the one watch they share is renewed, not kept on the old directory).
+#[test]
+fn plugins_sharing_a_replaced_directory_all_follow_it() {
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let home = tmp.path().join("plugins");
+    std::fs::create_dir(&home).unwrap();
+    let names = ["hot_x", "hot_y"];
+    let plugins: Vec<(HotPlugin, Receiver<ReloadEvent>)> = names
+        .iter()
+        .map(|name| {
+            let file = home.join(lib_file(name));
+            place_build("v1", &file);
+            let hot = HotPlugin::builder::<dyn Versioned>(&file, "Hot")
+                .build()
+                .unwrap();
+            let rx = hot.subscribe();
+            (hot, rx)
+        })
+        .collect();
+    std::fs::rename(&home, tmp.path().join("plugins.old")).unwrap();
+    std::fs::create_dir(&home).unwrap();
+    for name in names {
+        place_build("v2", &home.join(lib_file(name)));
+    }
+    for (hot, rx) in &plugins {
+        until_reload(rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+        assert_eq!(
+            VersionedClient::new(hot.handle())
+                .unwrap()
+                .version()
+                .unwrap(),
+            2
+        );
+    }
+    // And the renewed watch is live: a later build is seen too.
+    place_build("v3", &home.join(lib_file("hot_x")));
+    until_reload(&plugins[0].1, |e| matches!(e, ReloadEvent::Swapped { .. }));
+}
