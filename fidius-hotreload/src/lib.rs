@@ -45,8 +45,15 @@
 //!    hot plugins and hot directories it has: one native watcher (one inotify
 //!    instance on Linux) with one watch per directory, and events routed by directory
 //!    and file name. Directories are watched, not files (a watch on a file dies when
-//!    the file is replaced), and every path is made canonical first, so a relative
-//!    path or one through a symbolic link names the same file as the events do. Where
+//!    the file is replaced). A plugin file is known by its path as configured (made
+//!    absolute), whatever directory that resolves to: the kernel watches the
+//!    directory it resolves to now, and every half second (at once when the watched
+//!    directory itself is removed or renamed) the path is resolved again. When it
+//!    names another directory (a deploy tool switched a `current` link, or the
+//!    directory was replaced at its path), the watch moves there, the old one is
+//!    unwatched, a [`ReloadEvent::Retargeted`] is reported and the file is loaded
+//!    from its new place; while the path names nothing, status says it is not
+//!    watching. Where
 //!    the native watcher cannot be had (its limit is reached, the platform or file
 //!    system has none) the directory is polled every [`POLL_INTERVAL`] instead
 //!    (`poll.rs`), reported by a [`ReloadEvent::WatcherFallback`] and in
@@ -197,6 +204,11 @@
 //!   for; having each call report its end measured 2.7 ns per call), not at that
 //!   instant. After the [`HotPlugin`] is dropped, the timer keeps polling for
 //!   versions still in calls until they are closed or the last handle goes.
+//! * A switched or replaced directory is noticed within half a second (at once when
+//!   the watched directory itself is renamed or removed). Each distinct configured
+//!   directory is resolved again every half second: a few system calls per path
+//!   component, so a thousand plugins in a thousand directories cost about 1–3% of a
+//!   core while idle.
 //! * At most eight reloads run at once in a process (one per plugin at a time);
 //!   more wait for a worker. A directory that is polled sees a change up to
 //!   [`POLL_INTERVAL`] late.

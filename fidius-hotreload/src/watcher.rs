@@ -323,11 +323,18 @@ impl Watchers {
         {
             let mut backends = self.backends.lock();
             let ids: Vec<u64> = backends.entries.keys().copied().collect();
+            // Each configured directory once, however many registrations share it.
+            let mut resolved: HashMap<PathBuf, Option<(PathBuf, DirId)>> = HashMap::new();
             for id in ids {
                 let entry = &backends.entries[&id];
-                let now = canonical_dir(&entry.configured)
-                    .ok()
-                    .and_then(|dir| dir_id(&dir).map(|i| (dir, i)));
+                let now = resolved
+                    .entry(entry.configured.clone())
+                    .or_insert_with(|| {
+                        canonical_dir(&entry.configured)
+                            .ok()
+                            .and_then(|dir| dir_id(&dir).map(|i| (dir, i)))
+                    })
+                    .clone();
                 if now == entry.current {
                     continue;
                 }
