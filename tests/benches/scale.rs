@@ -32,10 +32,21 @@ fn main() {
     println!("  start: building them all; RSS, threads, inotify: added by them (threads");
     println!("  again once reloads ran: 'after'); reload: file renamed into place -> Swapped;");
     println!("  reload CPU: on-CPU time of all threads from the rename to the old version's");
-    println!("  Unloaded; drop: dropping them all. Medians of {RELOADS} reloads of one plugin.\n");
+    println!("  Unloaded; drop: dropping them all; idle: CPU used by the whole process over");
+    println!("  2 s with nothing changing, in % of one core. Medians of {RELOADS} reloads.\n");
     println!(
-        "  {:<10} {:>5} {:>9} {:>8} {:>8} {:>6} {:>8} {:>10} {:>11} {:>8}",
-        "mode", "N", "start", "RSS", "threads", "after", "inotify", "reload", "reload CPU", "drop"
+        "  {:<10} {:>5} {:>9} {:>8} {:>8} {:>6} {:>8} {:>7} {:>10} {:>11} {:>8}",
+        "mode",
+        "N",
+        "start",
+        "RSS",
+        "threads",
+        "after",
+        "inotify",
+        "idle",
+        "reload",
+        "reload CPU",
+        "drop"
     );
     let exe = std::env::current_exe().unwrap();
     for mode in ["plugins", "directory"] {
@@ -157,6 +168,11 @@ fn run_case(mode: &str, n: usize) {
     };
     let start = started.elapsed();
     let (rss1, threads1, inotify1) = (rss_kib(), thread_count(), inotify_instances());
+    // Idle: nothing changes; what the watcher's upkeep costs.
+    std::thread::sleep(Duration::from_millis(500));
+    let (idle_cpu, idle_wall) = (cpu_ns(), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = (cpu_ns() - idle_cpu) as f64 / idle_wall.elapsed().as_nanos() as f64 * 100.0;
 
     let mut latency = Vec::new();
     let mut cpu = Vec::new();
@@ -186,7 +202,7 @@ fn run_case(mode: &str, n: usize) {
     drop(keep);
     let dropped = dropping.elapsed();
     println!(
-        "  {:<10} {:>5} {:>7.0}ms {:>6}MB {:>8} {:>6} {:>8} {:>8.2}ms {:>9.2}ms {:>6.0}ms",
+        "  {:<10} {:>5} {:>7.0}ms {:>6}MB {:>8} {:>6} {:>8} {:>6.2}% {:>8.2}ms {:>9.2}ms {:>6.0}ms",
         mode,
         n,
         start.as_secs_f64() * 1e3,
@@ -194,6 +210,7 @@ fn run_case(mode: &str, n: usize) {
         threads1 - threads0,
         threads_after,
         inotify1 - inotify0,
+        idle,
         median(latency),
         median(cpu),
         dropped.as_secs_f64() * 1e3,
