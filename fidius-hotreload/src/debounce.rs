@@ -97,14 +97,16 @@ struct Entry {
     /// The last event; `None` after a kick (quiet long enough: settle at once).
     last_event: Option<Instant>,
     phase: Phase,
-    /// A timer for this path is pending (at most one is).
-    armed: bool,
+    /// The token of the one timer that counts for this path, if one is pending; a
+    /// timer that fires with another token is stale and does nothing.
+    timer: Option<u64>,
 }
 
 /// The debounce state of every path of one target.
 pub(crate) struct Debouncer {
     target: Weak<dyn Target>,
     paths: Mutex<HashMap<PathBuf, Entry>>,
+    next_timer: std::sync::atomic::AtomicU64,
 }
 
 impl Debouncer {
@@ -112,6 +114,7 @@ impl Debouncer {
         Arc::new(Self {
             target,
             paths: Mutex::new(HashMap::new()),
+            next_timer: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -125,17 +128,22 @@ impl Debouncer {
         let entry = paths.entry(path.to_path_buf()).or_insert(Entry {
             last_event: None,
             phase: Phase::Quiet,
-            armed: false,
+            timer: None,
         });
         entry.last_event = Some(Instant::now());
         match &mut entry.phase {
             Phase::Running { dirty } => *dirty = true,
-            Phase::Retrying { .. } | Phase::Parked => entry.phase = Phase::Quiet,
-            Phase::Quiet | Phase::Settling { .. } => {}
-        }
-        if !entry.armed && !matches!(entry.phase, Phase::Running { .. }) {
-            entry.armed = true;
-            self.arm(path, debounce);
+            // Waiting out a retry or a hold: the change starts it over now (the
+            // pending timer, if any, goes stale).
+            Phase::Retrying { .. } | Phase::Parked => {
+                entry.phase = Phase::Quiet;
+                self.arm(entry, path, debounce);
+            }
+            Phase::Quiet | Phase::Settling { .. } => {
+                if entry.timer.is_none() {
+                    self.arm(entry, path, debounce);
+                }
+            }
         }
     }
 
@@ -149,26 +157,23 @@ impl Debouncer {
         }
     }
 
-    /// The configured directory moved: the target reports it (on a worker, not on the
-    /// watcher's thread), then everything is looked at again.
+    /// The configured directory moved: the target reports it, then everything is
+    /// looked at again. Called by the watcher's resolver, on a worker, one move at a
+    /// time and in order.
     pub fn moved(
         self: &Arc<Self>,
         from: Option<PathBuf>,
         to: Option<PathBuf>,
         kind: Option<WatcherKind>,
     ) {
-        let me = Arc::downgrade(self);
-        pool::spawn(move || {
-            let Some(me) = me.upgrade() else { return };
-            let Some(target) = me.target.upgrade() else {
-                return;
-            };
-            let found = to.is_some();
-            target.moved(from, to, kind);
-            if found {
-                me.rescan();
-            }
-        });
+        let Some(target) = self.target.upgrade() else {
+            return;
+        };
+        let found = to.is_some();
+        target.moved(from, to, kind);
+        if found {
+            self.rescan();
+        }
     }
 
     /// Paths parked by a pause or a hold go on now. A path whose run is under way
@@ -184,26 +189,47 @@ impl Debouncer {
                 // Quiet long enough already: it settles at once.
                 entry.phase = Phase::Quiet;
                 entry.last_event = None;
-                if !entry.armed {
-                    entry.armed = true;
-                    self.arm(path, Duration::ZERO);
-                }
+                self.arm(entry, path, Duration::ZERO);
             }
         }
     }
 
-    fn arm(self: &Arc<Self>, path: &Path, delay: Duration) {
+    /// Sets the one timer that counts for `path` (any other pending goes stale).
+    fn arm(self: &Arc<Self>, entry: &mut Entry, path: &Path, delay: Duration) {
+        let token = self
+            .next_timer
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        entry.timer = Some(token);
         let me = Arc::downgrade(self);
         let path = path.to_path_buf();
         pool::after(delay, move || {
             if let Some(me) = me.upgrade() {
-                me.check(&path);
+                me.check(&path, token);
             }
         });
     }
 
+    /// Starts `path` retrying after a transient failure outside the debouncer (the
+    /// first scan of a directory), as its first back-off attempt.
+    pub fn retry_later(self: &Arc<Self>, path: &Path) {
+        let Some(target) = self.target.upgrade() else {
+            return;
+        };
+        let mut paths = self.paths.lock();
+        if paths.contains_key(path) {
+            return;
+        }
+        let attempt = BACKOFF + 1;
+        let entry = paths.entry(path.to_path_buf()).or_insert(Entry {
+            last_event: None,
+            phase: Phase::Retrying { attempt },
+            timer: None,
+        });
+        self.arm(entry, path, backoff_delay(target.debounce(), attempt));
+    }
+
     /// A timer for `path` fired.
-    fn check(self: &Arc<Self>, path: &Path) {
+    fn check(self: &Arc<Self>, path: &Path, token: u64) {
         let Some(target) = self.target.upgrade() else {
             return;
         };
@@ -213,14 +239,16 @@ impl Debouncer {
         let Some(entry) = paths.get_mut(path) else {
             return;
         };
-        entry.armed = false;
+        if entry.timer != Some(token) {
+            return;
+        }
+        entry.timer = None;
         let attempt = match entry.phase {
             Phase::Quiet => {
                 if let Some(due) = entry.last_event.map(|at| at + debounce) {
                     let now = Instant::now();
                     if now < due {
-                        entry.armed = true;
-                        return self.arm(path, due - now);
+                        return self.arm(entry, path, due - now);
                     }
                 }
                 if target.paused() {
@@ -236,8 +264,7 @@ impl Debouncer {
                     fingerprint,
                     since: Instant::now(),
                 };
-                entry.armed = true;
-                return self.arm(path, settle);
+                return self.arm(entry, path, settle);
             }
             Phase::Settling {
                 fingerprint: before,
@@ -256,8 +283,7 @@ impl Debouncer {
                 if entry.last_event.is_some_and(|at| at > since) || now != Some(before) {
                     entry.phase = Phase::Quiet;
                     entry.last_event = Some(entry.last_event.map_or(since, |at| at.max(since)));
-                    entry.armed = true;
-                    return self.arm(path, debounce);
+                    return self.arm(entry, path, debounce);
                 }
                 0
             }
@@ -289,8 +315,7 @@ impl Debouncer {
         match ran {
             _ if dirty => {
                 entry.phase = Phase::Quiet;
-                entry.armed = true;
-                self.arm(path, debounce);
+                self.arm(entry, path, debounce);
             }
             Ran::Done => {
                 paths.remove(path);
@@ -299,19 +324,16 @@ impl Debouncer {
                 entry.phase = Phase::Retrying {
                     attempt: attempt + 1,
                 };
-                entry.armed = true;
-                self.arm(path, debounce);
+                self.arm(entry, path, debounce);
             }
             Ran::Busy => {
                 entry.phase = Phase::Retrying { attempt };
-                entry.armed = true;
-                self.arm(path, debounce);
+                self.arm(entry, path, debounce);
             }
             Ran::Backoff => {
                 let next = attempt.max(BACKOFF) + 1;
                 entry.phase = Phase::Retrying { attempt: next };
-                entry.armed = true;
-                self.arm(path, backoff_delay(debounce, next));
+                self.arm(entry, path, backoff_delay(debounce, next));
             }
             Ran::Held => entry.phase = Phase::Parked,
         }
@@ -333,12 +355,11 @@ impl Debouncer {
         let waiting = paths.entry(path.to_path_buf()).or_insert(Entry {
             last_event: None,
             phase: Phase::Parked,
-            armed: false,
+            timer: None,
         });
         if ran == Ran::Busy {
             waiting.phase = Phase::Quiet;
-            waiting.armed = true;
-            self.arm(path, target.debounce());
+            self.arm(waiting, path, target.debounce());
         }
     }
 }

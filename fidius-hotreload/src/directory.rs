@@ -297,7 +297,7 @@ struct DirShared {
     hold: HoldGate,
     paused: AtomicBool,
     /// Set when the hot directory is dropped: nothing starts after that.
-    stopped: AtomicBool,
+    stopped: Arc<AtomicBool>,
     /// Held for reading while a library is added or removed (never while events are
     /// delivered); dropping the directory takes it for writing, to wait for those.
     active: RwLock<()>,
@@ -347,7 +347,7 @@ impl HotDirectory {
             hub: Arc::new(EventHub::default()),
             hold: HoldGate::default(),
             paused: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
+            stopped: Arc::new(AtomicBool::new(false)),
             active: RwLock::new(()),
             files: Mutex::new(HashMap::new()),
             watcher: Mutex::new(None),
@@ -389,7 +389,11 @@ impl HotDirectory {
         // What is there at the start loads or is refused at once, as a hot plugin's
         // first version is: no retries.
         for path in shared.library_files()? {
-            let _ = shared.change(&path, How::Settled(u32::MAX));
+            let (ran, _) = shared.change(&path, How::Settled(u32::MAX));
+            // A passing failure (a full disk) is tried again, as after a change.
+            if let (Ran::Backoff, Some((_, debouncer))) = (ran, &watching) {
+                debouncer.retry_later(&path);
+            }
         }
         if let Some((registration, _)) = &watching {
             if let Some(reason) = registration.fallback.clone() {
@@ -454,9 +458,10 @@ impl HotDirectory {
         let library = library.as_ref();
         // A file of this directory is named by the directory as configured.
         let in_dir = library.parent().is_some_and(|parent| {
-            parent.as_os_str().is_empty()
-                || watcher::canonical_dir(parent).ok()
-                    == watcher::canonical_dir(&self.shared.dir).ok()
+            parent.as_os_str().is_empty() || {
+                let theirs = watcher::canonical_dir(parent).ok();
+                theirs.is_some() && theirs == watcher::canonical_dir(&self.shared.dir).ok()
+            }
         });
         let path = match library.file_name() {
             Some(name) if in_dir => self.shared.dir.join(name),
@@ -516,6 +521,13 @@ impl Drop for HotDirectory {
     fn drop(&mut self) {
         drop(self.watching.take());
         self.shared.stopped.store(true, Ordering::SeqCst);
+        // Copies under way stop: those of new libraries see the flag above, those of
+        // known libraries' plugins their own.
+        for library in self.shared.libraries.lock().by_path.values() {
+            for member in library.values() {
+                member.hot.shared().cancel();
+            }
+        }
         drop(self.shared.active.write());
         // The plugins go now (each draining as a dropped hot plugin does), not when
         // the last job that looked at the directory lets go of it.
@@ -778,8 +790,9 @@ impl DirShared {
         let listed = match self.list(path) {
             Ok(listed) => listed,
             Err(r) if r.transient => {
-                // Reported once; tried again until it clears or the file changes.
-                if attempt < BACKOFF {
+                // Reported once (and at the first scan or on command, where no retry
+                // came before); tried again until it clears or the file changes.
+                if attempt < BACKOFF || attempt == u32::MAX {
                     r.trace("");
                     self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
                 }
@@ -821,6 +834,7 @@ impl DirShared {
             };
             let mut builder = HotPlugin::builder_for(path, name, self.expected)
                 .config(config)
+                .cancel_copy_with(self.stopped.clone())
                 .forward_events(forward.clone() as Arc<dyn ForwardEvents>);
             if let Some((copy, open)) = listing_copy.take() {
                 builder = builder.first_copy(copy, open);

@@ -33,6 +33,8 @@ pub struct HotPluginBuilder {
     callbacks: Vec<Callback>,
     first_copy: Option<(ShadowCopy, Arc<PluginLibrary>)>,
     forward: Option<Arc<dyn ForwardEvents>>,
+    /// Stops the first copy when set (a hot directory being dropped).
+    cancel: Arc<AtomicBool>,
 }
 
 impl HotPluginBuilder {
@@ -48,6 +50,12 @@ impl HotPluginBuilder {
     /// callbacks (a hot directory's plugins report through the directory).
     pub(crate) fn forward_events(mut self, forward: Arc<dyn ForwardEvents>) -> Self {
         self.forward = Some(forward);
+        self
+    }
+
+    /// The first copy stops when `cancel` is set (a hot directory being dropped).
+    pub(crate) fn cancel_copy_with(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.cancel = cancel;
         self
     }
 
@@ -243,6 +251,7 @@ impl HotPlugin {
             callbacks: Vec::new(),
             first_copy: None,
             forward: None,
+            cancel: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -277,8 +286,7 @@ impl HotPlugin {
         let retirement = Arc::new(Retirement::default());
         let first = match b.first_copy {
             Some((copy, listed)) => Ok((copy, Some(listed))),
-            None => pipeline::make_copy(&source, &b.config, 1, &AtomicBool::new(false))
-                .map(|copy| (copy, None)),
+            None => pipeline::make_copy(&source, &b.config, 1, &b.cancel).map(|copy| (copy, None)),
         }
         .and_then(|copy| {
             pipeline::load_version(

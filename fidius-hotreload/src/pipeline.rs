@@ -158,6 +158,11 @@ impl Shared {
         self.events.emit(&self.plugin, event);
     }
 
+    /// A copy under way stops, and no reload starts from now on; returns at once.
+    pub fn cancel(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
     /// No reload starts from now on; returns once a reload already running is done.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);

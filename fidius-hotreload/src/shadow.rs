@@ -262,6 +262,8 @@ struct Input<'a> {
     file: File,
     head: Vec<u8>,
     cancel: &'a AtomicBool,
+    /// The size limit, held to while reading too (the file may still grow).
+    max_size: u64,
 }
 
 /// Copies `source` for version `generation` into the store. Returns the copy with
@@ -294,6 +296,7 @@ pub(crate) fn copy(
         file,
         head,
         cancel: limits.cancel,
+        max_size: limits.max_size,
     };
     #[cfg(target_os = "linux")]
     if store.uses_memory() {
@@ -306,6 +309,15 @@ pub(crate) fn copy(
 /// descriptor (a FIFO, device or directory is refused, and opening a FIFO does not
 /// wait for a writer).
 fn open_source(source: &Path) -> Result<File, CopyError> {
+    // Anything but a regular file is refused before it is opened (opening a device
+    // can have effects of its own); the open descriptor is checked again below, in
+    // case the path changed in between.
+    let kind = std::fs::metadata(source)
+        .map_err(CopyError::Source)?
+        .file_type();
+    if !kind.is_file() {
+        return Err(CopyError::NotRegular(describe_kind(kind)));
+    }
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -361,9 +373,16 @@ fn copy_hashing(input: &mut Input, output: &mut File) -> Result<u64, CopyError> 
     // On the stack: a fresh heap buffer this size would be new pages, faulted in and
     // given back on every copy.
     let mut buf = [0u8; 64 * 1024];
+    let mut copied = input.head.len() as u64;
     loop {
         if input.cancel.load(Ordering::Relaxed) {
             return Err(CopyError::Cancelled);
+        }
+        if copied > input.max_size {
+            return Err(CopyError::TooLarge {
+                len: copied,
+                max: input.max_size,
+            });
         }
         let n = match input.file.read(&mut buf) {
             Ok(0) => break,
@@ -371,6 +390,7 @@ fn copy_hashing(input: &mut Input, output: &mut File) -> Result<u64, CopyError> 
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Source(e)),
         };
+        copied += n as u64;
         hash.update(&buf[..n]);
         output.write_all(&buf[..n]).map_err(CopyError::Target)?;
     }

@@ -75,8 +75,9 @@ pub(crate) enum Signal {
     },
 }
 
-/// Receives the signals of one registration. Called on the watcher's thread: it must
-/// be quick and must not register or unregister.
+/// Receives the signals of one registration: `Changed` and `Rescan` on the watcher's
+/// thread (it must be quick), `Moved` on the resolver's worker (it may take its time:
+/// the next resolve waits).
 pub(crate) type Sink = Arc<dyn Fn(Signal) + Send + Sync>;
 
 /// A live registration; dropping it stops the signals (and the watch on the
@@ -145,6 +146,10 @@ struct Watchers {
     routes: RwLock<HashMap<PathBuf, Routes>>,
     /// Serializes registrations, and holds the watchers themselves.
     backends: Mutex<Backends>,
+    /// One resolve at a time, moves reported in order.
+    resolving: Mutex<()>,
+    /// A resolve asked for by an event is scheduled and has not started yet.
+    resolve_asked: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -153,8 +158,10 @@ struct Backends {
     native: Option<Result<notify::RecommendedWatcher, String>>,
     /// Every registration, by id.
     entries: HashMap<u64, Entry>,
-    /// A resolve is scheduled.
+    /// The resolver's timer is scheduled.
     resolving: bool,
+    /// Watched directories an event said moved: their watches are renewed.
+    suspects: Vec<PathBuf>,
     /// Which watcher watches each directory, and the directory it was (a new one may
     /// be made at the same path).
     watched: HashMap<PathBuf, (WatcherKind, Option<DirId>)>,
@@ -166,6 +173,8 @@ fn watchers() -> &'static Watchers {
     WATCHERS.get_or_init(|| Watchers {
         routes: RwLock::new(HashMap::new()),
         backends: Mutex::new(Backends::default()),
+        resolving: Mutex::new(()),
+        resolve_asked: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -173,8 +182,11 @@ fn watchers() -> &'static Watchers {
 struct Entry {
     /// The directory as configured (absolute).
     configured: PathBuf,
-    /// The directory watched now (canonical) and its identity; `None` while the
-    /// configured path resolves to nothing.
+    /// What the configured path resolved to at the last look (canonical, and its
+    /// identity); `None` when it resolved to nothing.
+    wanted: Option<(PathBuf, DirId)>,
+    /// The directory watched now; it differs from `wanted` only while that one
+    /// cannot be watched (it is tried again at every look, silently).
     current: Option<(PathBuf, DirId)>,
     name: Option<OsString>,
     sink: Sink,
@@ -208,11 +220,16 @@ impl Watchers {
         let mut backends = self.backends.lock();
         let id = backends.next_id;
         backends.next_id += 1;
-        let (kind, fallback) = self.attach(&mut backends, dir, id, name.clone(), sink.clone())?;
+        // The directory's identity is read once: the one watched is the one recorded.
+        let identity = dir_id(dir).ok_or_else(|| format!("{} is gone", dir.display()))?;
+        let (kind, fallback) = ensure_watched(&mut backends, dir, identity)?;
+        self.add_route(dir, id, name.clone(), sink.clone());
+        let at = Some((dir.to_path_buf(), identity));
         let entry = Entry {
             configured: std::path::absolute(configured)
                 .unwrap_or_else(|_| configured.to_path_buf()),
-            current: dir_id(dir).map(|i| (dir.to_path_buf(), i)),
+            wanted: at.clone(),
+            current: at,
             name,
             sink,
         };
@@ -235,59 +252,13 @@ impl Watchers {
         }
     }
 
-    /// Watches `dir` (if not yet) and routes its events for `id`.
-    fn attach(
-        &self,
-        backends: &mut Backends,
-        dir: &Path,
-        id: u64,
-        name: Option<OsString>,
-        sink: Sink,
-    ) -> Result<(WatcherKind, Option<String>), String> {
-        let mut fallback = None;
-        let identity = dir_id(dir);
-        // A watch on this path made for a directory that is no longer there (renamed
-        // away, and another made at the path) follows the old one: renew it.
-        if let Some(&(_, seen)) = backends.watched.get(dir) {
-            if seen != identity {
-                stop_watch(backends, dir);
-            }
-        }
-        let kind = match backends.watched.get(dir) {
-            Some(&(kind, _)) => kind,
-            None => {
-                let kind = match backends.native() {
-                    Ok(native) => match native.watch(dir, RecursiveMode::NonRecursive) {
-                        Ok(()) => WatcherKind::Native,
-                        Err(e) => {
-                            fallback =
-                                Some(format!("the native watcher refused the directory: {e}"));
-                            WatcherKind::Polling
-                        }
-                    },
-                    Err(why) => {
-                        fallback = Some(why);
-                        WatcherKind::Polling
-                    }
-                };
-                if kind == WatcherKind::Polling {
-                    crate::poll::add(dir, deliver)
-                        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
-                }
-                backends.watched.insert(dir.to_path_buf(), (kind, identity));
-                kind
-            }
-        };
-        if kind == WatcherKind::Polling && fallback.is_none() {
-            fallback = backends.why_polling();
-        }
+    fn add_route(&self, dir: &Path, id: u64, name: Option<OsString>, sink: Sink) {
         let mut routes = self.routes.write();
         let routes = routes.entry(dir.to_path_buf()).or_default();
         match name {
             Some(name) => routes.by_name.entry(name).or_default().push((id, sink)),
             None => routes.every.push((id, sink)),
         }
-        Ok((kind, fallback))
     }
 
     /// Stops routing `dir`'s events to `id`, and unwatches it when nobody else wants
@@ -317,25 +288,56 @@ impl Watchers {
     }
 
     /// Resolves every configured directory again; moves the watches of those that
-    /// name another directory now, and tells their registrations.
+    /// name another directory now, renews the watches events said may be lost, and
+    /// tells the registrations concerned, in order.
     fn resolve(&self) {
+        let _one_at_a_time = self.resolving.lock();
+        self.resolve_asked
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        // The file system is asked with no lock held: a slow mount stalls this look,
+        // not every registration in the process.
+        let (configured, suspects): (Vec<PathBuf>, Vec<PathBuf>) = {
+            let mut backends = self.backends.lock();
+            let mut configured: Vec<PathBuf> = backends
+                .entries
+                .values()
+                .map(|e| e.configured.clone())
+                .collect();
+            configured.sort();
+            configured.dedup();
+            (configured, std::mem::take(&mut backends.suspects))
+        };
+        let resolved: HashMap<PathBuf, Option<(PathBuf, DirId)>> = configured
+            .into_iter()
+            .map(|c| {
+                let now = canonical_dir(&c)
+                    .ok()
+                    .and_then(|dir| dir_id(&dir).map(|i| (dir, i)));
+                (c, now)
+            })
+            .collect();
         let mut told = Vec::new();
         {
             let mut backends = self.backends.lock();
+            // notify may have dropped these watches (it forgets a watch by path when
+            // it sees the directory move): watch them afresh.
+            for dir in suspects {
+                if let Some(&(_, identity)) = backends.watched.get(&dir) {
+                    stop_watch(&mut backends, &dir);
+                    if let Some(identity) = identity.filter(|&i| dir_id(&dir) == Some(i)) {
+                        let _ = ensure_watched(&mut backends, &dir, identity);
+                    }
+                }
+            }
             let ids: Vec<u64> = backends.entries.keys().copied().collect();
-            // Each configured directory once, however many registrations share it.
-            let mut resolved: HashMap<PathBuf, Option<(PathBuf, DirId)>> = HashMap::new();
             for id in ids {
                 let entry = &backends.entries[&id];
-                let now = resolved
-                    .entry(entry.configured.clone())
-                    .or_insert_with(|| {
-                        canonical_dir(&entry.configured)
-                            .ok()
-                            .and_then(|dir| dir_id(&dir).map(|i| (dir, i)))
-                    })
-                    .clone();
-                if now == entry.current {
+                // Registered after the snapshot: looked at next time.
+                let Some(now) = resolved.get(&entry.configured).cloned() else {
+                    continue;
+                };
+                let retry = now == entry.wanted && entry.current != entry.wanted;
+                if now == entry.wanted && !retry {
                     continue;
                 }
                 let (from, name, sink) = (
@@ -348,26 +350,31 @@ impl Watchers {
                 }
                 let mut current = None;
                 let mut kind = None;
-                if let Some((dir, dir_id)) = now {
-                    match self.attach(&mut backends, &dir, id, name, sink.clone()) {
+                if let Some((dir, identity)) = &now {
+                    match ensure_watched(&mut backends, dir, *identity) {
                         Ok((k, _)) => {
+                            self.add_route(dir, id, name, sink.clone());
                             kind = Some(k);
-                            current = Some((dir, dir_id));
+                            current = now.clone();
                         }
-                        Err(e) => {
+                        // Tried again at every look; reported once, below.
+                        Err(e) if !retry => {
                             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the directory a configured path now names")
                         }
+                        Err(_) => {}
                     }
                 }
-                let to = current.as_ref().map(|(d, _)| d.clone());
-                if let Some(entry) = backends.entries.get_mut(&id) {
-                    entry.current = current;
+                let entry = backends.entries.get_mut(&id).expect("listed above");
+                entry.wanted = now;
+                entry.current = current.clone();
+                if retry && current.is_none() {
+                    continue;
                 }
                 told.push((
                     sink,
                     Signal::Moved {
                         from: from.map(|(d, _)| d),
-                        to,
+                        to: current.map(|(d, _)| d),
                         kind,
                     },
                 ));
@@ -377,6 +384,59 @@ impl Watchers {
             sink(signal);
         }
     }
+
+    /// Asks for a resolve soon (an event said a watched directory moved); asks made
+    /// before it starts are one.
+    fn ask_resolve(&self, dir: PathBuf) {
+        self.backends.lock().suspects.push(dir);
+        if !self
+            .resolve_asked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            crate::pool::spawn(|| watchers().resolve());
+        }
+    }
+}
+
+/// Watches `dir` (the directory `identity`) unless it is already: a watch on this
+/// path made for another directory (renamed away, another made at the path) is
+/// renewed. Which watcher serves it, and why not the native one if not.
+fn ensure_watched(
+    backends: &mut Backends,
+    dir: &Path,
+    identity: DirId,
+) -> Result<(WatcherKind, Option<String>), String> {
+    if let Some(&(kind, seen)) = backends.watched.get(dir) {
+        if seen == Some(identity) {
+            let fallback = (kind == WatcherKind::Polling)
+                .then(|| backends.why_polling())
+                .flatten();
+            return Ok((kind, fallback));
+        }
+        stop_watch(backends, dir);
+    }
+    let mut fallback = None;
+    let kind = match backends.native() {
+        Ok(native) => match native.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => WatcherKind::Native,
+            Err(e) => {
+                fallback = Some(format!("the native watcher refused the directory: {e}"));
+                WatcherKind::Polling
+            }
+        },
+        Err(why) => {
+            fallback = Some(why);
+            WatcherKind::Polling
+        }
+    };
+    if kind == WatcherKind::Polling {
+        crate::poll::add(dir, deliver)
+            .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+    }
+    backends
+        .watched
+        .insert(dir.to_path_buf(), (kind, Some(identity)));
+    Ok((kind, fallback))
 }
 
 /// Stops watching `dir` (whatever its routes).
@@ -456,7 +516,7 @@ fn route(result: notify::Result<notify::Event>) {
         // The watched directory itself removed or renamed: resolve now, not at the
         // next interval.
         if watchers().routes.read().contains_key(&path) {
-            crate::pool::spawn(|| watchers().resolve());
+            watchers().ask_resolve(path);
             continue;
         }
         deliver(path);

@@ -347,6 +347,29 @@ fn a_full_shadow_file_system_delays_a_build_but_does_not_lose_it() {
             .unwrap(),
         3
     );
+    drop(dir);
+
+    // A directory that starts while the shadow file system is full: its library is
+    // refused at the first scan, then added once space frees.
+    let (tx, rx) = std::sync::mpsc::channel();
+    resize_tmpfs(&shadow, &format!("{}k", used / 1024 + 1024));
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .copies_in_memory(false)
+        .shadow_dir(&shadow)
+        .on_event(move |e| {
+            let _ = tx.send(e.clone());
+        })
+        .build()
+        .unwrap();
+    let events = until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_)));
+    assert!(
+        matches!(events.last(), Some(DirectoryEvent::Rejected(r)) if r.transient),
+        "{events:#?}"
+    );
+    assert!(dir.get("Hot").is_none());
+    resize_tmpfs(&shadow, "64m");
+    until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
+    assert!(dir.get("Hot").is_some());
 }
 
 /// Versions that pin themselves count against a bound: past it, an event names the
