@@ -150,6 +150,10 @@ struct Watchers {
     resolving: Mutex<()>,
     /// A resolve asked for by an event is scheduled and has not started yet.
     resolve_asked: std::sync::atomic::AtomicBool,
+    /// Watched directories an event said moved: their watches are renewed. Not under
+    /// `backends`: the watcher's thread adds to it, and a registration holding
+    /// `backends` may be waiting for that thread (notify's `watch` does).
+    suspects: Mutex<Vec<PathBuf>>,
 }
 
 #[derive(Default)]
@@ -160,8 +164,6 @@ struct Backends {
     entries: HashMap<u64, Entry>,
     /// The resolver's timer is scheduled.
     resolving: bool,
-    /// Watched directories an event said moved: their watches are renewed.
-    suspects: Vec<PathBuf>,
     /// Which watcher watches each directory, and the directory it was (a new one may
     /// be made at the same path).
     watched: HashMap<PathBuf, (WatcherKind, Option<DirId>)>,
@@ -175,6 +177,7 @@ fn watchers() -> &'static Watchers {
         backends: Mutex::new(Backends::default()),
         resolving: Mutex::new(()),
         resolve_asked: std::sync::atomic::AtomicBool::new(false),
+        suspects: Mutex::new(Vec::new()),
     })
 }
 
@@ -297,7 +300,7 @@ impl Watchers {
         // The file system is asked with no lock held: a slow mount stalls this look,
         // not every registration in the process.
         let (configured, suspects): (Vec<PathBuf>, Vec<PathBuf>) = {
-            let mut backends = self.backends.lock();
+            let backends = self.backends.lock();
             let mut configured: Vec<PathBuf> = backends
                 .entries
                 .values()
@@ -305,7 +308,7 @@ impl Watchers {
                 .collect();
             configured.sort();
             configured.dedup();
-            (configured, std::mem::take(&mut backends.suspects))
+            (configured, std::mem::take(&mut *self.suspects.lock()))
         };
         let resolved: HashMap<PathBuf, Option<(PathBuf, DirId)>> = configured
             .into_iter()
@@ -388,7 +391,7 @@ impl Watchers {
     /// Asks for a resolve soon (an event said a watched directory moved); asks made
     /// before it starts are one.
     fn ask_resolve(&self, dir: PathBuf) {
-        self.backends.lock().suspects.push(dir);
+        self.suspects.lock().push(dir);
         if !self
             .resolve_asked
             .swap(true, std::sync::atomic::Ordering::SeqCst)
