@@ -273,3 +273,25 @@ pub fn place_build(which: &str, to: &Path) {
     }
     std::fs::rename(&staged, to).expect("renaming a build into place");
 }
+
+/// Receives from `rx` until `done` matches an item (returned last), or panics after
+/// 20 s showing everything received.
+pub fn recv_until<E: std::fmt::Debug>(
+    rx: &std::sync::mpsc::Receiver<E>,
+    done: impl Fn(&E) -> bool,
+) -> Vec<E> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(e) => {
+                let stop = done(&e);
+                seen.push(e);
+                if stop {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("timed out; saw {seen:#?}"),
+        }
+    }
+}

@@ -3,33 +3,13 @@
 #![cfg(target_os = "linux")]
 
 use fidius_hotreload::{DirectoryEvent, HotDirectory, HotPlugin, ReloadEvent, Stage};
-use fidius_tests::{hot_build, lib_file, place_build};
+use fidius_tests::{hot_build, lib_file, place_build, recv_until};
 use hot_interface::{Versioned, VersionedClient};
 use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 const GIB: u64 = 1 << 30;
-
-fn until(
-    rx: &Receiver<DirectoryEvent>,
-    done: impl Fn(&DirectoryEvent) -> bool,
-) -> Vec<DirectoryEvent> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(e) => {
-                let stop = done(&e);
-                seen.push(e);
-                if stop {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("timed out; saw {seen:#?}"),
-        }
-    }
-}
 
 fn rejected_for<'a>(
     events: &'a [DirectoryEvent],
@@ -78,7 +58,7 @@ fn huge_files_are_refused_unread_and_delay_nothing() {
     sparse(&headed, 2 * GIB, &real[..64 * 1024]);
     let started = Instant::now();
     place_build("v2", &good);
-    let mut events = until(&rx, |e| {
+    let mut events = recv_until(&rx, |e| {
         matches!(
             e,
             DirectoryEvent::Plugin {
@@ -95,7 +75,9 @@ fn huge_files_are_refused_unread_and_delay_nothing() {
     );
 
     while rejected_for(&events, &zeros).is_none() || rejected_for(&events, &headed).is_none() {
-        events.extend(until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_))));
+        events.extend(recv_until(&rx, |e| {
+            matches!(e, DirectoryEvent::Rejected(_))
+        }));
     }
     let r = rejected_for(&events, &zeros).unwrap();
     assert_eq!(r.stage, Stage::Load, "{r}");
@@ -333,13 +315,13 @@ fn a_full_shadow_file_system_delays_a_build_but_does_not_lose_it() {
     // Version 2 (the client above still holds it) takes its 7 MB.
     resize_tmpfs(&shadow, &format!("{}k", used / 1024 + 1024));
     place_build("v3", &plugins.join(lib_file("hot_new")));
-    let events = until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_)));
+    let events = recv_until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_)));
     assert!(
         matches!(events.last(), Some(DirectoryEvent::Rejected(r)) if r.transient),
         "{events:#?}"
     );
     resize_tmpfs(&shadow, "64m");
-    until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
+    recv_until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
     assert_eq!(
         VersionedClient::new(dir.get("Hot").unwrap())
             .unwrap()
@@ -361,14 +343,14 @@ fn a_full_shadow_file_system_delays_a_build_but_does_not_lose_it() {
         })
         .build()
         .unwrap();
-    let events = until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_)));
+    let events = recv_until(&rx, |e| matches!(e, DirectoryEvent::Rejected(_)));
     assert!(
         matches!(events.last(), Some(DirectoryEvent::Rejected(r)) if r.transient),
         "{events:#?}"
     );
     assert!(dir.get("Hot").is_none());
     resize_tmpfs(&shadow, "64m");
-    until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
+    recv_until(&rx, |e| matches!(e, DirectoryEvent::Added { .. }));
     assert!(dir.get("Hot").is_some());
 }
 
@@ -426,26 +408,6 @@ fn pinned_versions_are_bounded_and_reported() {
     client.version().unwrap();
 }
 
-fn until_reload(
-    rx: &Receiver<ReloadEvent>,
-    done: impl Fn(&ReloadEvent) -> bool,
-) -> Vec<ReloadEvent> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(e) => {
-                let stop = done(&e);
-                seen.push(e);
-                if stop {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("timed out; saw {seen:#?}"),
-        }
-    }
-}
-
 /// Points `link` at `target` the way deploy tools switch releases: a new link
 /// renamed over the old one.
 fn switch_link(link: &Path, target: &Path) {
@@ -478,7 +440,7 @@ fn a_current_link_switched_between_releases_is_followed() {
     assert_eq!(client.version().unwrap(), 1);
 
     switch_link(&current, &r2);
-    let events = until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    let events = recv_until(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
     assert!(
         events.iter().any(|e| matches!(e, ReloadEvent::Retargeted { to: Some(to), .. } if to.ends_with("release-2"))),
         "{events:#?}"
@@ -486,7 +448,7 @@ fn a_current_link_switched_between_releases_is_followed() {
     assert_eq!(client.version().unwrap(), 2);
 
     switch_link(&current, &r1);
-    until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    recv_until(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
     assert_eq!(client.version().unwrap(), 1);
 
     std::fs::remove_dir_all(&r2).unwrap();
@@ -506,7 +468,7 @@ fn a_current_link_switched_between_releases_is_followed() {
     assert!(status.watching && status.watcher.is_some(), "{status:?}");
 
     place_build("v3", &r1.join(lib_file("hot")));
-    until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    recv_until(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
     assert_eq!(client.version().unwrap(), 3);
 }
 
@@ -549,7 +511,7 @@ fn a_watched_directory_replaced_at_its_path_is_followed() {
     };
     let mut events = Vec::new();
     while !seen(&events) {
-        events.extend(until(&rx, |_| true));
+        events.extend(recv_until(&rx, |_| true));
     }
     assert_eq!(client.version().unwrap(), 2);
 
@@ -585,7 +547,7 @@ fn a_directory_that_disappears_is_reported_deaf_until_it_returns() {
         .unwrap();
     let rx = hot.subscribe();
     std::fs::rename(&home, tmp.path().join("plugin.gone")).unwrap();
-    until_reload(&rx, |e| {
+    recv_until(&rx, |e| {
         matches!(e, ReloadEvent::Retargeted { to: None, .. })
     });
     let status = hot.status();
@@ -593,7 +555,7 @@ fn a_directory_that_disappears_is_reported_deaf_until_it_returns() {
 
     std::fs::create_dir(&home).unwrap();
     place_build("v2", &file);
-    until_reload(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    recv_until(&rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
     assert!(hot.status().watching);
     assert_eq!(
         VersionedClient::new(hot.handle())
@@ -630,7 +592,7 @@ fn plugins_sharing_a_replaced_directory_all_follow_it() {
         place_build("v2", &home.join(lib_file(name)));
     }
     for (hot, rx) in &plugins {
-        until_reload(rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
+        recv_until(rx, |e| matches!(e, ReloadEvent::Swapped { .. }));
         assert_eq!(
             VersionedClient::new(hot.handle())
                 .unwrap()
@@ -641,5 +603,5 @@ fn plugins_sharing_a_replaced_directory_all_follow_it() {
     }
     // And the renewed watch is live: a later build is seen too.
     place_build("v3", &home.join(lib_file("hot_x")));
-    until_reload(&plugins[0].1, |e| matches!(e, ReloadEvent::Swapped { .. }));
+    recv_until(&plugins[0].1, |e| matches!(e, ReloadEvent::Swapped { .. }));
 }
