@@ -99,12 +99,24 @@ impl Drop for RecordOwner {
             if !record.is_null() && record != GONE {
                 // SAFETY: records are leaked, so the pointer is valid for 'static.
                 let record: &'static Record = unsafe { &*record };
-                // Every protection taken on this thread ended before its
+                // Normally every protection taken on this thread ended before its
                 // thread-locals are destroyed (a protection never outlives
                 // `HazardCell::with`), so all slots are clear and the record can
-                // serve another thread.
-                debug_assert_eq!(record.depth.load(Ordering::Relaxed), 0);
-                REGISTRY.lock().free.push(record);
+                // serve another thread. A thread that left without unwinding its
+                // calls (`pthread_exit`, a forced unwind in a plugin) still has
+                // slots announced: its record stays out of service for good (its
+                // announcements keep those values alive, which is safe), rather
+                // than be handed to a thread that would write over them.
+                let clear = record.depth.load(Ordering::Relaxed) == 0
+                    && record
+                        .slots
+                        .iter()
+                        .all(|s| s.load(Ordering::Relaxed).is_null());
+                if clear {
+                    REGISTRY.lock().free.push(record);
+                } else {
+                    tracing::error!("a thread exited inside a hot-plugin call; its hazard record is retired");
+                }
             }
         });
     }
@@ -194,6 +206,11 @@ pub(crate) fn asymmetric() -> bool {
 /// The reader's half of the fence, between announcing and re-reading.
 #[inline]
 fn light_barrier() {
+    // A deliberately broken build, to show that the checks catch a missing barrier:
+    // `RUSTFLAGS='--cfg fidius_mutant="no_barriers"'` (see the crate docs).
+    if cfg!(fidius_mutant = "no_barriers") {
+        return;
+    }
     if FENCES.load(Ordering::Relaxed) == ASYMMETRIC {
         // The writer's membarrier supplies the hardware fence; only the compiler must
         // keep the announcement before the re-read.
@@ -207,6 +224,9 @@ fn light_barrier() {
 /// issued, in which case nothing may be freed.
 fn heavy_barrier() -> bool {
     init_fences();
+    if cfg!(fidius_mutant = "no_barriers") {
+        return true;
+    }
     if FENCES.load(Ordering::Acquire) == ASYMMETRIC {
         #[cfg(target_os = "linux")]
         {
@@ -264,10 +284,14 @@ impl<'a, T> Protection<'a, T> {
             slot.store(value.cast(), Ordering::Release);
             light_barrier();
             let now = cell.current.load(Ordering::Acquire);
-            if now == value {
+            let validated = now == value;
+            // The pointer used from here on is the one just re-read (same address):
+            // its provenance is the load that validated the announcement, not an
+            // earlier one that may predate a free and reuse of the address.
+            value = now;
+            if validated {
                 break;
             }
-            value = now;
         }
         Some(Self {
             record,
@@ -372,7 +396,12 @@ impl<T> HazardCell<T> {
         if retiring.is_empty() || !heavy_barrier() {
             return Vec::new();
         }
-        let announced = announced();
+        let mut announced = announced();
+        // A deliberately broken build that frees values still announced:
+        // `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'`.
+        if cfg!(fidius_mutant = "ignore_slots") {
+            announced.clear();
+        }
         let (free, busy) = retiring
             .drain(..)
             .partition(|v| !announced.contains(&Arc::as_ptr(v).cast_mut().cast()));
@@ -541,6 +570,94 @@ mod tests {
         // Other tests run threads at the same time, so allow for them; 20 sequential
         // threads must not have added 20 records.
         assert!(REGISTRY.lock().all.len() < before + 10);
+    }
+
+    /// A value the stress test below never frees: where the cell would free it,
+    /// the test marks it dead instead (and keeps it), so a use after reclaim is
+    /// observed as a load of `alive`, not undefined behaviour.
+    struct Canary {
+        alive: AtomicBool,
+    }
+
+    /// How long the lock-free stress test runs: `FIDIUS_HAZARD_STRESS_MS`, default
+    /// 1500 ms.
+    fn stress_time() -> Duration {
+        let ms = std::env::var("FIDIUS_HAZARD_STRESS_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1500);
+        Duration::from_millis(ms)
+    }
+
+    /// The check that can fail: readers take no lock of any kind (a lock is a fence,
+    /// and would hide a missing barrier); inside each call they check, again and
+    /// again, that their value is alive, while a writer swaps, reclaims and marks
+    /// dead as fast as it can. A broken protocol shows up as a dead value seen inside
+    /// a call: `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'` fails it at once,
+    /// `--cfg fidius_mutant="no_barriers"` on a machine with several CPUs (see the
+    /// crate docs for the commands and figures). `.ci/run` runs it in both fence
+    /// modes, on all CPUs and pinned to one.
+    #[test]
+    fn lock_free_readers_never_see_a_value_reclaimed_under_them() {
+        // Every canary ever made stays allocated until the end; this bounds them.
+        const MAX_SWAPS: usize = 1_000_000;
+        let canary = || {
+            Arc::new(Canary {
+                alive: AtomicBool::new(true),
+            })
+        };
+        let first = canary();
+        let mut graveyard = vec![first.clone()];
+        let cell = Arc::new(HazardCell::new(first));
+        let stop = Arc::new(AtomicBool::new(false));
+        let dead_seen = Arc::new(AtomicUsize::new(0));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let readers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (cell, stop, dead_seen) = (cell.clone(), stop.clone(), dead_seen.clone());
+                std::thread::spawn(move || {
+                    let mut calls = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        cell.with(|v| {
+                            for _ in 0..16 {
+                                if !v.alive.load(Ordering::Acquire) {
+                                    dead_seen.fetch_add(1, Ordering::Relaxed);
+                                }
+                                std::hint::spin_loop();
+                            }
+                        });
+                        calls += 1;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        let mut swaps = 0;
+        while start.elapsed() < stress_time() && swaps < MAX_SWAPS {
+            let next = canary();
+            graveyard.push(next.clone());
+            cell.swap(next);
+            swaps += 1;
+            for old in cell.reclaim() {
+                // Here the cell would free it: no call may be in it any more.
+                old.alive.store(false, Ordering::Release);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let calls: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+        for old in cell.reclaim() {
+            old.alive.store(false, Ordering::Release);
+        }
+        let dead = dead_seen.load(Ordering::Relaxed);
+        eprintln!(
+            "hazard stress: {swaps} swaps, {calls} calls on {threads} threads, asymmetric fences: {}",
+            asymmetric()
+        );
+        assert!(calls > 1000 && swaps > 1000, "{calls} calls, {swaps} swaps");
+        assert_eq!(dead, 0, "{dead} checks saw a value reclaimed under a call");
+        assert!(!cell.has_retiring(), "everything swapped out was reclaimed");
+        drop(graveyard);
     }
 
     /// Readers check, inside every call, that the value they were given is still

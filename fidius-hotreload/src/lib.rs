@@ -175,18 +175,31 @@
 //! is behind a mutex or a channel, and a version is retired from its `Drop`, which
 //! Rust runs exactly once.
 //!
-//! This is not model-checked with loom or shuttle. Neither models `membarrier`, and
-//! loom treats sequentially consistent fences as weaker than they are, so it would
-//! flag the fallback's correct store-fence-load pattern as racy. The protocol is
-//! exercised instead by real threads:
+//! How the protocol is checked, and that each check can fail:
 //!
-//! * the hazard unit tests, with a writer swapping and reclaiming as fast as it can
-//!   while readers check, inside every call, that their value is still alive. Breaking
-//!   the reclaim rule makes them fail;
+//! * **A loom model** (`tests/hazard_loom.rs`): loom explores every interleaving and
+//!   every reordering the memory model allows of a reader, a swap and a reclaim that
+//!   mirror the real steps, with the asymmetric pair modelled as a sequentially
+//!   consistent fence on each side (what `membarrier` guarantees). Four models: a
+//!   call against a swap and reclaim; swap and reclaim on different threads; a nested
+//!   call; a thread that exits and hands its record to the next. `.ci/run` runs it.
+//! * **A stress test that can fail** (the hazard unit test
+//!   `lock_free_readers_never_see_a_value_reclaimed_under_them`): readers take no lock
+//!   (a lock is a fence and would hide a missing barrier) and check, inside every
+//!   call, that their value is alive; the writer swaps and reclaims as fast as it can
+//!   and marks each reclaimed value dead instead of freeing it, so a use after reclaim
+//!   is observed, not undefined. `.ci/run` runs it with membarrier, with plain fences,
+//!   and pinned to one CPU.
+//! * **Mutants that must fail.** Two deliberately broken builds:
+//!   `RUSTFLAGS='--cfg fidius_mutant="no_barriers"'` (no fence on either side) and
+//!   `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'` (reclaim frees values still
+//!   announced). Measured on this project's 2-CPU machine: `no_barriers` fails all
+//!   four loom models and the stress test (3 runs of 3, hundreds of dead values seen
+//!   per run), though not when pinned to one CPU, where no reordering can be seen;
+//!   `ignore_slots` fails the stress test at once, pinned or not.
 //! * four threads calling through 210 consecutive swaps of real plugin builds, checking
 //!   that every result comes from a generation at least as new as the one current when
-//!   the call began (`tests/tests/hot_reload.rs`);
-//! * CI runs both of those with and without membarrier;
+//!   the call began (`tests/tests/hot_reload.rs`), with and without membarrier;
 //! * the soak benchmark (BENCHMARKS.md).
 //!
 //! ## Known limitations

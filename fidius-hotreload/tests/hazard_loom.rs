@@ -1,0 +1,217 @@
+//! A loom model of the hazard-slot protocol of `src/hazard.rs`.
+//!
+//! Run it with:
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg loom" cargo test -p fidius-hotreload --test hazard_loom --release \
+//!     --target-dir target/loom
+//! ```
+//!
+//! loom explores every interleaving (and every reordering the memory model allows) of
+//! a few small threads. The model mirrors the real protocol step by step, with its
+//! own atomics (loom cannot run the real code: thread-locals, `membarrier` and the
+//! parking_lot locks are outside what it models):
+//!
+//! * a reader announces the value in a slot (release store), fences, re-reads the
+//!   current value (acquire) and retries until it is unchanged; it then uses the
+//!   value and clears the slot (release store);
+//! * a swap exchanges the current value (acq-rel) and puts the old one on a retiring
+//!   list;
+//! * a reclaim fences, scans every slot (acquire loads) and "frees" each retiring
+//!   value no slot holds: values are never freed for real, they are marked dead, and
+//!   a reader that finds its value dead fails the model.
+//!
+//! The asymmetric pair (nothing or a compiler fence on the reader, `membarrier` on
+//! the reclaimer) is modelled as a sequentially consistent fence on each side, which
+//! is what `membarrier` guarantees relative to every running thread. Built with
+//! `--cfg fidius_mutant="no_barriers"` the fences are left out, as in the mutant of
+//! the real code, and the model must fail.
+#![cfg(loom)]
+
+use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use loom::sync::{Arc, Mutex};
+use loom::thread;
+
+/// Values are numbered 1.. (0 is an empty slot); none is ever freed for real.
+const VALUES: usize = 4;
+/// Records of slots: two records of two slots each.
+const RECORDS: usize = 2;
+const SLOTS: usize = 2;
+
+struct Model {
+    current: AtomicUsize,
+    alive: [AtomicBool; VALUES + 1],
+    slots: [[AtomicUsize; SLOTS]; RECORDS],
+    retiring: Mutex<Vec<usize>>,
+    /// Records whose thread exited, ready for another thread.
+    free_records: Mutex<Vec<usize>>,
+}
+
+impl Model {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            current: AtomicUsize::new(1),
+            alive: std::array::from_fn(|_| AtomicBool::new(true)),
+            slots: std::array::from_fn(|_| std::array::from_fn(|_| AtomicUsize::new(0))),
+            retiring: Mutex::new(Vec::new()),
+            free_records: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+fn barrier() {
+    if !cfg!(fidius_mutant = "no_barriers") {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// `Protection::acquire`: announce in slot `slot` of record `record`, re-read until
+/// stable. Returns the value now protected.
+fn acquire(m: &Model, record: usize, slot: usize) -> usize {
+    let mut value = m.current.load(Ordering::Relaxed);
+    loop {
+        m.slots[record][slot].store(value, Ordering::Release);
+        barrier();
+        let now = m.current.load(Ordering::Acquire);
+        let validated = now == value;
+        value = now;
+        if validated {
+            return value;
+        }
+    }
+}
+
+/// The call itself: the value must be alive for as long as it is protected.
+fn use_value(m: &Model, value: usize) {
+    assert!(
+        m.alive[value].load(Ordering::Acquire),
+        "value {value} was reclaimed while a call used it"
+    );
+}
+
+/// `Protection::drop`.
+fn release(m: &Model, record: usize, slot: usize) {
+    m.slots[record][slot].store(0, Ordering::Release);
+}
+
+/// `HazardCell::swap`.
+fn swap(m: &Model, new: usize) {
+    let old = m.current.swap(new, Ordering::AcqRel);
+    m.retiring.lock().unwrap().push(old);
+}
+
+/// `HazardCell::reclaim`: barrier, scan, "free" what no slot holds.
+fn reclaim(m: &Model) {
+    let mut retiring = m.retiring.lock().unwrap();
+    if retiring.is_empty() {
+        return;
+    }
+    barrier();
+    let announced: Vec<usize> = m
+        .slots
+        .iter()
+        .flatten()
+        .map(|s| s.load(Ordering::Acquire))
+        .filter(|&v| v != 0)
+        .collect();
+    retiring.retain(|&v| {
+        if announced.contains(&v) {
+            true
+        } else {
+            m.alive[v].store(false, Ordering::Release);
+            false
+        }
+    });
+}
+
+/// One call by a reader on record `record`.
+fn call(m: &Model, record: usize) {
+    let value = acquire(m, record, 0);
+    use_value(m, value);
+    release(m, record, 0);
+}
+
+#[test]
+fn a_call_never_uses_a_reclaimed_value() {
+    loom::model(|| {
+        let m = Model::new();
+        let reader = {
+            let m = m.clone();
+            thread::spawn(move || call(&m, 0))
+        };
+        swap(&m, 2);
+        reclaim(&m);
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn swap_and_reclaim_on_different_threads() {
+    loom::model(|| {
+        let m = Model::new();
+        let reader = {
+            let m = m.clone();
+            thread::spawn(move || call(&m, 0))
+        };
+        let swapper = {
+            let m = m.clone();
+            thread::spawn(move || swap(&m, 2))
+        };
+        reclaim(&m);
+        swapper.join().unwrap();
+        reclaim(&m);
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn a_nested_call_is_protected_at_each_level() {
+    loom::model(|| {
+        let m = Model::new();
+        let reader = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let outer = acquire(&m, 0, 0);
+                // A plugin calls back into the host, which calls the plugin again:
+                // the next slot of the same record.
+                let inner = acquire(&m, 0, 1);
+                use_value(&m, inner);
+                release(&m, 0, 1);
+                use_value(&m, outer);
+                release(&m, 0, 0);
+            })
+        };
+        swap(&m, 2);
+        reclaim(&m);
+        reader.join().unwrap();
+    });
+}
+
+#[test]
+fn a_record_handed_on_by_an_exiting_thread_serves_the_next() {
+    loom::model(|| {
+        let m = Model::new();
+        let first = {
+            let m = m.clone();
+            thread::spawn(move || {
+                call(&m, 0);
+                // The thread exits: its record goes back, every slot clear.
+                assert!(m.slots[0].iter().all(|s| s.load(Ordering::Relaxed) == 0));
+                m.free_records.lock().unwrap().push(0);
+            })
+        };
+        let second = {
+            let m = m.clone();
+            thread::spawn(move || {
+                // Takes the handed-on record if it is there yet, else a new one.
+                let record = m.free_records.lock().unwrap().pop().unwrap_or(1);
+                call(&m, record);
+            })
+        };
+        swap(&m, 2);
+        reclaim(&m);
+        first.join().unwrap();
+        second.join().unwrap();
+        reclaim(&m);
+    });
+}
