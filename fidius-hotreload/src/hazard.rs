@@ -115,7 +115,9 @@ impl Drop for RecordOwner {
                 if clear {
                     REGISTRY.lock().free.push(record);
                 } else {
-                    tracing::error!("a thread exited inside a hot-plugin call; its hazard record is retired");
+                    tracing::error!(
+                        "a thread exited inside a hot-plugin call; its hazard record is retired"
+                    );
                 }
             }
         });
@@ -611,7 +613,9 @@ mod tests {
         let cell = Arc::new(HazardCell::new(first));
         let stop = Arc::new(AtomicBool::new(false));
         let dead_seen = Arc::new(AtomicUsize::new(0));
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2);
         let readers: Vec<_> = (0..threads)
             .map(|_| {
                 let (cell, stop, dead_seen) = (cell.clone(), stop.clone(), dead_seen.clone());
