@@ -236,12 +236,22 @@ fn heavy_barrier() -> bool {
         {
             use rustix::thread::{membarrier, MembarrierCommand};
             let barrier = || membarrier(MembarrierCommand::PrivateExpedited);
-            // A child process made by fork starts unregistered: register again once.
+            // If it fails (a registration somehow lost), registering again is
+            // harmless; if that fails too (a filter applied after start-up), nothing
+            // can be freed safely: old versions stay loaded, and say so.
             let result = barrier().or_else(|_| {
                 membarrier(MembarrierCommand::RegisterPrivateExpedited).and_then(|()| barrier())
             });
             if let Err(e) = result {
-                tracing::error!(error = %e, "membarrier failed; old versions stay loaded");
+                // At most once a minute: a reclaim is tried up to ten times a second.
+                static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if now >= LAST.load(Ordering::Relaxed) + 60 {
+                    LAST.store(now, Ordering::Relaxed);
+                    tracing::error!(error = %e, "membarrier failed; old versions stay loaded");
+                }
                 return false;
             }
         }

@@ -167,9 +167,13 @@
 //!   `membarrier` before it looks at the slots; elsewhere each call uses one fence
 //!   (see [`uses_membarrier`]).
 //!
-//! An earlier design held an arc-swap guard per call instead. That costs two locked
-//! instructions per call, and they were the whole overhead of the hot client over a
-//! plain handle; BENCHMARKS.md has both measured in one run.
+//! The original design named arc-swap for this, and the first implementation held an
+//! arc-swap guard per call. An arc-swap guard avoids a shared counter too, but takes
+//! its per-thread slot with locked read-modify-write instructions, two per call, and
+//! those were the whole gap: a scalar call cost +10.5 to +11.3 ns over a plain handle
+//! with the guard, +1.3 to +3.7 ns with hazard slots (BENCHMARKS.md, same machine).
+//! arc-swap remains a dev-dependency of the benchmarks, which measure both side by
+//! side.
 //!
 //! Everything around the slots (the draining list, the event queues, the counters)
 //! is behind a mutex or a channel, and a version is retired from its `Drop`, which
@@ -197,6 +201,9 @@
 //!   four loom models and the stress test (3 runs of 3, hundreds of dead values seen
 //!   per run), though not when pinned to one CPU, where no reordering can be seen;
 //!   `ignore_slots` fails the stress test at once, pinned or not.
+//! * **Miri** runs the hazard unit tests (the stress tests shortened) with the fence
+//!   fallback, since it cannot execute `membarrier`: it checks the pointer
+//!   arithmetic, provenance and the `Arc` bookkeeping of each step.
 //! * four threads calling through 210 consecutive swaps of real plugin builds, checking
 //!   that every result comes from a generation at least as new as the one current when
 //!   the call began (`tests/tests/hot_reload.rs`), with and without membarrier;
@@ -204,6 +211,15 @@
 //!
 //! ## Known limitations
 //!
+//! * Calls through a [`HotHandle`] are not async-signal-safe: a thread's first call
+//!   takes a lock to get its hazard record, and deep nesting takes a read lock. Do not
+//!   call a hot plugin from a signal handler.
+//! * `fork` without `exec` is not supported in a process that uses hot plugins. In
+//!   the child only the forking thread exists: a version another thread was calling
+//!   into stays announced in that thread's slots and is never freed, a lock held by
+//!   another thread at the fork is never released, and the watcher and the pool's
+//!   threads are gone, so nothing reloads or drains. A child that only `exec`s (as
+//!   `std::process::Command` does) is fine.
 //! * Unloading is best-effort everywhere, and the unload check reads
 //!   `/proc/self/maps`, so only Linux reports [`UnloadState::Unmapped`] or
 //!   [`UnloadState::Pinned`]; elsewhere the state is [`UnloadState::Unknown`]. macOS
