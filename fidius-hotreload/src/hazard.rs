@@ -428,15 +428,23 @@ impl<T> HazardCell<T> {
         !self.retiring.lock().is_empty()
     }
 
-    /// Calls using `value` right now, if it is in the retiring list (`None` if not).
-    pub fn retiring_calls(&self, value: &Arc<T>) -> Option<usize> {
+    /// What holds `value` right now besides the caller's own reference: calls
+    /// announced in a slot (if it is retiring) plus other owned references (streams,
+    /// clients' kept versions). Read under the retiring list's lock, so a reclaim
+    /// on another thread cannot make one holder count twice. Exact when the barrier
+    /// can be issued; if it cannot (membarrier failing), a call that is just starting
+    /// may be missed.
+    pub fn holders(&self, value: &Arc<T>) -> usize {
         let retiring = self.retiring.lock();
-        if !retiring.iter().any(|v| Arc::ptr_eq(v, value)) {
-            return None;
+        // The caller's reference, and the list's if it is there, are not holders.
+        let listed = retiring.iter().any(|v| Arc::ptr_eq(v, value));
+        let others = Arc::strong_count(value) - 1 - usize::from(listed);
+        if !listed {
+            return others;
         }
         heavy_barrier();
         let target: *mut () = Arc::as_ptr(value).cast_mut().cast();
-        Some(announced().into_iter().filter(|&p| p == target).count())
+        others + announced().into_iter().filter(|&p| p == target).count()
     }
 }
 
@@ -499,7 +507,7 @@ mod tests {
         cell.swap(Tracked::new(2, &live));
         assert!(cell.reclaim().is_empty(), "version 1 is still in a call");
         let old = cell.retiring.lock()[0].clone();
-        assert_eq!(cell.retiring_calls(&old), Some(1));
+        assert_eq!(cell.holders(&old), 1, "the call");
         drop(old);
         assert!(live.lock().contains(&1));
         cell.with(|v| assert_eq!(v.id, 2));

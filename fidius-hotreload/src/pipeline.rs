@@ -372,12 +372,7 @@ impl Shared {
 
     /// Calls and other holders of an old version, besides the caller's `version`.
     fn in_flight(&self, version: &Arc<Version>) -> usize {
-        let others = Arc::strong_count(version) - 1;
-        match self.current.retiring_calls(version) {
-            // The retiring list holds one reference of its own.
-            Some(calls) => calls + others - 1,
-            None => others,
-        }
+        self.current.holders(version)
     }
 
     fn prune_draining(&self) {
