@@ -184,8 +184,10 @@
 //! * **A loom model** (`tests/hazard_loom.rs`): loom explores every interleaving and
 //!   every reordering the memory model allows of a reader, a swap and a reclaim that
 //!   mirror the real steps, with the asymmetric pair modelled as a sequentially
-//!   consistent fence on each side (what `membarrier` guarantees). Four models: a
-//!   call against a swap and reclaim; swap and reclaim on different threads; a nested
+//!   consistent fence on each side (what `membarrier` guarantees). Each value is a
+//!   loom `UnsafeCell` that calls read and the reclaim writes when it frees, so loom
+//!   also checks the orderings that publish and clear the slots. Four models: a call
+//!   against a swap and reclaim; swap and reclaim on different threads; a nested
 //!   call; a thread that exits and hands its record to the next. `.ci/run` runs it.
 //! * **A stress test that can fail** (the hazard unit test
 //!   `lock_free_readers_never_see_a_value_reclaimed_under_them`): readers take no lock
@@ -198,9 +200,11 @@
 //!   `RUSTFLAGS='--cfg fidius_mutant="no_barriers"'` (no fence on either side) and
 //!   `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'` (reclaim frees values still
 //!   announced). Measured on this project's 2-CPU machine: `no_barriers` fails all
-//!   four loom models and the stress test (3 runs of 3, hundreds of dead values seen
-//!   per run), though not when pinned to one CPU, where no reordering can be seen;
-//!   `ignore_slots` fails the stress test at once, pinned or not.
+//!   four loom models (a causality violation) and the stress test (3 runs of 3,
+//!   hundreds of dead values seen per run), though not when pinned to one CPU, where
+//!   no reordering can be seen; `ignore_slots` fails the stress test at once, pinned
+//!   or not. Clearing a slot with a relaxed store instead of a release store also
+//!   fails the loom models (tried by hand; not kept as a switch).
 //! * **Miri** runs the hazard unit tests (the stress tests shortened) with the fence
 //!   fallback, since it cannot execute `membarrier`: it checks the pointer
 //!   arithmetic, provenance and the `Arc` bookkeeping of each step.

@@ -393,6 +393,11 @@ impl Shared {
             .iter()
             .filter_map(|d| {
                 let version = d.version.upgrade()?;
+                // Just given up by the reclaim above: it is leaving, not draining.
+                if free.iter().any(|f| Arc::ptr_eq(f, &version)) {
+                    looked_at.push(version);
+                    return None;
+                }
                 let in_flight = self.in_flight(&version);
                 looked_at.push(version);
                 Some(DrainingVersion {

@@ -18,8 +18,12 @@
 //! * a swap exchanges the current value (acq-rel) and puts the old one on a retiring
 //!   list;
 //! * a reclaim fences, scans every slot (acquire loads) and "frees" each retiring
-//!   value no slot holds: values are never freed for real, they are marked dead, and
-//!   a reader that finds its value dead fails the model.
+//!   value no slot holds. A value is a `loom::cell::UnsafeCell`: a call reads it, a
+//!   free writes it (marks it dead). loom fails the model if a free is not ordered
+//!   after every read of the calls that used the value (a causality violation), and
+//!   the call fails it if it reads a dead value. So the orderings that publish and
+//!   retire (the slot cleared with release, scanned with acquire) are checked too,
+//!   not only the fences.
 //!
 //! The asymmetric pair (nothing or a compiler fence on the reader, `membarrier` on
 //! the reclaimer) is modelled as a sequentially consistent fence on each side, which
@@ -28,7 +32,8 @@
 //! the real code, and the model must fail.
 #![cfg(loom)]
 
-use loom::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{fence, AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
@@ -40,7 +45,8 @@ const SLOTS: usize = 2;
 
 struct Model {
     current: AtomicUsize,
-    alive: [AtomicBool; VALUES + 1],
+    /// Each value's content: its own number while alive, 0 once freed.
+    values: [UnsafeCell<usize>; VALUES + 1],
     slots: [[AtomicUsize; SLOTS]; RECORDS],
     retiring: Mutex<Vec<usize>>,
     /// Records whose thread exited, ready for another thread.
@@ -51,7 +57,7 @@ impl Model {
     fn new() -> Arc<Self> {
         Arc::new(Self {
             current: AtomicUsize::new(1),
-            alive: std::array::from_fn(|_| AtomicBool::new(true)),
+            values: std::array::from_fn(UnsafeCell::new),
             slots: std::array::from_fn(|_| std::array::from_fn(|_| AtomicUsize::new(0))),
             retiring: Mutex::new(Vec::new()),
             free_records: Mutex::new(Vec::new()),
@@ -83,10 +89,10 @@ fn acquire(m: &Model, record: usize, slot: usize) -> usize {
 
 /// The call itself: the value must be alive for as long as it is protected.
 fn use_value(m: &Model, value: usize) {
-    assert!(
-        m.alive[value].load(Ordering::Acquire),
-        "value {value} was reclaimed while a call used it"
-    );
+    // SAFETY (of the model): a read of the value; loom checks it is ordered against
+    // every write (free) of it.
+    let content = m.values[value].with(|p| unsafe { *p });
+    assert_eq!(content, value, "value {value} was reclaimed while a call used it");
 }
 
 /// `Protection::drop`.
@@ -118,7 +124,9 @@ fn reclaim(m: &Model) {
         if announced.contains(&v) {
             true
         } else {
-            m.alive[v].store(false, Ordering::Release);
+            // SAFETY (of the model): the free; loom checks no call's read of the value
+            // can race it.
+            m.values[v].with_mut(|p| unsafe { *p = 0 });
             false
         }
     });
