@@ -92,7 +92,10 @@ fn use_value(m: &Model, value: usize) {
     // SAFETY (of the model): a read of the value; loom checks it is ordered against
     // every write (free) of it.
     let content = m.values[value].with(|p| unsafe { *p });
-    assert_eq!(content, value, "value {value} was reclaimed while a call used it");
+    assert_eq!(
+        content, value,
+        "value {value} was reclaimed while a call used it"
+    );
 }
 
 /// `Protection::drop`.
