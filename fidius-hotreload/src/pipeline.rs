@@ -393,12 +393,11 @@ impl Shared {
             .iter()
             .filter_map(|d| {
                 let version = d.version.upgrade()?;
-                // Just given up by the reclaim above: it is leaving, not draining.
-                if free.iter().any(|f| Arc::ptr_eq(f, &version)) {
-                    looked_at.push(version);
-                    return None;
-                }
-                let in_flight = self.in_flight(&version);
+                // One just given up by the reclaim above is still listed until the
+                // worker drops it, but nothing holds it: `free`'s reference is no
+                // holder.
+                let leaving = free.iter().any(|f| Arc::ptr_eq(f, &version));
+                let in_flight = self.in_flight(&version) - usize::from(leaving);
                 looked_at.push(version);
                 Some(DrainingVersion {
                     generation: d.generation,
