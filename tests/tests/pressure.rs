@@ -21,6 +21,25 @@ fn rejected_for<'a>(
     })
 }
 
+/// Drops `host`, asserting it takes under 100 ms (whatever it was doing).
+fn drops_quickly(host: impl Sized) {
+    let dropping = Instant::now();
+    drop(host);
+    let dropped = dropping.elapsed();
+    assert!(
+        dropped < Duration::from_millis(100),
+        "dropping took {dropped:?}"
+    );
+}
+
+/// A fresh directory beside the fixtures (so builds are hard-linked into place)
+/// holding a `plugins` directory with build v1 as `hot_a`: the directory, and the
+/// plugins directory.
+fn plugins_with_hot_a() -> (tempfile::TempDir, std::path::PathBuf) {
+    let (tmp, plugins) = plugins_with_hot_a();
+    (tmp, plugins)
+}
+
 /// A sparse file of `len` bytes; with `head`, it starts with those bytes.
 fn sparse(path: &Path, len: u64, head: &[u8]) {
     std::fs::write(path, head).unwrap();
@@ -40,11 +59,8 @@ fn sparse(path: &Path, len: u64, head: &[u8]) {
 /// minute and more.)
 #[test]
 fn huge_files_are_refused_unread_and_delay_nothing() {
-    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
+    let (_tmp, plugins) = plugins_with_hot_a();
     let good = plugins.join(lib_file("hot_a"));
-    place_build("v1", &good);
     let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
         .build()
         .unwrap();
@@ -89,23 +105,14 @@ fn huge_files_are_refused_unread_and_delay_nothing() {
         "{r}"
     );
 
-    let dropping = Instant::now();
-    drop(dir);
-    let dropped = dropping.elapsed();
-    assert!(
-        dropped < Duration::from_millis(100),
-        "dropping took {dropped:?}"
-    );
+    drops_quickly(dir);
 }
 
 /// Dropping a hot directory while it copies a large file returns at once: the copy
 /// stops.
 #[test]
 fn dropping_during_a_long_copy_is_quick() {
-    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    place_build("v1", &plugins.join(lib_file("hot_a")));
+    let (_tmp, plugins) = plugins_with_hot_a();
     let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
         .max_file_size(4 * GIB)
         .build()
@@ -121,13 +128,7 @@ fn dropping_during_a_long_copy_is_quick() {
             .all(|e| !matches!(e, DirectoryEvent::Rejected(_))),
         "the big file was to be copied, not refused"
     );
-    let dropping = Instant::now();
-    drop(dir);
-    let dropped = dropping.elapsed();
-    assert!(
-        dropped < Duration::from_millis(100),
-        "dropping took {dropped:?}"
-    );
+    drops_quickly(dir);
 }
 
 /// A hot plugin's file that is too large is refused from its size, before any copy.
@@ -478,10 +479,7 @@ fn a_current_link_switched_between_releases_is_followed() {
 /// the new directory and take writes into the old one for its own.)
 #[test]
 fn a_watched_directory_replaced_at_its_path_is_followed() {
-    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    place_build("v1", &plugins.join(lib_file("hot_a")));
+    let (tmp, plugins) = plugins_with_hot_a();
     let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
         .build()
         .unwrap();
