@@ -36,7 +36,10 @@ fn drops_quickly(host: impl Sized) {
 /// holding a `plugins` directory with build v1 as `hot_a`: the directory, and the
 /// plugins directory.
 fn plugins_with_hot_a() -> (tempfile::TempDir, std::path::PathBuf) {
-    let (tmp, plugins) = plugins_with_hot_a();
+    let tmp = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    place_build("v1", &plugins.join(lib_file("hot_a")));
     (tmp, plugins)
 }
 
