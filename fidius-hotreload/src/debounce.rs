@@ -18,7 +18,7 @@
 //! blocked per path.
 
 use crate::pool;
-use crate::watcher::WatcherKind;
+use crate::watcher::{Signal, Sink, WatcherKind};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -145,6 +145,30 @@ impl Debouncer {
                 }
             }
         }
+    }
+
+    /// What the watcher calls for this debouncer's registration. `key` names the
+    /// path to touch for a change seen at a path (in whatever directory the watch
+    /// follows now), or `None` to ignore it. Holds the debouncer weakly.
+    pub fn sink(
+        self: &Arc<Self>,
+        key: impl Fn(&Path) -> Option<PathBuf> + Send + Sync + 'static,
+    ) -> Sink {
+        let debouncer = Arc::downgrade(self);
+        Arc::new(move |signal: Signal| {
+            let Some(debouncer) = debouncer.upgrade() else {
+                return;
+            };
+            match signal {
+                Signal::Changed(path) => {
+                    if let Some(key) = key(&path) {
+                        debouncer.touch(&key);
+                    }
+                }
+                Signal::Rescan => debouncer.rescan(),
+                Signal::Moved { from, to, kind } => debouncer.moved(from, to, kind),
+            }
+        })
     }
 
     /// Events were lost: touch every path the target knows.

@@ -15,7 +15,7 @@ use crate::hot_plugin::HotPlugin;
 use crate::pipeline::Config;
 use crate::shadow::ShadowCopy;
 use crate::status::HotStatus;
-use crate::watcher::{self, Registration, Signal, WatcherKind};
+use crate::watcher::{self, Registration, WatcherKind};
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
 use parking_lot::{Mutex, RwLock};
@@ -359,26 +359,13 @@ impl HotDirectory {
         let watching = if shared.config.plugin.watch {
             let target: Weak<dyn Target> = Arc::downgrade(&shared) as Weak<dyn Target>;
             let debouncer = Debouncer::new(target);
-            let sink = {
-                let debouncer = Arc::downgrade(&debouncer);
-                let dir = shared.dir.clone();
-                Arc::new(move |signal: Signal| {
-                    if let Some(debouncer) = debouncer.upgrade() {
-                        match signal {
-                            // Named in the configured directory, whatever directory
-                            // it was seen in.
-                            Signal::Changed(path) if is_library(&path) => {
-                                if let Some(name) = path.file_name() {
-                                    debouncer.touch(&dir.join(name));
-                                }
-                            }
-                            Signal::Changed(_) => {}
-                            Signal::Rescan => debouncer.rescan(),
-                            Signal::Moved { from, to, kind } => debouncer.moved(from, to, kind),
-                        }
-                    }
-                })
-            };
+            // A library is named in the configured directory, whatever directory
+            // its change was seen in.
+            let dir = shared.dir.clone();
+            let sink = debouncer.sink(move |path| {
+                let name = path.file_name().filter(|_| is_library(path))?;
+                Some(dir.join(name))
+            });
             let registration =
                 watcher::watch(&shared.dir, None, sink).map_err(std::io::Error::other)?;
             *shared.watcher.lock() = Some(registration.kind);

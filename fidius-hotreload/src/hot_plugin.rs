@@ -15,7 +15,7 @@ use crate::hold::ReloadHold;
 use crate::pipeline::{self, Config, Shared, Start};
 use crate::shadow::{self, ShadowCopy};
 use crate::status::HotStatus;
-use crate::watcher::{self, Registration, Signal, WatcherKind};
+use crate::watcher::{self, Registration, WatcherKind};
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
 use std::path::{Path, PathBuf};
@@ -428,21 +428,10 @@ fn watch_file(shared: &Arc<Shared>) -> Result<Watching, Rejection> {
     let debouncer = Debouncer::new(Arc::downgrade(&target) as Weak<dyn Target>);
     let source = shared.source();
     let dir = source.parent().unwrap_or(Path::new(""));
-    let sink = {
-        let debouncer = Arc::downgrade(&debouncer);
-        let source = source.to_path_buf();
-        Arc::new(move |signal: Signal| {
-            if let Some(debouncer) = debouncer.upgrade() {
-                match signal {
-                    // Whatever directory the change was seen in, it is the configured
-                    // file that changed.
-                    Signal::Changed(_) => debouncer.touch(&source),
-                    Signal::Rescan => debouncer.rescan(),
-                    Signal::Moved { from, to, kind } => debouncer.moved(from, to, kind),
-                }
-            }
-        })
-    };
+    // Whatever directory the change was seen in, it is the configured file that
+    // changed.
+    let configured = source.to_path_buf();
+    let sink = debouncer.sink(move |_| Some(configured.clone()));
     let registration = watcher::watch(dir, source.file_name().map(|n| n.to_os_string()), sink)
         .map_err(|reason| Rejection {
             path: source.to_path_buf(),
