@@ -727,13 +727,7 @@ impl DirShared {
     /// copy (the watched file itself is never loaded). The copy is returned, still
     /// open, for the first plugin's first version.
     fn list(&self, path: &Path) -> Result<Listed, Rejection> {
-        let reject = |stage, reason: String, error: Option<fidius::LoadError>| Rejection {
-            path: path.to_path_buf(),
-            stage,
-            reason,
-            error: error.map(Arc::new),
-            transient: false,
-        };
+        let reject = |stage, reason, error| Rejection::new(path, stage, reason, error);
         let copy = crate::pipeline::make_copy(path, &self.config.plugin, 1, &self.stopped)?;
         match PluginLibrary::open(copy.load_path()) {
             Ok(lib) => {

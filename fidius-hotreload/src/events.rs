@@ -82,6 +82,23 @@ impl std::fmt::Display for Rejection {
 impl std::error::Error for Rejection {}
 
 impl Rejection {
+    /// A rejection of `path` at `stage`, not transient, with the load error behind it
+    /// if there is one.
+    pub(crate) fn new(
+        path: &std::path::Path,
+        stage: Stage,
+        reason: String,
+        error: Option<LoadError>,
+    ) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            stage,
+            reason,
+            error: error.map(Arc::new),
+            transient: false,
+        }
+    }
+
     /// Emits this rejection as a `tracing` event: at error level for the
     /// [`Stage::Security`] stage, warning otherwise. `plugin` is empty where no
     /// plugin is known yet (a library new to a hot directory).

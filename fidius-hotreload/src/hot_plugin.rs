@@ -433,12 +433,9 @@ fn watch_file(shared: &Arc<Shared>) -> Result<Watching, Rejection> {
     let configured = source.to_path_buf();
     let sink = debouncer.sink(move |_| Some(configured.clone()));
     let registration = watcher::watch(dir, source.file_name().map(|n| n.to_os_string()), sink)
-        .map_err(|reason| Rejection {
-            path: source.to_path_buf(),
-            stage: Stage::Detect,
-            reason: format!("cannot watch the plugin's directory: {reason}"),
-            error: None,
-            transient: false,
+        .map_err(|reason| {
+            let reason = format!("cannot watch the plugin's directory: {reason}");
+            Rejection::new(source, Stage::Detect, reason, None)
         })?;
     Ok(Watching {
         registration,

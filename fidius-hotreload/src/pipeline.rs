@@ -292,31 +292,29 @@ impl Shared {
         self.prune_draining();
         let draining = self.draining.lock().len();
         if draining >= self.config.max_retained {
-            return Err(Rejection {
-                path: self.source.clone(),
-                stage: Stage::Retention,
-                reason: format!(
+            return Err(Rejection::new(
+                &self.source,
+                Stage::Retention,
+                format!(
                     "{} old versions are still in use (the limit is {}); the new build waits",
                     draining, self.config.max_retained
                 ),
-                error: None,
-                transient: false,
-            });
+                None,
+            ));
         }
         let pinned = self.pinned.lock().len();
         if self.config.pinned_policy == PinnedPolicy::Refuse && pinned >= self.config.max_pinned {
-            return Err(Rejection {
-                path: self.source.clone(),
-                stage: Stage::Retention,
-                reason: format!(
+            return Err(Rejection::new(
+                &self.source,
+                Stage::Retention,
+                format!(
                     "{pinned} old versions are pinned in memory (the limit is {}), likely by a \
                      thread-local with a destructor on a host thread or a thread the plugin \
                      started; new builds are refused (PinnedPolicy::Refuse)",
                     self.config.max_pinned
                 ),
-                error: None,
-                transient: false,
-            });
+                None,
+            ));
         }
         // Reloads are serialized, so the number is only taken (below) once the new
         // version is actually swapped in: generations count versions, not attempts.
@@ -489,13 +487,7 @@ pub(crate) fn load_version(
     current: Option<&Version>,
     retirement: Arc<Retirement>,
 ) -> Result<Option<Version>, Rejection> {
-    let reject = |stage, reason: String, error: Option<fidius::LoadError>| Rejection {
-        path: source.to_path_buf(),
-        stage,
-        reason,
-        error: error.map(Arc::new),
-        transient: false,
-    };
+    let reject = |stage, reason, error| Rejection::new(source, stage, reason, error);
     if let Some(current) = current {
         if current.copy.content_hash == copy.content_hash {
             return Ok(None);

@@ -135,17 +135,15 @@ impl CopyError {
             ),
             CopyError::NotALibrary(e) => {
                 let reason = e.to_string();
-                error = Some(Arc::new(e));
+                error = Some(e);
                 (Stage::Load, reason)
             }
             CopyError::Cancelled => (Stage::Copy, "stopped while copying".to_string()),
         };
         Rejection {
-            path: source.to_path_buf(),
-            stage,
-            reason,
-            error,
             transient,
+            error: error.map(Arc::new),
+            ..Rejection::new(source, stage, reason, None)
         }
     }
 
