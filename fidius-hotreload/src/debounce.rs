@@ -362,9 +362,7 @@ impl Debouncer {
             Ran::Held => entry.phase = Phase::Parked,
         }
     }
-}
 
-impl Debouncer {
     /// Reports `path` gone; if that has to wait, the path waits (unless events
     /// about it came meanwhile, which start it over anyway).
     fn gone(self: &Arc<Self>, target: &dyn Target, path: &Path) {

@@ -460,9 +460,8 @@ impl HotDirectory {
     /// [`reload_now`](Self::reload_now) for every library file in the directory and
     /// every library known, in path order.
     pub fn reload_all(&self) -> Vec<(PathBuf, Result<LibraryReload, Rejection>)> {
-        let mut paths: BTreeSet<PathBuf> = self.shared.library_files().unwrap_or_default();
-        paths.extend(self.shared.libraries.lock().by_path.keys().cloned());
-        paths
+        self.shared
+            .every_library()
             .into_iter()
             .map(|path| {
                 let result = self.shared.change(&path, How::Now).1;
@@ -555,9 +554,7 @@ impl Target for DirShared {
     }
 
     fn rescan(&self) -> Vec<PathBuf> {
-        let mut paths = self.library_files().unwrap_or_default();
-        paths.extend(self.libraries.lock().by_path.keys().cloned());
-        paths.into_iter().collect()
+        self.every_library().into_iter().collect()
     }
 
     fn moved(&self, from: Option<PathBuf>, to: Option<PathBuf>, kind: Option<WatcherKind>) {
@@ -579,6 +576,13 @@ impl DirShared {
             .map(|e| e.path())
             .filter(|p| is_library(p))
             .collect())
+    }
+
+    /// Every library to look at: those in the directory now, and those known.
+    fn every_library(&self) -> BTreeSet<PathBuf> {
+        let mut paths = self.library_files().unwrap_or_default();
+        paths.extend(self.libraries.lock().by_path.keys().cloned());
+        paths
     }
 
     fn file_lock(&self, path: &Path) -> Arc<Mutex<()>> {
