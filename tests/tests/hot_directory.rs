@@ -24,20 +24,7 @@ fn until(
     rx: &Receiver<DirectoryEvent>,
     done: impl Fn(&DirectoryEvent) -> bool,
 ) -> Vec<DirectoryEvent> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(e) => {
-                let stop = done(&e);
-                seen.push(e);
-                if stop {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("timed out; saw {seen:#?}"),
-        }
-    }
+    fidius_tests::recv_until(rx, done)
 }
 
 #[test]

@@ -25,21 +25,7 @@ fn events_until(
     rx: &Receiver<ReloadEvent>,
     done: impl Fn(&ReloadEvent) -> bool,
 ) -> Vec<ReloadEvent> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(e) => {
-                let stop = done(&e);
-                seen.push(e);
-                if stop {
-                    return seen;
-                }
-            }
-            Err(_) => panic!("timed out waiting for an event; saw {seen:#?}"),
-        }
-    }
+    fidius_tests::recv_until(rx, done)
 }
 
 /// Events that arrive within `quiet`.
