@@ -410,6 +410,15 @@ impl<T> HazardCell<T> {
     /// Takes out of the retiring list every value no call is using, for the caller
     /// to drop (outside any lock). Others stay for a later reclaim.
     pub fn reclaim(&self) -> Vec<Arc<T>> {
+        // Reported here, not where it happens (a thread-local destructor, where
+        // logging could abort).
+        let retired = RETIRED_RECORDS.swap(0, Ordering::Relaxed);
+        if retired > 0 {
+            tracing::error!(
+                threads = retired,
+                "threads exited inside a hot-plugin call; their hazard records are retired and the versions they announced stay loaded"
+            );
+        }
         let mut retiring = self.retiring.lock();
         if retiring.is_empty() || !heavy_barrier() {
             return Vec::new();
