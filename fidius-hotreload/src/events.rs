@@ -183,6 +183,15 @@ pub enum ReloadEvent {
         /// Unmapped, pinned, or unknown on this platform.
         state: UnloadState,
     },
+    /// An old version will not be closed before the plugin is dropped: `membarrier`
+    /// stopped working (a seccomp filter applied after start-up, say) while calls
+    /// may have been using it without a fence, so no check can tell when they end.
+    /// Happens at most once per plugin, to the versions current or draining at that
+    /// moment; later versions drain as usual. It no longer counts as draining.
+    Stranded {
+        /// Its generation.
+        generation: u64,
+    },
     /// The plugin file was removed and nothing replaced it. The current version keeps
     /// serving.
     Removed {
@@ -493,6 +502,13 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         } => tracing::debug!(plugin, generation, in_flight, "old version draining"),
         ReloadEvent::Unloaded { generation, state } => {
             tracing::info!(plugin, generation, state = ?state, "old version unloaded")
+        }
+        ReloadEvent::Stranded { generation } => {
+            tracing::warn!(
+                plugin,
+                generation,
+                "old version stays loaded: membarrier stopped working while calls could use it"
+            )
         }
         ReloadEvent::Removed { path } => {
             tracing::warn!(plugin, path = %path.display(), "plugin file removed; current version keeps serving")

@@ -38,6 +38,29 @@
 //! release store and scanned with acquire loads, so everything the call did with the
 //! version happens before the version is freed.
 //!
+//! # When membarrier stops working
+//!
+//! A seccomp filter applied after start-up can make `membarrier` fail from then on.
+//! Calls that announced a value with only a compiler fence can then no longer be
+//! ordered against a scan, so the values they may have announced can never be freed
+//! safely. The first reclaim that finds the barrier failing switches the process to
+//! symmetric fences for good (readers fence from their next call on), and from then
+//! on each value carries whether it was made current before or after the switch:
+//!
+//! * a value made current *after* the switch is announced only by calls that fenced.
+//!   The swap read the switch before it published the value, and a call reads the
+//!   current pointer with acquire before it reads the fence mode, so a call that
+//!   found the value also finds the switch. Such values are reclaimed as usual, with
+//!   an ordinary fence on the writer's side;
+//! * a value made current *before* the switch is *stranded*: kept (loaded) until the
+//!   cell is dropped. Only the values current or retiring at the moment of the
+//!   switch are, so the leak is bounded and happens once.
+//!
+//! The loom model `a_lost_membarrier_frees_only_values_calls_fenced_for` checks this
+//! step, and fails with either half broken (`fidius_mutant="free_stranded"`,
+//! `"no_switch"`); the unit test `a_membarrier_lost_midway_strands_a_few_and_frees_the_rest`
+//! makes membarrier fail for real with a seccomp filter, in a child process.
+//!
 //! Calls nest (a plugin may call back into the host, which calls another hot plugin);
 //! each nesting level takes the next slot. Past [`SLOTS`] levels, or on a thread whose
 //! thread-locals are already destroyed, a call takes an owned `Arc` under a read lock
@@ -47,7 +70,9 @@ use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::atomic::{compiler_fence, fence, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    compiler_fence, fence, AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Once};
 
 /// Hazard slots per thread: how deeply calls may nest on one thread before a call
@@ -168,6 +193,16 @@ const ASYMMETRIC: u8 = 1;
 /// Both sides: a sequentially consistent fence.
 const SYMMETRIC: u8 = 2;
 
+/// What the writer's half of the fence achieved.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Barrier {
+    /// `membarrier` ran: every thread is ordered, whatever fence its calls used.
+    Membarrier,
+    /// An ordinary fence: it orders only against calls that fenced too, which is
+    /// every call that announced a value made current under symmetric fences.
+    Fence,
+}
+
 /// Decides the fences, registering for expedited membarrier where the kernel offers
 /// it. Runs before any cell exists, so before any reader or writer needs the answer.
 fn init_fences() {
@@ -219,7 +254,9 @@ fn light_barrier() {
     if cfg!(fidius_mutant = "no_barriers") {
         return;
     }
-    if FENCES.load(Ordering::Relaxed) == ASYMMETRIC {
+    // Another: calls that keep relying on membarrier after it was lost (the writer
+    // believes they switched): `RUSTFLAGS='--cfg fidius_mutant="no_switch"'`.
+    if cfg!(fidius_mutant = "no_switch") || FENCES.load(Ordering::Relaxed) == ASYMMETRIC {
         // The writer's membarrier supplies the hardware fence; only the compiler must
         // keep the announcement before the re-read.
         compiler_fence(Ordering::SeqCst);
@@ -228,12 +265,11 @@ fn light_barrier() {
     }
 }
 
-/// The writer's half, between swapping and scanning. `false` if it could not be
-/// issued, in which case nothing may be freed.
-fn heavy_barrier() -> bool {
+/// The writer's half, between swapping and scanning.
+fn heavy_barrier() -> Barrier {
     init_fences();
     if cfg!(fidius_mutant = "no_barriers") {
-        return true;
+        return Barrier::Membarrier;
     }
     if FENCES.load(Ordering::Acquire) == ASYMMETRIC {
         #[cfg(all(target_os = "linux", not(miri)))]
@@ -241,28 +277,41 @@ fn heavy_barrier() -> bool {
             use rustix::thread::{membarrier, MembarrierCommand};
             let barrier = || membarrier(MembarrierCommand::PrivateExpedited);
             // If it fails (a registration somehow lost), registering again is
-            // harmless; if that fails too (a filter applied after start-up), nothing
-            // can be freed safely: old versions stay loaded, and say so.
+            // harmless; if that fails too (a filter applied after start-up), the
+            // process switches to symmetric fences for good.
             let result = barrier().or_else(|_| {
                 membarrier(MembarrierCommand::RegisterPrivateExpedited).and_then(|()| barrier())
             });
-            if let Err(e) = result {
-                // At most once a minute: a reclaim is tried up to ten times a second.
-                static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                if now >= LAST.load(Ordering::Relaxed) + 60 {
-                    LAST.store(now, Ordering::Relaxed);
-                    tracing::error!(error = %e, "membarrier failed; old versions stay loaded");
-                }
-                return false;
+            match result {
+                Ok(()) => return Barrier::Membarrier,
+                Err(e) => lose_membarrier(&e.to_string()),
             }
         }
-    } else {
-        fence(Ordering::SeqCst);
     }
-    true
+    fence(Ordering::SeqCst);
+    Barrier::Fence
+}
+
+/// `membarrier` failed after calls relied on it: from now on calls fence
+/// themselves (see the module docs, *When membarrier stops working*).
+#[cfg_attr(any(not(target_os = "linux"), miri), allow(dead_code))]
+fn lose_membarrier(error: &str) {
+    if FENCES.swap(SYMMETRIC, Ordering::SeqCst) == ASYMMETRIC {
+        tracing::error!(
+            error,
+            "membarrier stopped working: hot-plugin calls now use a full fence each, and \
+             the versions current or draining at this moment stay loaded until their \
+             plugin is dropped"
+        );
+    }
+}
+
+/// Whether a value made current now will be announced only by calls that fence:
+/// the process uses symmetric fences. Read before the value is published (with
+/// acquire, so the switch is ordered before the publication, and so before any
+/// call's acquire load that finds the value, and so before its fence-mode read).
+fn made_current_fenced() -> bool {
+    FENCES.load(Ordering::Acquire) == SYMMETRIC
 }
 
 /// Every address announced in any slot right now. Call after [`heavy_barrier`].
@@ -297,7 +346,9 @@ impl<'a, T> Protection<'a, T> {
         }
         record.depth.store(index + 1, Ordering::Relaxed);
         let slot = &record.slots[index];
-        let mut value = cell.current.load(Ordering::Relaxed);
+        // Acquire: a value made current after a switch to symmetric fences must be
+        // seen together with the switch, so `light_barrier` below fences for it.
+        let mut value = cell.current.load(Ordering::Acquire);
         loop {
             slot.store(value.cast(), Ordering::Release);
             light_barrier();
@@ -338,13 +389,32 @@ impl<T> Drop for Protection<'_, T> {
     }
 }
 
+/// A value swapped out, waiting for the calls that may still use it.
+struct Retiring<T> {
+    value: Arc<T>,
+    /// Made current under symmetric fences: an ordinary fence suffices to free it.
+    fenced: bool,
+}
+
+struct Stranded<T> {
+    values: Vec<Arc<T>>,
+    reported: usize,
+}
+
 /// An `Arc<T>` that can be swapped while calls use it without touching any shared
 /// counter; see the module docs.
 pub(crate) struct HazardCell<T> {
     /// The current value: one strong reference, from `Arc::into_raw`.
     current: AtomicPtr<T>,
+    /// Whether every call that can announce the current value fences (it was made
+    /// current under symmetric fences). Written only under `swap_lock`'s write lock.
+    current_fenced: AtomicBool,
     /// Values swapped out that a call may still be using.
-    retiring: Mutex<Vec<Arc<T>>>,
+    retiring: Mutex<Vec<Retiring<T>>>,
+    /// Values that can never be freed safely (see the module docs, *When membarrier
+    /// stops working*), kept until the cell drops; those before `reported` have been
+    /// handed out by [`take_stranded`](Self::take_stranded).
+    stranded: Mutex<Stranded<T>>,
     /// Held for reading by calls that could not take a slot; held for writing only
     /// while a swap exchanges the pointer.
     swap_lock: RwLock<()>,
@@ -357,7 +427,12 @@ impl<T> HazardCell<T> {
         init_fences();
         Self {
             current: AtomicPtr::new(Arc::into_raw(value).cast_mut()),
+            current_fenced: AtomicBool::new(made_current_fenced()),
             retiring: Mutex::new(Vec::new()),
+            stranded: Mutex::new(Stranded {
+                values: Vec::new(),
+                reported: 0,
+            }),
             swap_lock: RwLock::new(()),
             _owns: PhantomData,
         }
@@ -397,18 +472,22 @@ impl<T> HazardCell<T> {
     /// [`reclaim`](Self::reclaim) finds no call using it.
     pub fn swap(&self, new: Arc<T>) {
         let new = Arc::into_raw(new).cast_mut();
-        let old = {
+        let (old, fenced) = {
             let _exclusive = self.swap_lock.write();
-            self.current.swap(new, Ordering::AcqRel)
+            // Read before the exchange publishes `new` (see `made_current_fenced`).
+            let new_fenced = made_current_fenced();
+            let old = self.current.swap(new, Ordering::AcqRel);
+            (old, self.current_fenced.swap(new_fenced, Ordering::Relaxed))
         };
         // SAFETY: `old` came from `Arc::into_raw` (in `new` or an earlier `swap`), and
         // the cell's reference to it moves to the retiring list here, exactly once.
-        let old = unsafe { Arc::from_raw(old) };
-        self.retiring.lock().push(old);
+        let value = unsafe { Arc::from_raw(old) };
+        self.retiring.lock().push(Retiring { value, fenced });
     }
 
     /// Takes out of the retiring list every value no call is using, for the caller
-    /// to drop (outside any lock). Others stay for a later reclaim.
+    /// to drop (outside any lock). Others stay for a later reclaim, or become
+    /// stranded if they can never be freed (see [`take_stranded`](Self::take_stranded)).
     pub fn reclaim(&self) -> Vec<Arc<T>> {
         // Reported here, not where it happens (a thread-local destructor, where
         // logging could abort).
@@ -420,39 +499,79 @@ impl<T> HazardCell<T> {
             );
         }
         let mut retiring = self.retiring.lock();
-        if retiring.is_empty() || !heavy_barrier() {
+        if retiring.is_empty() {
             return Vec::new();
         }
+        let barrier = heavy_barrier();
         let mut announced = announced();
         // A deliberately broken build that frees values still announced:
         // `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'`.
         if cfg!(fidius_mutant = "ignore_slots") {
             announced.clear();
         }
-        let (free, busy) = retiring
-            .drain(..)
-            .partition(|v| !announced.contains(&Arc::as_ptr(v).cast_mut().cast()));
-        *retiring = busy;
+        let mut free = Vec::new();
+        let mut stranded = Vec::new();
+        retiring.retain_mut(|r| {
+            // A value calls may have announced without a fence can be freed only
+            // after a membarrier, and once it has failed there will be none (the
+            // process uses symmetric fences for good).
+            if !r.fenced && barrier != Barrier::Membarrier {
+                // A deliberately broken build that frees them anyway:
+                // `RUSTFLAGS='--cfg fidius_mutant="free_stranded"'`.
+                if !cfg!(fidius_mutant = "free_stranded") {
+                    stranded.push(r.value.clone());
+                    return false;
+                }
+            }
+            if announced.contains(&Arc::as_ptr(&r.value).cast_mut().cast()) {
+                return true;
+            }
+            free.push(r.value.clone());
+            false
+        });
+        drop(retiring);
+        if !stranded.is_empty() {
+            self.stranded.lock().values.extend(stranded);
+        }
         free
     }
 
-    /// Whether some swapped-out value is still waiting for its calls.
+    /// Values that became stranded since the last call: they stay loaded until the
+    /// cell drops (the cell keeps its own reference), and the caller may report them.
+    pub fn take_stranded(&self) -> Vec<Arc<T>> {
+        let mut stranded = self.stranded.lock();
+        let new = stranded.values[stranded.reported..].to_vec();
+        stranded.reported = stranded.values.len();
+        new
+    }
+
+    /// Whether some swapped-out value is still waiting for its calls, or became
+    /// stranded and was not taken yet.
     pub fn has_retiring(&self) -> bool {
-        !self.retiring.lock().is_empty()
+        if !self.retiring.lock().is_empty() {
+            return true;
+        }
+        let stranded = self.stranded.lock();
+        stranded.reported < stranded.values.len()
     }
 
     /// What holds `value` right now besides the caller's own reference: calls
     /// announced in a slot (if it is retiring) plus other owned references (streams,
     /// clients' kept versions). Read under the retiring list's lock, so a reclaim
-    /// on another thread cannot make one holder count twice. Exact when the barrier
-    /// can be issued; if it cannot (membarrier failing), a call that is just starting
-    /// may be missed.
+    /// on another thread cannot make one holder count twice. Exact except for a
+    /// stranded value, where a call that is just starting may be missed.
     pub fn holders(&self, value: &Arc<T>) -> usize {
         let retiring = self.retiring.lock();
-        // The caller's reference, and the list's if it is there, are not holders.
-        let listed = retiring.iter().any(|v| Arc::ptr_eq(v, value));
-        let others = Arc::strong_count(value) - 1 - usize::from(listed);
-        if !listed {
+        // The caller's reference, and the cell's own if it has one, are not holders.
+        let listed = retiring.iter().any(|r| Arc::ptr_eq(&r.value, value));
+        let stranded = self
+            .stranded
+            .lock()
+            .values
+            .iter()
+            .any(|v| Arc::ptr_eq(v, value));
+        let others = Arc::strong_count(value) - 1 - usize::from(listed || stranded);
+        if !listed && !stranded {
             return others;
         }
         heavy_barrier();
@@ -469,6 +588,11 @@ impl<T> Drop for HazardCell<T> {
         drop(unsafe { Arc::from_raw(*self.current.get_mut()) });
     }
 }
+
+/// Test support shared with the end-to-end test of a stranded version.
+#[cfg(all(test, target_os = "linux", not(miri)))]
+#[path = "../tests/support/forbid_membarrier.rs"]
+mod forbid_membarrier;
 
 #[cfg(test)]
 mod tests {
@@ -519,7 +643,7 @@ mod tests {
         assert_eq!(entered.recv().unwrap(), 1);
         cell.swap(Tracked::new(2, &live));
         assert!(cell.reclaim().is_empty(), "version 1 is still in a call");
-        let old = cell.retiring.lock()[0].clone();
+        let old = cell.retiring.lock()[0].value.clone();
         assert_eq!(cell.holders(&old), 1, "the call");
         drop(old);
         assert!(live.lock().contains(&1));
@@ -607,11 +731,17 @@ mod tests {
         assert!(REGISTRY.lock().all.len() < before + 10);
     }
 
-    /// A value the stress test below never frees: where the cell would free it,
-    /// the test marks it dead instead (and keeps it), so a use after reclaim is
-    /// observed as a load of `alive`, not undefined behaviour.
+    /// A value the stress tests below never free: where the cell would free it, the
+    /// test marks it dead instead (and keeps it), so a use after reclaim is observed
+    /// as a load of `alive`, not undefined behaviour.
     struct Canary {
         alive: AtomicBool,
+    }
+
+    fn canary() -> Arc<Canary> {
+        Arc::new(Canary {
+            alive: AtomicBool::new(true),
+        })
     }
 
     /// How long the lock-free stress test runs: `FIDIUS_HAZARD_STRESS_MS`, default
@@ -628,100 +758,232 @@ mod tests {
         Duration::from_millis(ms)
     }
 
-    /// The check that can fail: readers take no lock of any kind (a lock is a fence,
-    /// and would hide a missing barrier); inside each call they check, again and
-    /// again, that their value is alive, while a writer swaps, reclaims and marks
-    /// dead as fast as it can. A broken protocol shows up as a dead value seen inside
-    /// a call: `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'` fails it at once,
-    /// `--cfg fidius_mutant="no_barriers"` on a machine with several CPUs (see the
-    /// crate docs for the commands and figures). `.ci/run` runs it in both fence
-    /// modes, on all CPUs and pinned to one.
-    #[test]
-    fn lock_free_readers_never_see_a_value_reclaimed_under_them() {
-        // Every canary ever made stays allocated until the end; this bounds them.
-        const MAX_SWAPS: usize = 1_000_000;
-        let canary = || {
-            Arc::new(Canary {
-                alive: AtomicBool::new(true),
-            })
-        };
-        let first = canary();
-        let mut graveyard = vec![first.clone()];
-        let cell = Arc::new(HazardCell::new(first));
-        let stop = Arc::new(AtomicBool::new(false));
-        let dead_seen = Arc::new(AtomicUsize::new(0));
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(2);
-        // Calls that were still in their value after it stopped being current: the
-        // overlap the test is about. Without any, it would prove nothing.
-        let overlapped = Arc::new(AtomicUsize::new(0));
-        let readers: Vec<_> = (0..threads)
-            .map(|_| {
-                let (cell, stop, dead_seen, overlapped) = (
-                    cell.clone(),
-                    stop.clone(),
-                    dead_seen.clone(),
-                    overlapped.clone(),
-                );
-                std::thread::spawn(move || {
-                    let mut calls = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        cell.with(|v| {
-                            for _ in 0..16 {
-                                if !v.alive.load(Ordering::Acquire) {
-                                    dead_seen.fetch_add(1, Ordering::Relaxed);
+    /// Readers that take no lock of any kind (a lock is a fence, and would hide a
+    /// missing barrier) and check, again and again inside each call, that their value
+    /// is alive.
+    struct Readers {
+        stop: Arc<AtomicBool>,
+        dead_seen: Arc<AtomicUsize>,
+        /// Calls that were still in their value after it stopped being current: the
+        /// overlap the tests are about. Without any, they would prove nothing.
+        overlapped: Arc<AtomicUsize>,
+        threads: Vec<std::thread::JoinHandle<u64>>,
+    }
+
+    /// What the readers saw.
+    struct Seen {
+        calls: u64,
+        dead: usize,
+        overlapped: usize,
+    }
+
+    impl Readers {
+        fn start(cell: &Arc<HazardCell<Canary>>) -> Self {
+            let stop = Arc::new(AtomicBool::new(false));
+            let dead_seen = Arc::new(AtomicUsize::new(0));
+            let overlapped = Arc::new(AtomicUsize::new(0));
+            let count = std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(2);
+            let threads = (0..count)
+                .map(|_| {
+                    let (cell, stop, dead_seen, overlapped) = (
+                        cell.clone(),
+                        stop.clone(),
+                        dead_seen.clone(),
+                        overlapped.clone(),
+                    );
+                    std::thread::spawn(move || {
+                        let mut calls = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            cell.with(|v| {
+                                for _ in 0..16 {
+                                    if !v.alive.load(Ordering::Acquire) {
+                                        dead_seen.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    std::hint::spin_loop();
                                 }
-                                std::hint::spin_loop();
-                            }
-                            let mine: *const Canary = v;
-                            if cell.current.load(Ordering::Acquire).cast_const() != mine {
-                                overlapped.fetch_add(1, Ordering::Relaxed);
-                            }
-                        });
-                        calls += 1;
-                    }
-                    calls
+                                let mine: *const Canary = v;
+                                if cell.current.load(Ordering::Acquire).cast_const() != mine {
+                                    overlapped.fetch_add(1, Ordering::Relaxed);
+                                }
+                            });
+                            calls += 1;
+                        }
+                        calls
+                    })
                 })
-            })
-            .collect();
-        let start = Instant::now();
-        let mut swaps = 0;
-        while start.elapsed() < stress_time() && swaps < MAX_SWAPS {
-            let next = canary();
-            graveyard.push(next.clone());
-            cell.swap(next);
-            swaps += 1;
-            for old in cell.reclaim() {
-                // Here the cell would free it: no call may be in it any more.
-                old.alive.store(false, Ordering::Release);
+                .collect();
+            Self {
+                stop,
+                dead_seen,
+                overlapped,
+                threads,
             }
         }
-        stop.store(true, Ordering::Relaxed);
-        let calls: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
-        for old in cell.reclaim() {
-            old.alive.store(false, Ordering::Release);
+
+        fn stop(self) -> Seen {
+            self.stop.store(true, Ordering::Relaxed);
+            let calls = self.threads.into_iter().map(|r| r.join().unwrap()).sum();
+            Seen {
+                calls,
+                dead: self.dead_seen.load(Ordering::Relaxed),
+                overlapped: self.overlapped.load(Ordering::Relaxed),
+            }
         }
-        let dead = dead_seen.load(Ordering::Relaxed);
-        let overlapped = overlapped.load(Ordering::Relaxed);
+    }
+
+    /// A writer swapping and reclaiming as fast as it can, marking each value the
+    /// cell gives up dead (where the cell would free it: no call may be in it any
+    /// more) instead of freeing it.
+    struct Writer {
+        cell: Arc<HazardCell<Canary>>,
+        /// Every canary ever made, kept allocated until the end.
+        graveyard: Vec<Arc<Canary>>,
+        swaps: usize,
+        freed: usize,
+    }
+
+    impl Writer {
+        /// Every canary ever made stays allocated until the end; this bounds them.
+        const MAX_SWAPS: usize = 4_000_000;
+
+        fn new() -> Self {
+            let first = canary();
+            Self {
+                cell: Arc::new(HazardCell::new(first.clone())),
+                graveyard: vec![first],
+                swaps: 0,
+                freed: 0,
+            }
+        }
+
+        fn churn(&mut self, time: Duration) {
+            let start = Instant::now();
+            while start.elapsed() < time && self.swaps < Self::MAX_SWAPS {
+                let next = canary();
+                self.graveyard.push(next.clone());
+                self.cell.swap(next);
+                self.swaps += 1;
+                self.reclaim();
+            }
+        }
+
+        fn reclaim(&mut self) {
+            for old in self.cell.reclaim() {
+                old.alive.store(false, Ordering::Release);
+                self.freed += 1;
+            }
+        }
+    }
+
+    /// The check that can fail: lock-free readers against a writer that swaps,
+    /// reclaims and marks dead as fast as it can. A broken protocol shows up as a
+    /// dead value seen inside a call: `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'`
+    /// fails it at once, `--cfg fidius_mutant="no_barriers"` on a machine with several
+    /// CPUs (see the crate docs for the commands and figures). `.ci/run` runs it in
+    /// both fence modes, on all CPUs and pinned to one.
+    #[test]
+    fn lock_free_readers_never_see_a_value_reclaimed_under_them() {
+        let mut writer = Writer::new();
+        let readers = Readers::start(&writer.cell);
+        writer.churn(stress_time());
+        let seen = readers.stop();
+        writer.reclaim();
+        let swaps = writer.swaps;
         eprintln!(
-            "hazard stress: {swaps} swaps, {calls} calls on {threads} threads ({overlapped} outlived their value's swap), asymmetric fences: {}",
+            "hazard stress: {swaps} swaps, {} calls on {} threads ({} outlived their value's swap), asymmetric fences: {}",
+            seen.calls,
+            std::thread::available_parallelism().map_or(2, |n| n.get()).max(2),
+            seen.overlapped,
             asymmetric()
         );
         if !cfg!(miri) {
             assert!(
-                overlapped > 0,
+                seen.overlapped > 0,
                 "no call overlapped a swap: the test proved nothing"
             );
         }
         let least = if cfg!(miri) { 1 } else { 1000 };
         assert!(
-            calls >= least && swaps as u64 >= least,
-            "{calls} calls, {swaps} swaps"
+            seen.calls >= least && swaps as u64 >= least,
+            "{} calls, {swaps} swaps",
+            seen.calls
         );
-        assert_eq!(dead, 0, "{dead} checks saw a value reclaimed under a call");
-        assert!(!cell.has_retiring(), "everything swapped out was reclaimed");
-        drop(graveyard);
+        assert_eq!(
+            seen.dead, 0,
+            "{} checks saw a value reclaimed under a call",
+            seen.dead
+        );
+        assert!(
+            !writer.cell.has_retiring(),
+            "everything swapped out was reclaimed"
+        );
+    }
+
+    #[cfg(all(target_os = "linux", not(miri)))]
+    use super::forbid_membarrier::{forbid_membarrier, in_child_process};
+
+    /// Membarrier fails for real partway through (a seccomp filter, in a child
+    /// process), under lock-free readers and a writer churning as fast as it can: no
+    /// call sees a dead value, the process switches to symmetric fences, only the few
+    /// values current or retiring at that moment are stranded, and everything made
+    /// current after it is reclaimed as usual. The mutant `no_switch` (calls keep
+    /// relying on the lost membarrier) fails it on several CPUs.
+    #[cfg(all(target_os = "linux", not(miri)))]
+    #[test]
+    fn a_membarrier_lost_midway_strands_a_few_and_frees_the_rest() {
+        if !in_child_process(
+            "hazard::tests::a_membarrier_lost_midway_strands_a_few_and_frees_the_rest",
+        ) {
+            return;
+        }
+        if !asymmetric() {
+            eprintln!("SKIPPED: membarrier is not in use here, so it cannot be lost");
+            return;
+        }
+        let mut writer = Writer::new();
+        let readers = Readers::start(&writer.cell);
+        writer.churn(stress_time() / 4);
+        let retiring_before = writer.cell.retiring.lock().len();
+        if let Err(e) = forbid_membarrier() {
+            readers.stop();
+            eprintln!("SKIPPED: no seccomp filter can be installed here ({e})");
+            return;
+        }
+        {
+            use rustix::thread::{membarrier, MembarrierCommand};
+            assert!(membarrier(MembarrierCommand::PrivateExpedited).is_err());
+        }
+        let (swaps_before, freed_before) = (writer.swaps, writer.freed);
+        writer.churn(stress_time());
+        let seen = readers.stop();
+        writer.reclaim();
+        let stranded = writer.cell.take_stranded().len();
+        let freed_after = writer.freed - freed_before;
+        eprintln!(
+            "membarrier lost after {swaps_before} swaps: {} more, {freed_after} freed, {stranded} stranded ({retiring_before} were retiring); {} calls, {} overlapped a swap",
+            writer.swaps - swaps_before,
+            seen.calls,
+            seen.overlapped
+        );
+        assert_eq!(
+            seen.dead, 0,
+            "{} checks saw a value reclaimed under a call",
+            seen.dead
+        );
+        assert!(!asymmetric(), "the process switched to symmetric fences");
+        // Those retiring, the one current, and the one the next swap made current
+        // before the reclaim that found membarrier failing.
+        assert!(
+            (1..=retiring_before + 2).contains(&stranded),
+            "{stranded} stranded"
+        );
+        assert!(
+            freed_after >= 1000,
+            "only {freed_after} freed after the loss"
+        );
+        assert!(!writer.cell.has_retiring(), "the rest was all reclaimed");
     }
 
     /// Readers check, inside every call, that the value they were given is still

@@ -432,6 +432,11 @@ impl Shared {
 impl Drain for Shared {
     fn reclaim(&self) -> bool {
         drop(self.current.reclaim());
+        for version in self.current.take_stranded() {
+            let generation = version.generation;
+            self.draining.lock().retain(|d| d.generation != generation);
+            self.emit(ReloadEvent::Stranded { generation });
+        }
         self.current.has_retiring()
     }
 

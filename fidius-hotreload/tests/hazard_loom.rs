@@ -226,3 +226,108 @@ fn a_record_handed_on_by_an_exiting_thread_serves_the_next() {
         reclaim(&m);
     });
 }
+
+/// The fence mode of `src/hazard.rs`: calls rely on `membarrier` until it is lost.
+const ASYMMETRIC: usize = 1;
+const SYMMETRIC: usize = 2;
+
+/// The protocol once `membarrier` can fail (module docs of `src/hazard.rs`, *When
+/// membarrier stops working*). Calls read the mode; under the asymmetric one their
+/// half of the fence is only a compiler fence, which is no fence at all once the
+/// writer's `membarrier` fails, so it is modelled as nothing. The writer, finding
+/// membarrier failing, switches the mode, fences, and frees only values made current
+/// after the switch ("fenced"); the others are stranded for good.
+struct Lost {
+    m: Arc<Model>,
+    mode: AtomicUsize,
+    /// Whether the current value was made current after the switch.
+    current_fenced: Mutex<bool>,
+    retiring: Mutex<Vec<(usize, bool)>>,
+}
+
+/// `Protection::acquire` with the fence the mode asks for.
+fn acquire_lost(l: &Lost, record: usize) -> usize {
+    // Acquire, so a value made current after the switch brings the switch with it.
+    let mut value = l.m.current.load(Ordering::Acquire);
+    loop {
+        l.m.slots[record][0].store(value, Ordering::Release);
+        let switched = l.mode.load(Ordering::Relaxed) == SYMMETRIC;
+        // The mutant `no_switch`: calls keep relying on the lost membarrier.
+        if switched && !cfg!(fidius_mutant = "no_switch") {
+            fence(Ordering::SeqCst);
+        }
+        let now = l.m.current.load(Ordering::Acquire);
+        let validated = now == value;
+        value = now;
+        if validated {
+            return value;
+        }
+    }
+}
+
+/// `HazardCell::swap`: whether the new value is fenced is read before it is
+/// published.
+fn swap_lost(l: &Lost, new: usize) {
+    let mut current_fenced = l.current_fenced.lock().unwrap();
+    let new_fenced = l.mode.load(Ordering::Acquire) == SYMMETRIC;
+    let old = l.m.current.swap(new, Ordering::AcqRel);
+    let old_fenced = std::mem::replace(&mut *current_fenced, new_fenced);
+    l.retiring.lock().unwrap().push((old, old_fenced));
+}
+
+/// `HazardCell::reclaim` after `membarrier` failed: switch, fence, scan; free what
+/// is fenced and unannounced, strand what is not fenced.
+fn reclaim_lost(l: &Lost) {
+    let mut retiring = l.retiring.lock().unwrap();
+    l.mode.store(SYMMETRIC, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    let announced: Vec<usize> =
+        l.m.slots
+            .iter()
+            .flatten()
+            .map(|s| s.load(Ordering::Acquire))
+            .filter(|&v| v != 0)
+            .collect();
+    retiring.retain(|&(v, fenced)| {
+        if !fenced && !cfg!(fidius_mutant = "free_stranded") {
+            return false; // stranded: never freed
+        }
+        if announced.contains(&v) {
+            return true;
+        }
+        // SAFETY (of the model): the free, as in `reclaim`.
+        l.m.values[v].with_mut(|p| unsafe { *p = 0 });
+        false
+    });
+}
+
+/// Built with `--cfg fidius_mutant="free_stranded"` (values announced before the
+/// switch are freed too) or `"no_switch"` (calls never start fencing), the model
+/// must fail.
+#[test]
+fn a_lost_membarrier_frees_only_values_calls_fenced_for() {
+    loom::model(|| {
+        let l = Arc::new(Lost {
+            m: Model::new(),
+            mode: AtomicUsize::new(ASYMMETRIC),
+            current_fenced: Mutex::new(false),
+            retiring: Mutex::new(Vec::new()),
+        });
+        let reader = {
+            let l = l.clone();
+            thread::spawn(move || {
+                let value = acquire_lost(&l, 0);
+                use_value(&l.m, value);
+                release(&l.m, 0, 0);
+            })
+        };
+        // Value 1 was current while membarrier worked. The writer finds it failing
+        // (and switches), then makes 2 and 3 current: 1 is stranded, 2 is freed
+        // unless a call announces it.
+        reclaim_lost(&l);
+        swap_lost(&l, 2);
+        swap_lost(&l, 3);
+        reclaim_lost(&l);
+        reader.join().unwrap();
+    });
+}
