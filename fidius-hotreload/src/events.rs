@@ -186,8 +186,9 @@ pub enum ReloadEvent {
     /// An old version will not be closed before the plugin is dropped: `membarrier`
     /// stopped working (a seccomp filter applied after start-up, say) while calls
     /// may have been using it without a fence, so no check can tell when they end.
-    /// Happens at most once per plugin, to the versions current or draining at that
-    /// moment; later versions drain as usual. It no longer counts as draining.
+    /// Happens only to the versions current or draining at that moment (the current
+    /// one when it is swapped out); later versions drain as usual. A stranded version
+    /// no longer counts as draining.
     Stranded {
         /// Its generation.
         generation: u64,

@@ -50,8 +50,8 @@
 //! * a value made current *after* the switch is announced only by calls that fenced.
 //!   The swap read the switch before it published the value, and a call reads the
 //!   current pointer with acquire before it reads the fence mode, so a call that
-//!   found the value also finds the switch. Such values are reclaimed as usual, with
-//!   an ordinary fence on the writer's side;
+//!   found the value also finds the switch (read-read coherence). Such values are
+//!   reclaimed as usual, with an ordinary fence on the writer's side;
 //! * a value made current *before* the switch is *stranded*: kept (loaded) until the
 //!   cell is dropped. Only the values current or retiring at the moment of the
 //!   switch are, so the leak is bounded and happens once.
@@ -307,9 +307,10 @@ fn lose_membarrier(error: &str) {
 }
 
 /// Whether a value made current now will be announced only by calls that fence:
-/// the process uses symmetric fences. Read before the value is published (with
-/// acquire, so the switch is ordered before the publication, and so before any
-/// call's acquire load that finds the value, and so before its fence-mode read).
+/// the process uses symmetric fences. Read before the exchange publishes the value:
+/// a call that finds the value (its acquire load synchronizes with the exchange)
+/// reads the mode after this read happened, so by coherence it reads the switch too.
+/// (Acquire is more than coherence needs; the loom model passes with relaxed here.)
 fn made_current_fenced() -> bool {
     FENCES.load(Ordering::Acquire) == SYMMETRIC
 }
@@ -543,6 +544,16 @@ impl<T> HazardCell<T> {
         let new = stranded.values[stranded.reported..].to_vec();
         stranded.reported = stranded.values.len();
         new
+    }
+
+    /// Whether the value at `value` is stranded (compared by address only, so that
+    /// the caller need not own a reference).
+    pub fn is_stranded(&self, value: *const T) -> bool {
+        self.stranded
+            .lock()
+            .values
+            .iter()
+            .any(|v| ptr::eq(Arc::as_ptr(v), value))
     }
 
     /// Whether some swapped-out value is still waiting for its calls, or became

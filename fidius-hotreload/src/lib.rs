@@ -170,8 +170,8 @@
 //!   the process switches to one fence per call for good. The versions current or
 //!   draining at that moment may have been announced without a fence, so no check can
 //!   tell when their calls end: they stay loaded until their plugin is dropped
-//!   ([`ReloadEvent::Stranded`], once per plugin), and every later version drains as
-//!   usual. The error is logged once.
+//!   ([`ReloadEvent::Stranded`], for those versions only), and every later version
+//!   drains as usual. The error is logged once.
 //!
 //! The original design named arc-swap for this, and the first implementation held an
 //! arc-swap guard per call. An arc-swap guard avoids a shared counter too, but takes

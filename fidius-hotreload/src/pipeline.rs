@@ -373,10 +373,12 @@ impl Shared {
         self.current.holders(version)
     }
 
+    /// Forgets old versions that are gone, or stranded (they will never go; see
+    /// [`ReloadEvent::Stranded`]), so that they count against no bound.
     fn prune_draining(&self) {
-        self.draining
-            .lock()
-            .retain(|d| d.version.strong_count() > 0);
+        self.draining.lock().retain(|d| {
+            d.version.strong_count() > 0 && !self.current.is_stranded(d.version.as_ptr())
+        });
     }
 
     pub fn status(&self) -> HotStatus {
@@ -432,10 +434,19 @@ impl Shared {
 impl Drain for Shared {
     fn reclaim(&self) -> bool {
         drop(self.current.reclaim());
-        for version in self.current.take_stranded() {
-            let generation = version.generation;
-            self.draining.lock().retain(|d| d.generation != generation);
-            self.emit(ReloadEvent::Stranded { generation });
+        // Reported only while no reload runs, so that a version stranded just after
+        // its swap is reported after that swap's events, not before. Otherwise the
+        // next look reports it (stranded values keep `has_retiring` true until then).
+        if let Some(no_reload) = self.reload_lock.try_lock() {
+            let stranded = self.current.take_stranded();
+            self.prune_draining();
+            for version in &stranded {
+                self.queue(ReloadEvent::Stranded {
+                    generation: version.generation,
+                });
+            }
+            drop(no_reload);
+            self.events.flush();
         }
         self.current.has_retiring()
     }

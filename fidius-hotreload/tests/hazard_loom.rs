@@ -227,6 +227,9 @@ fn a_record_handed_on_by_an_exiting_thread_serves_the_next() {
     });
 }
 
+/// The preemption bound of the membarrier-lost model.
+const PREEMPTIONS: usize = 3;
+
 /// The fence mode of `src/hazard.rs`: calls rely on `membarrier` until it is lost.
 const ASYMMETRIC: usize = 1;
 const SYMMETRIC: usize = 2;
@@ -276,9 +279,13 @@ fn swap_lost(l: &Lost, new: usize) {
 }
 
 /// `HazardCell::reclaim` after `membarrier` failed: switch, fence, scan; free what
-/// is fenced and unannounced, strand what is not fenced.
+/// is fenced and unannounced, strand what is not fenced. As in the real code, a
+/// reclaim with nothing retiring issues no barrier, so it does not switch.
 fn reclaim_lost(l: &Lost) {
     let mut retiring = l.retiring.lock().unwrap();
+    if retiring.is_empty() {
+        return;
+    }
     l.mode.store(SYMMETRIC, Ordering::SeqCst);
     fence(Ordering::SeqCst);
     let announced: Vec<usize> =
@@ -301,12 +308,19 @@ fn reclaim_lost(l: &Lost) {
     });
 }
 
-/// Built with `--cfg fidius_mutant="free_stranded"` (values announced before the
-/// switch are freed too) or `"no_switch"` (calls never start fencing), the model
-/// must fail.
+/// Membarrier is found failing by a reclaim of *another* cell (a thread of its own,
+/// so nothing but the mode's own orderings tells this cell's swaps about the switch),
+/// while this cell swaps and reclaims and a call runs. Whether value 2 counts as
+/// fenced depends on whether its swap saw the switch. Built with
+/// `--cfg fidius_mutant="free_stranded"` (values announced before the switch are
+/// freed too) or `"no_switch"` (calls never start fencing), the model must fail.
 #[test]
 fn a_lost_membarrier_frees_only_values_calls_fenced_for() {
-    loom::model(|| {
+    // Three threads explore for hours unbounded; every failure found so far (both
+    // mutants, relaxed orderings) shows within two preemptions.
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(PREEMPTIONS);
+    model.check(|| {
         let l = Arc::new(Lost {
             m: Model::new(),
             mode: AtomicUsize::new(ASYMMETRIC),
@@ -321,13 +335,16 @@ fn a_lost_membarrier_frees_only_values_calls_fenced_for() {
                 release(&l.m, 0, 0);
             })
         };
-        // Value 1 was current while membarrier worked. The writer finds it failing
-        // (and switches), then makes 2 and 3 current: 1 is stranded, 2 is freed
-        // unless a call announces it.
-        reclaim_lost(&l);
+        let other_cell = {
+            let l = l.clone();
+            thread::spawn(move || l.mode.store(SYMMETRIC, Ordering::SeqCst))
+        };
+        // Value 1 was current while membarrier worked: stranded. Value 2 is freed
+        // once unannounced if its swap saw the switch, stranded otherwise.
         swap_lost(&l, 2);
         swap_lost(&l, 3);
         reclaim_lost(&l);
+        other_cell.join().unwrap();
         reader.join().unwrap();
     });
 }
