@@ -20,6 +20,7 @@ const FIXTURES: &[&str] = &[
     "bench-plugin",
     "forged",
     "stream-plugin",
+    "misbehave-plugin",
 ];
 
 /// The builds of `hot-plugin`, each kept under its own name: (feature, library name).

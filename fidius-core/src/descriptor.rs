@@ -52,7 +52,7 @@ pub fn abi_version_string(abi: u32) -> String {
 
 /// Who owns the buffer a method's result is written into.
 #[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BufferStrategyKind {
     /// The plugin allocates each result; the host frees it through the descriptor's
     /// `free_buffer`. Simple, and best for small or rare results.

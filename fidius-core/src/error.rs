@@ -41,7 +41,9 @@ impl PluginError {
 }
 
 /// Why a call into a plugin did not produce a result.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// Serializable, so that a plugin process can send it to its host (fidius-isolated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
     /// The method returned `Err(PluginError)`.
@@ -115,4 +117,82 @@ pub enum CallError {
         /// What the plugin implements.
         found: String,
     },
+    /// An isolated plugin's call passed its deadline. The only way to stop a call is
+    /// to kill the process running it: that was done, and a new process is starting.
+    #[error("call to `{method}` of plugin `{plugin}` passed its deadline of {deadline:?}; the plugin's process was killed and is being replaced")]
+    Timeout {
+        /// The plugin's name.
+        plugin: String,
+        /// The method called.
+        method: String,
+        /// The deadline it had.
+        deadline: std::time::Duration,
+    },
+    /// An isolated plugin's process ended while this call was in it: it crashed
+    /// (a signal, an abort, an exit) or went past its memory limit. The host is
+    /// unharmed, and a new process is starting.
+    #[error("the process of plugin `{plugin}` {exit}{}", stderr_tail(.stderr))]
+    Crashed {
+        /// The plugin's name.
+        plugin: String,
+        /// How the process ended.
+        exit: ProcessExit,
+        /// The last lines the process wrote to its standard error, oldest first.
+        stderr: Vec<String>,
+    },
+    /// An isolated plugin's process was killed by the host while this call was in
+    /// it, for a reason that is not this call's: another call passed its deadline,
+    /// or the plugin was shut down.
+    #[error("the process of plugin `{plugin}` was killed while this call ran in it: {reason}")]
+    ProcessKilled {
+        /// The plugin's name.
+        plugin: String,
+        /// Why it was killed.
+        reason: String,
+    },
+    /// No process of an isolated plugin could take the call (it could not be
+    /// restarted, or the plugin was shut down).
+    #[error("plugin `{plugin}` has no process to serve the call: {reason}")]
+    Unavailable {
+        /// The plugin's name.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How a plugin's process ended (see [`CallError::Crashed`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessExit {
+    /// Killed by a signal it did not handle (a segmentation fault, an abort...).
+    #[error("was killed by signal {signal} ({name})")]
+    Signal {
+        /// The signal number.
+        signal: i32,
+        /// Its name, e.g. `SIGSEGV`.
+        name: String,
+    },
+    /// Exited on its own, with this status code.
+    #[error("exited with status {code}")]
+    Exited {
+        /// The exit status.
+        code: i32,
+    },
+    /// Went past its memory limit, and was ended for it.
+    #[error("went past its memory limit of {limit} bytes")]
+    MemoryLimit {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+}
+
+fn stderr_tail(lines: &[String]) -> String {
+    match lines {
+        [] => String::new(),
+        lines => format!(
+            "; its last standard error output:\n  {}",
+            lines.join("\n  ")
+        ),
+    }
 }

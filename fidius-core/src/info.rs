@@ -12,7 +12,7 @@ pub const MAX_METHODS: u32 = 4096;
 pub const MAX_METADATA: u32 = 4096;
 
 /// The fast path a method has besides its wire slot, decided by its types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FastPath {
     /// Only the wire slot.
     None,
@@ -23,7 +23,7 @@ pub enum FastPath {
 }
 
 /// One method of a loaded plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MethodInfo {
     /// Vtable index.
     pub index: usize,
@@ -50,7 +50,9 @@ pub struct MethodInfo {
 }
 
 /// What one plugin in a library is, as read from its descriptor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Serializable so that a plugin process can describe what it loaded to its host
+// (fidius-isolated).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PluginInfo {
     /// The plugin (implementing type) name.
     pub name: String,

@@ -18,6 +18,7 @@
 pub mod call;
 pub mod caller;
 pub mod descriptor;
+pub mod dynamic;
 pub mod error;
 pub mod hash;
 pub mod info;
@@ -41,7 +42,7 @@ pub use inventory;
 
 pub use caller::PluginCaller;
 pub use descriptor::{BufferStrategyKind, PluginDescriptor, ABI_VERSION};
-pub use error::{CallError, PluginError};
+pub use error::{CallError, PluginError, ProcessExit};
 pub use hash::{fnv1a, interface_hash};
 pub use info::{FastPath, MethodInfo, PluginInfo};
 pub use interface::{InterfaceInfo, InterfaceMismatch};

@@ -104,12 +104,12 @@ pub use fidius_core::interface::{interface_info, Interface};
 pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
     InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError,
-    PluginInfo, PluginRegistry, PluginStream, RawStream, Stream, Value, ValueError, ABI_VERSION,
-    FIDIUS_MAGIC, REGISTRY_VERSION,
+    PluginInfo, PluginRegistry, PluginStream, ProcessExit, RawStream, Stream, Value, ValueError,
+    ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
 };
 pub use fidius_core::{
-    descriptor, error, hash, python_descriptor, registry, status, stream_ffi, stream_marker,
-    wasm_descriptor, wire,
+    descriptor, dynamic, error, hash, python_descriptor, registry, status, stream_ffi,
+    stream_marker, wasm_descriptor, wire,
 };
 pub use fidius_core::{fnv1a, interface_hash};
 pub use fidius_macros::{plugin_impl, plugin_interface};

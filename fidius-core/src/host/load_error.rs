@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 /// Why a plugin library, or a plugin in it, could not be loaded. Every variant names
 /// the file, and both sides of any mismatch.
-#[derive(Debug, thiserror::Error)]
+///
+/// Serializable, so that a plugin process can report its own loading to its host
+/// (fidius-isolated); an I/O error travels as its kind, OS code and message.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum LoadError {
     /// The file could not be read.
@@ -15,6 +18,7 @@ pub enum LoadError {
         path: PathBuf,
         /// The I/O error.
         #[source]
+        #[serde(with = "io_error")]
         source: std::io::Error,
     },
     /// The file is not a shared library of this platform (empty, text, random bytes,
@@ -192,6 +196,33 @@ pub enum LoadError {
         /// The plugin names that were found.
         available: Vec<String>,
     },
+}
+
+/// An `io::Error` as its OS error code (when it has one) or its message.
+mod io_error {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Wire {
+        os_code: Option<i32>,
+        message: String,
+    }
+
+    pub fn serialize<S: Serializer>(e: &std::io::Error, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            os_code: e.raw_os_error(),
+            message: e.to_string(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::io::Error, D::Error> {
+        let wire = Wire::deserialize(d)?;
+        Ok(match wire.os_code {
+            Some(code) => std::io::Error::from_raw_os_error(code),
+            None => std::io::Error::other(wire.message),
+        })
+    }
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {

@@ -1,0 +1,457 @@
+//! [`IsolatedPlugin`]: a plugin in a process of its own, restarted when it ends.
+
+use crate::error::StartError;
+use crate::handle::IsolatedHandle;
+use crate::process::{absolute, Ended, Launch, Process};
+use arc_swap::ArcSwapOption;
+use fidius::Interface;
+use fidius::{CallError, InterfaceInfo, PluginInfo, ProcessExit};
+use parking_lot::{Condvar, Mutex};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Default number of calls one plugin process serves at the same time.
+pub const DEFAULT_WORKERS: usize = 4;
+/// Default time a plugin process has to load its library and report.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait between restarts of a plugin process that keeps ending before it
+/// completes a call.
+pub const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A plugin running in a child process of its own: a crash, an abort or an endless
+/// loop in it cannot take the host down, a call can have a deadline, and letting it
+/// go unloads it exactly (the process exits).
+///
+/// Calls go through [`IsolatedHandle`]s, which work with the typed clients
+/// `#[plugin_interface]` generates like an in-process handle. When the process ends
+/// (a crash, or a kill for a deadline), the calls in it fail with a
+/// [`CallError`] that says how, and a new process starts: at once after a deadline or
+/// after a process that served calls, with a growing pause (up to
+/// [`MAX_RESTART_BACKOFF`]) while processes keep ending before completing any.
+///
+/// The process lives as long as the plugin or any of its handles; it never outlives
+/// the host, even one killed with `SIGKILL` (it exits when its connection to the host
+/// closes).
+pub struct IsolatedPlugin {
+    inner: Arc<Inner>,
+}
+
+/// What an isolated plugin's process is doing and has done.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IsolatedStatus {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The running process's id; `None` while none runs (restarting).
+    pub pid: Option<u32>,
+    /// Processes started after the first.
+    pub restarts: u64,
+    /// How the last process that ended did, and when.
+    pub last_end: Option<(ProcessEnd, SystemTime)>,
+    /// Why the last start failed, while restarting fails.
+    pub start_failure: Option<String>,
+}
+
+/// How a plugin process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessEnd {
+    /// The host killed it: a call passed its deadline, or the plugin was let go.
+    Killed {
+        /// Why.
+        reason: String,
+    },
+    /// It ended on its own: a crash, an abort, an exit, its memory limit.
+    Crashed {
+        /// How.
+        exit: ProcessExit,
+        /// Its last lines of standard error.
+        stderr: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for ProcessEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProcessEnd::Killed { reason } => write!(f, "killed: {reason}"),
+            ProcessEnd::Crashed { exit, .. } => write!(f, "{exit}"),
+        }
+    }
+}
+
+/// What happens to an isolated plugin's processes, as it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IsolatedEvent {
+    /// A process started and loaded the plugin; it serves from now on.
+    Started {
+        /// Its process id.
+        pid: u32,
+        /// Processes started after the first, this one included.
+        restarts: u64,
+    },
+    /// A process ended.
+    Ended {
+        /// Its process id.
+        pid: u32,
+        /// How.
+        end: ProcessEnd,
+    },
+    /// Starting a new process failed; another attempt follows after `retry_in`.
+    StartFailed {
+        /// Why.
+        reason: String,
+        /// The pause before the next attempt.
+        retry_in: Duration,
+    },
+}
+
+/// Builds an [`IsolatedPlugin`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct IsolatedBuilder {
+    launch: Launch,
+    deadline: Option<Duration>,
+}
+
+impl IsolatedBuilder {
+    /// Every call's deadline unless its handle sets another
+    /// ([`IsolatedHandle::with_deadline`]). A call that passes it returns
+    /// [`CallError::Timeout`], and its process is killed and replaced: other calls
+    /// in that process at the time fail with [`CallError::ProcessKilled`]. Default:
+    /// none.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// How many calls the process serves at the same time, each on a thread of its
+    /// own (more wait for one to finish). Default [`DEFAULT_WORKERS`].
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.launch.lanes = workers.max(1);
+        self
+    }
+
+    /// Limits the process's address space to `bytes` (`RLIMIT_AS`): an allocation
+    /// past it fails, the process aborts, and calls get [`CallError::Crashed`] with
+    /// [`ProcessExit::MemoryLimit`]. It counts reserved address space, not memory
+    /// in use: each thread reserves its stack and the allocator its arenas, so leave
+    /// a few hundred MiB above what the plugin needs. Default: none.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.launch.memory_limit = Some(bytes);
+        self
+    }
+
+    /// The executable to start as the plugin process, instead of this program
+    /// itself. It must link fidius-isolated (see the crate docs, *How the plugin
+    /// process starts*).
+    pub fn runner(mut self, executable: impl AsRef<Path>) -> Self {
+        self.launch.runner = Some(executable.as_ref().to_path_buf());
+        self
+    }
+
+    /// How long a process has to load the plugin and report. Default
+    /// [`DEFAULT_START_TIMEOUT`].
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.launch.start_timeout = timeout;
+        self
+    }
+
+    /// Starts the process, loads the plugin in it and checks it: a refused library
+    /// or plugin gives the same [`LoadError`](fidius::host::LoadError) as an
+    /// in-process load, inside [`StartError::Load`].
+    pub fn build(self) -> Result<IsolatedPlugin, StartError> {
+        let owner: Owner = Arc::new(OnceLock::new());
+        let first = Process::start(&self.launch, on_end(owner.clone()))?;
+        let inner = Arc::new(Inner {
+            info: first.info().clone(),
+            launch: self.launch,
+            deadline: self.deadline,
+            current: ArcSwapOption::new(Some(first.clone())),
+            slot: Mutex::new(Slot::default()),
+            changed: Condvar::new(),
+            subscribers: Mutex::new(Vec::new()),
+            restarts: AtomicU64::new(0),
+            owner: owner.clone(),
+        });
+        let _ = owner.set(Arc::downgrade(&inner));
+        // It may have ended before it could be told whom to report to.
+        if first.ended().is_some() {
+            Inner::replace(Arc::downgrade(&inner), &first);
+        }
+        Ok(IsolatedPlugin { inner })
+    }
+}
+
+impl IsolatedPlugin {
+    /// Starts building an isolated plugin: plugin `plugin` of the library at
+    /// `library`, which must implement interface `I` (write `dyn YourTrait`).
+    pub fn builder<I: Interface + ?Sized>(
+        library: impl AsRef<Path>,
+        plugin: &str,
+    ) -> IsolatedBuilder {
+        Self::builder_for(library, plugin, Some(I::INFO))
+    }
+
+    /// As [`builder`](Self::builder), checking the plugin against `expected`, or
+    /// against nothing (for dynamic calls, without an interface crate).
+    pub fn builder_for(
+        library: impl AsRef<Path>,
+        plugin: &str,
+        expected: Option<InterfaceInfo>,
+    ) -> IsolatedBuilder {
+        IsolatedBuilder {
+            launch: Launch {
+                library: absolute(library.as_ref()),
+                plugin: plugin.to_string(),
+                expected,
+                runner: None,
+                memory_limit: None,
+                start_timeout: DEFAULT_START_TIMEOUT,
+                lanes: DEFAULT_WORKERS,
+            },
+            deadline: None,
+        }
+    }
+
+    /// A handle to call the plugin through, with the builder's deadline.
+    pub fn handle(&self) -> IsolatedHandle {
+        IsolatedHandle::new(self.inner.clone(), self.inner.deadline)
+    }
+
+    /// What the plugin is and offers (as its first process loaded it).
+    pub fn info(&self) -> &PluginInfo {
+        &self.inner.info
+    }
+
+    /// What its process is doing and has done.
+    pub fn status(&self) -> IsolatedStatus {
+        let slot = self.inner.slot.lock();
+        IsolatedStatus {
+            plugin: self.inner.info.name.clone(),
+            pid: self
+                .inner
+                .current
+                .load()
+                .as_ref()
+                .filter(|p| p.ended().is_none())
+                .map(|p| p.pid()),
+            restarts: self.inner.restarts.load(Ordering::Relaxed),
+            last_end: slot.last_end.clone(),
+            start_failure: slot.start_failure.clone(),
+        }
+    }
+
+    /// Events from now on: processes starting and ending. Also traced.
+    pub fn subscribe(&self) -> Receiver<IsolatedEvent> {
+        let (tx, rx) = channel();
+        self.inner.subscribers.lock().push(tx);
+        rx
+    }
+}
+
+impl std::fmt::Debug for IsolatedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsolatedPlugin")
+            .field("plugin", &self.inner.info.name)
+            .field("library", &self.inner.launch.library)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a process's watcher finds the plugin to report its end to: set once the
+/// plugin exists (the first process starts before it does).
+type Owner = Arc<OnceLock<Weak<Inner>>>;
+
+fn on_end(owner: Owner) -> impl FnOnce(&Arc<Process>) + Send + 'static {
+    move |process| {
+        if let Some(inner) = owner.get() {
+            Inner::replace(inner.clone(), process);
+        }
+    }
+}
+
+/// State shared by an isolated plugin, its handles, and the threads that watch and
+/// restart its processes.
+pub(crate) struct Inner {
+    launch: Launch,
+    /// What the first process loaded; every later one must load the same.
+    info: PluginInfo,
+    deadline: Option<Duration>,
+    /// The serving process; `None` while a new one starts.
+    current: ArcSwapOption<Process>,
+    /// Changes of `current` happen under this lock, and are announced on `changed`.
+    slot: Mutex<Slot>,
+    changed: Condvar,
+    subscribers: Mutex<Vec<Sender<IsolatedEvent>>>,
+    restarts: AtomicU64,
+    owner: Owner,
+}
+
+#[derive(Default)]
+struct Slot {
+    start_failure: Option<String>,
+    last_end: Option<(ProcessEnd, SystemTime)>,
+    /// Consecutive processes that ended before completing a call.
+    fruitless: u32,
+}
+
+impl Inner {
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// A process to call into, other than `not` (one the caller found ended): the
+    /// current one, or the next to start, waiting at most until `deadline` (or the
+    /// start timeout and the longest backoff, without one).
+    pub fn process(
+        &self,
+        not: Option<&Arc<Process>>,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<Process>, CallError> {
+        let usable = |p: &Option<Arc<Process>>| match (p, not) {
+            (Some(p), Some(not)) if Arc::ptr_eq(p, not) => None,
+            (p, _) => p.clone(),
+        };
+        if let Some(p) = usable(&self.current.load_full()) {
+            return Ok(p);
+        }
+        let until = deadline
+            .unwrap_or_else(|| Instant::now() + self.launch.start_timeout + MAX_RESTART_BACKOFF);
+        let mut slot = self.slot.lock();
+        loop {
+            let current = self.current.load_full();
+            if let Some(p) = usable(&current) {
+                return Ok(p);
+            }
+            if current.is_none() {
+                if let Some(failure) = &slot.start_failure {
+                    return Err(self.unavailable(format!(
+                        "its process ended and a new one failed to start: {failure}"
+                    )));
+                }
+            }
+            if self.changed.wait_until(&mut slot, until).timed_out() {
+                return Err(self.unavailable(format!(
+                    "its process ended and no new one was ready within {:?}",
+                    until.saturating_duration_since(Instant::now())
+                )));
+            }
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> CallError {
+        CallError::Unavailable {
+            plugin: self.info.name.clone(),
+            reason,
+        }
+    }
+
+    fn emit(&self, event: IsolatedEvent) {
+        self.subscribers
+            .lock()
+            .retain(|s| s.send(event.clone()).is_ok());
+    }
+
+    /// Replaces `ended` with a new process, if it is still the current one (its
+    /// watcher and the builder may both ask). Runs on the ended process's watching
+    /// thread; holds the plugin only between attempts, not while it waits.
+    fn replace(weak: Weak<Inner>, ended: &Arc<Process>) {
+        let Some(inner) = weak.upgrade() else { return };
+        let end = match ended.ended() {
+            Some(Ended::Killed(reason)) => ProcessEnd::Killed { reason },
+            Some(Ended::Crashed { exit, stderr }) => ProcessEnd::Crashed { exit, stderr },
+            None => return,
+        };
+        let mut fruitless = {
+            let mut slot = inner.slot.lock();
+            let current = inner.current.load();
+            if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, ended)) {
+                return;
+            }
+            inner.current.store(None);
+            slot.last_end = Some((end.clone(), SystemTime::now()));
+            // A kill for a deadline, or a process that completed calls, restarts at
+            // once; a process that keeps ending before completing any, ever slower.
+            slot.fruitless = match &end {
+                ProcessEnd::Crashed { .. } if !ended.served() => slot.fruitless + 1,
+                _ => 0,
+            };
+            slot.fruitless
+        };
+        inner.emit(IsolatedEvent::Ended {
+            pid: ended.pid(),
+            end,
+        });
+        inner.changed.notify_all();
+        drop(inner);
+        loop {
+            let pause = backoff(fruitless);
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            let failure = match Process::start(&inner.launch, on_end(inner.owner.clone())) {
+                Ok(process) if process.info() == &inner.info => {
+                    {
+                        let mut slot = inner.slot.lock();
+                        inner.current.store(Some(process.clone()));
+                        slot.start_failure = None;
+                    }
+                    let restarts = inner.restarts.fetch_add(1, Ordering::Relaxed) + 1;
+                    inner.changed.notify_all();
+                    tracing::info!(plugin = %inner.info.name, pid = process.pid(), restarts, "plugin process restarted");
+                    inner.emit(IsolatedEvent::Started {
+                        pid: process.pid(),
+                        restarts,
+                    });
+                    // It may have ended already, before anyone could see it current.
+                    if process.ended().is_some() {
+                        drop(inner);
+                        Inner::replace(weak, &process);
+                    }
+                    return;
+                }
+                Ok(process) => {
+                    process.kill("it loaded a plugin other than the first process did");
+                    format!(
+                        "{} now holds a plugin other than the one first loaded (the file changed on disk; a HotPlugin follows new builds)",
+                        inner.launch.library.display()
+                    )
+                }
+                Err(e) => e.to_string(),
+            };
+            fruitless += 1;
+            let retry_in = backoff(fruitless);
+            tracing::error!(plugin = %inner.info.name, retry_in = ?retry_in, "plugin process failed to start: {failure}");
+            inner.slot.lock().start_failure = Some(failure.clone());
+            inner.changed.notify_all();
+            inner.emit(IsolatedEvent::StartFailed {
+                reason: failure,
+                retry_in,
+            });
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Nothing can call into it any more.
+        if let Some(process) = self.current.swap(None) {
+            process.kill("the plugin was let go");
+        }
+    }
+}
+
+/// The pause before starting a process after `fruitless` consecutive ones ended
+/// without completing a call: none after the first, then 10 ms doubling up to
+/// [`MAX_RESTART_BACKOFF`].
+fn backoff(fruitless: u32) -> Duration {
+    match fruitless {
+        0 | 1 => Duration::ZERO,
+        n => (Duration::from_millis(10) * 2u32.saturating_pow(n - 2)).min(MAX_RESTART_BACKOFF),
+    }
+}

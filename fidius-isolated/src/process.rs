@@ -1,0 +1,602 @@
+//! One plugin process, as the host sees it: starting it, its lanes, killing it, and
+//! learning how it ended.
+
+use crate::error::StartError;
+use crate::protocol::{
+    begin_frame, decode_response, finish_frame, read_message, send_message, write_all, Control,
+    FrameReader, ReadError, Ready, Start, PROTOCOL, RUNNER_ENV,
+};
+use fidius::{CallError, InterfaceInfo, PluginInfo, ProcessExit};
+use parking_lot::{Condvar, Mutex};
+use rustix::fd::{AsFd, OwnedFd};
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Lines of a process's standard error kept for crash reports.
+const STDERR_TAIL: usize = 20;
+
+/// What starting a process needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Launch {
+    pub library: PathBuf,
+    pub plugin: String,
+    pub expected: Option<InterfaceInfo>,
+    pub runner: Option<PathBuf>,
+    pub memory_limit: Option<u64>,
+    pub start_timeout: Duration,
+    pub lanes: usize,
+}
+
+/// How a process ended, once it has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The host killed it on purpose, for this reason.
+    Killed(String),
+    /// It ended on its own (crashed, aborted, exited, or hit its memory limit).
+    Crashed {
+        exit: ProcessExit,
+        stderr: Vec<String>,
+    },
+}
+
+/// One running plugin process.
+pub(crate) struct Process {
+    plugin: String,
+    pid: u32,
+    info: PluginInfo,
+    /// Kill and reap go through this lock, so a kill never reaches a reused pid.
+    child: Mutex<Child>,
+    control: OwnedFd,
+    lanes: Mutex<Lanes>,
+    lane_free: Condvar,
+    max_lanes: usize,
+    /// Why the host killed it, if it did (set before the kill).
+    kill_reason: Mutex<Option<String>>,
+    ended: Mutex<Option<Ended>>,
+    ended_changed: Condvar,
+    stderr: Arc<Stderr>,
+    memory_limit: Option<u64>,
+    /// It completed a call.
+    served: AtomicBool,
+}
+
+/// Why no lane could be had.
+pub(crate) enum NoLane {
+    /// The process has ended.
+    Ended,
+    /// Every lane stayed busy until the deadline.
+    Busy,
+    /// Opening a lane failed.
+    Failed(CallError),
+}
+
+/// What a process wrote to its standard error, as far as reports need it.
+#[derive(Default)]
+struct Stderr {
+    /// The last lines.
+    tail: Mutex<VecDeque<String>>,
+    /// A line said an allocation failed (Rust's handler writes it, then aborts).
+    allocation_failed: AtomicBool,
+}
+
+impl Stderr {
+    fn tail(&self) -> Vec<String> {
+        self.tail.lock().iter().cloned().collect()
+    }
+}
+
+struct Lanes {
+    free: Vec<Lane>,
+    open: usize,
+}
+
+/// One connection to a thread of the plugin process; carries one call at a time.
+pub(crate) struct Lane {
+    socket: OwnedFd,
+    reader: FrameReader,
+    out: Vec<u8>,
+}
+
+impl Process {
+    /// Starts a process, loads and checks the plugin in it. The returned process has
+    /// a thread watching for its end, which calls `on_end` once it has.
+    pub fn start(
+        launch: &Launch,
+        on_end: impl FnOnce(&Arc<Process>) + Send + 'static,
+    ) -> Result<Arc<Process>, StartError> {
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+        if std::env::var_os(RUNNER_ENV).is_some() {
+            // A plugin process whose runner did not take over would run the host's
+            // `main`, which would start plugin processes of its own, and so on.
+            return Err(StartError::Runner {
+                runner: runner_path(launch)?,
+                reason: format!(
+                    "this process was itself started as a plugin process ({RUNNER_ENV} is set) but ran `main`: its fidius-isolated runner did not take over"
+                ),
+            });
+        }
+        let (host_end, child_end) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .map_err(|e| StartError::Io(e.into()))?;
+        let runner = runner_path(launch)?;
+        let mut child = Command::new(&runner)
+            .env(RUNNER_ENV, PROTOCOL)
+            .stdin(Stdio::from(child_end))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| StartError::Runner {
+                runner: runner.clone(),
+                reason: format!("cannot start it: {e}"),
+            })?;
+        let pid = child.id();
+        let stderr = Arc::new(Stderr::default());
+        let stdout = child
+            .stdout
+            .take()
+            .map(|out| forward_output(out, &launch.plugin, pid, None));
+        let errors = child
+            .stderr
+            .take()
+            .map(|err| forward_output(err, &launch.plugin, pid, Some(stderr.clone())));
+        let output_threads = [stdout, errors].into_iter().flatten().collect::<Vec<_>>();
+        let fail = |child: &mut Child, reason: String| {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            wait_for_output(&output_threads, Duration::from_millis(500));
+            StartError::Runner {
+                runner: runner.clone(),
+                reason: format!(
+                    "{reason}{}{}",
+                    status.map_or(String::new(), |s| format!(" ({})", describe(s))),
+                    stderr_note(&stderr.tail())
+                ),
+            }
+        };
+        let start = Start {
+            library: launch.library.clone(),
+            plugin: launch.plugin.clone(),
+            memory_limit: launch.memory_limit,
+        };
+        if let Err(e) = send_message(host_end.as_fd(), &start) {
+            return Err(fail(
+                &mut child,
+                format!("it did not take the start message ({e})"),
+            ));
+        }
+        let deadline = Instant::now() + launch.start_timeout;
+        let mut reader = FrameReader::default();
+        let info = match read_message::<Ready>(&mut reader, &host_end, Some(deadline)) {
+            Ok(Ready::Loaded(info)) => info,
+            Ok(Ready::Failed(e)) => {
+                let _ = child.wait();
+                return Err(StartError::Load(e));
+            }
+            Err(ReadError::Timeout) => {
+                return Err(fail(
+                    &mut child,
+                    format!("it did not report within {:?}", launch.start_timeout),
+                ))
+            }
+            Err(e) => {
+                return Err(fail(
+                    &mut child,
+                    format!("it ended or answered wrongly before reporting ({e})"),
+                ))
+            }
+        };
+        if let Some(expected) = &launch.expected {
+            if let Err(m) = info.check_compatible(expected) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(StartError::Load(fidius::host::LoadError::from_mismatch(
+                    launch.library.clone(),
+                    info.name.clone(),
+                    m,
+                )));
+            }
+        }
+        tracing::debug!(plugin = %launch.plugin, pid, "plugin process started");
+        let process = Arc::new(Process {
+            plugin: launch.plugin.clone(),
+            pid,
+            info,
+            child: Mutex::new(child),
+            control: host_end,
+            lanes: Mutex::new(Lanes {
+                free: Vec::new(),
+                open: 0,
+            }),
+            lane_free: Condvar::new(),
+            max_lanes: launch.lanes.max(1),
+            kill_reason: Mutex::new(None),
+            ended: Mutex::new(None),
+            ended_changed: Condvar::new(),
+            stderr,
+            memory_limit: launch.memory_limit,
+            served: AtomicBool::new(false),
+        });
+        let watched = process.clone();
+        std::thread::Builder::new()
+            .name(format!("fidius-watch-{pid}"))
+            .spawn(move || {
+                watched.watch(output_threads);
+                on_end(&watched);
+            })
+            .map_err(StartError::Io)?;
+        Ok(process)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// Whether it completed a call.
+    pub fn served(&self) -> bool {
+        self.served.load(Ordering::Relaxed)
+    }
+
+    pub fn mark_served(&self) {
+        if !self.served() {
+            self.served.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// How it ended, if it has.
+    pub fn ended(&self) -> Option<Ended> {
+        self.ended.lock().clone()
+    }
+
+    /// Kills it (at most once; later reasons are ignored). Calls in it end with
+    /// [`CallError::ProcessKilled`] naming `reason`, unless it had already ended.
+    pub fn kill(&self, reason: &str) {
+        {
+            let mut kill_reason = self.kill_reason.lock();
+            if kill_reason.is_none() {
+                *kill_reason = Some(reason.to_string());
+            }
+        }
+        // std does not signal a child it has already reaped, and reaping happens
+        // under this lock too: the pid cannot have been reused.
+        let _ = self.child.lock().kill();
+    }
+
+    /// Waits for the end (noticed by the watching thread), then reports it.
+    fn watch(&self, output_threads: Vec<std::thread::JoinHandle<()>>) {
+        // The child never writes to the control connection after `Ready`: reading
+        // returns when its end closes, that is, when it dies (or closes it, which
+        // is as good as dying: it is killed below).
+        let mut byte = [0u8; 1];
+        loop {
+            match rustix::io::read(&self.control, &mut byte) {
+                Err(rustix::io::Errno::INTR) => {}
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        let status = {
+            let mut child = self.child.lock();
+            let _ = child.kill();
+            child.wait()
+        };
+        // Its last words, for the report.
+        wait_for_output(&output_threads, Duration::from_secs(1));
+        let ended = match self.kill_reason.lock().clone() {
+            Some(reason) => Ended::Killed(reason),
+            None => {
+                let stderr = self.stderr.tail();
+                let out_of_memory = self.stderr.allocation_failed.load(Ordering::Relaxed);
+                let exit = match status {
+                    Ok(status) => exit_of(status, self.memory_limit.filter(|_| out_of_memory)),
+                    Err(e) => ProcessExit::Exited {
+                        code: e.raw_os_error().unwrap_or(-1),
+                    },
+                };
+                Ended::Crashed { exit, stderr }
+            }
+        };
+        match &ended {
+            Ended::Killed(reason) => {
+                tracing::info!(plugin = %self.plugin, pid = self.pid, reason = %reason, "plugin process killed")
+            }
+            Ended::Crashed { exit, .. } => {
+                tracing::error!(plugin = %self.plugin, pid = self.pid, "plugin process {exit}")
+            }
+        }
+        *self.ended.lock() = Some(ended);
+        self.ended_changed.notify_all();
+        // Wake callers waiting for a lane: there will be none.
+        let _lanes = self.lanes.lock();
+        self.lane_free.notify_all();
+    }
+
+    /// The error a call in this process gets now that it has ended (waiting a little
+    /// for the watching thread to learn how).
+    pub fn call_failure(&self) -> CallError {
+        let mut ended = self.ended.lock();
+        let until = Instant::now() + Duration::from_secs(2);
+        while ended.is_none() {
+            if self.ended_changed.wait_until(&mut ended, until).timed_out() {
+                break;
+            }
+        }
+        match ended.clone() {
+            Some(Ended::Killed(reason)) => CallError::ProcessKilled {
+                plugin: self.plugin.clone(),
+                reason,
+            },
+            Some(Ended::Crashed { exit, stderr }) => CallError::Crashed {
+                plugin: self.plugin.clone(),
+                exit,
+                stderr,
+            },
+            None => CallError::ProcessKilled {
+                plugin: self.plugin.clone(),
+                reason: "its connection closed, and it could not be told how it ended".into(),
+            },
+        }
+    }
+
+    /// A lane for one call: a free one, a new one (up to the bound), or the next to
+    /// be freed, waiting at most until `deadline`.
+    pub fn take_lane(&self, deadline: Option<Instant>) -> Result<Lane, NoLane> {
+        let mut lanes = self.lanes.lock();
+        loop {
+            if self.ended.lock().is_some() {
+                return Err(NoLane::Ended);
+            }
+            if let Some(lane) = lanes.free.pop() {
+                return Ok(lane);
+            }
+            if lanes.open < self.max_lanes {
+                lanes.open += 1;
+                drop(lanes);
+                return self.open_lane().map_err(|e| {
+                    self.lane_lost();
+                    if e.kind() == std::io::ErrorKind::BrokenPipe
+                        || e.raw_os_error() == Some(libc::ECONNRESET)
+                    {
+                        NoLane::Ended
+                    } else {
+                        NoLane::Failed(CallError::Unavailable {
+                            plugin: self.plugin.clone(),
+                            reason: format!("cannot open a connection to its process: {e}"),
+                        })
+                    }
+                });
+            }
+            match deadline {
+                Some(deadline) => {
+                    if self.lane_free.wait_until(&mut lanes, deadline).timed_out() {
+                        return Err(NoLane::Busy);
+                    }
+                }
+                None => self.lane_free.wait(&mut lanes),
+            }
+        }
+    }
+
+    /// Gives a lane back after a call that completed (a lane whose call did not
+    /// complete is dropped instead: its stream is out of step).
+    pub fn put_lane(&self, lane: Lane) {
+        self.lanes.lock().free.push(lane);
+        self.lane_free.notify_one();
+    }
+
+    /// Forgets a lane that was dropped rather than given back.
+    pub fn lane_lost(&self) {
+        self.lanes.lock().open -= 1;
+        self.lane_free.notify_one();
+    }
+
+    fn open_lane(&self) -> std::io::Result<Lane> {
+        use rustix::net::{
+            sendmsg, socketpair, AddressFamily, SendAncillaryBuffer, SendAncillaryMessage,
+            SendFlags, SocketFlags, SocketType,
+        };
+        let (host_end, child_end) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let mut frame = Vec::new();
+        begin_frame(&mut frame);
+        rmp_serde::encode::write_named(&mut frame, &Control::OpenLane)
+            .map_err(std::io::Error::other)?;
+        finish_frame(&mut frame);
+        let fds = [child_end.as_fd()];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut ancillary = SendAncillaryBuffer::new(&mut space);
+        ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+        let sent = loop {
+            match sendmsg(
+                &self.control,
+                &[std::io::IoSlice::new(&frame)],
+                &mut ancillary,
+                SendFlags::NOSIGNAL,
+            ) {
+                Err(rustix::io::Errno::INTR) => {}
+                other => break other?,
+            }
+        };
+        if sent != frame.len() {
+            return Err(std::io::Error::other("a control message went out in part"));
+        }
+        Ok(Lane {
+            socket: host_end,
+            reader: FrameReader::default(),
+            out: Vec::new(),
+        })
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // The last reference: nobody can call into it any more.
+        self.kill("the plugin was let go");
+    }
+}
+
+/// How one call on a lane went.
+pub(crate) enum Sent<'a> {
+    /// The plugin answered (with a result or an error); the lane can serve again.
+    Answered(Result<&'a [u8], CallError>),
+    /// The deadline passed first.
+    Timeout,
+    /// The process ended under the call.
+    Lost,
+}
+
+impl Lane {
+    /// Sends one request and reads its answer, waiting at most until `deadline`.
+    pub fn call(&mut self, index: usize, input: &[u8], deadline: Option<Instant>) -> Sent<'_> {
+        begin_frame(&mut self.out);
+        self.out.extend_from_slice(&(index as u32).to_le_bytes());
+        self.out.extend_from_slice(input);
+        finish_frame(&mut self.out);
+        let written = write_all(self.socket.as_fd(), &self.out);
+        if self.out.capacity() > 1 << 20 {
+            self.out = Vec::new();
+        }
+        if written.is_err() {
+            return Sent::Lost;
+        }
+        match self.reader.read(self.socket.as_fd(), deadline) {
+            Ok(body) => Sent::Answered(decode_response(body)),
+            Err(ReadError::Timeout) => Sent::Timeout,
+            Err(ReadError::Closed) | Err(ReadError::Io(_)) | Err(ReadError::Corrupt(_)) => {
+                Sent::Lost
+            }
+        }
+    }
+}
+
+fn runner_path(launch: &Launch) -> Result<PathBuf, StartError> {
+    match &launch.runner {
+        Some(runner) => Ok(runner.clone()),
+        None => std::env::current_exe().map_err(|e| StartError::Runner {
+            runner: PathBuf::from("(this program)"),
+            reason: format!("cannot find this program's executable to start it again: {e}"),
+        }),
+    }
+}
+
+/// Forwards a process's output to `tracing`, line by line; standard error is also
+/// kept in `tail`.
+fn forward_output(
+    output: impl std::io::Read + Send + 'static,
+    plugin: &str,
+    pid: u32,
+    errors: Option<Arc<Stderr>>,
+) -> std::thread::JoinHandle<()> {
+    let plugin = plugin.to_string();
+    std::thread::Builder::new()
+        .name(format!("fidius-output-{pid}"))
+        .spawn(move || {
+            let mut lines = std::io::BufReader::new(output);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match lines.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end();
+                match &errors {
+                    Some(errors) => {
+                        tracing::warn!(plugin = %plugin, pid, stream = "stderr", "{text}");
+                        if text.starts_with("memory allocation of") {
+                            errors.allocation_failed.store(true, Ordering::Relaxed);
+                        }
+                        let mut tail = errors.tail.lock();
+                        if tail.len() == STDERR_TAIL {
+                            tail.pop_front();
+                        }
+                        tail.push_back(text.to_string());
+                    }
+                    None => tracing::info!(plugin = %plugin, pid, stream = "stdout", "{text}"),
+                }
+            }
+        })
+        .expect("starting a thread to forward a plugin process's output")
+}
+
+/// Waits for the output threads to reach the end of their streams, at most `limit`
+/// (a process the plugin started may hold them open).
+fn wait_for_output(threads: &[std::thread::JoinHandle<()>], limit: Duration) {
+    let until = Instant::now() + limit;
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// How an exit status reads in an error.
+fn describe(status: std::process::ExitStatus) -> String {
+    match status.signal() {
+        Some(signal) => format!("killed by signal {signal} ({})", signal_name(signal)),
+        None => format!("exited with status {}", status.code().unwrap_or(-1)),
+    }
+}
+
+/// How a process ended; `memory_limit` is its limit if it said an allocation
+/// failed (Rust's handler writes so to standard error, then aborts).
+fn exit_of(status: std::process::ExitStatus, memory_limit: Option<u64>) -> ProcessExit {
+    if let Some(limit) = memory_limit {
+        return ProcessExit::MemoryLimit { limit };
+    }
+    match status.signal() {
+        Some(signal) => ProcessExit::Signal {
+            signal,
+            name: signal_name(signal).to_string(),
+        },
+        None => ProcessExit::Exited {
+            code: status.code().unwrap_or(-1),
+        },
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => "another signal",
+    }
+}
+
+fn stderr_note(lines: &[String]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; its standard error ended with:\n  {}", lines.join("\n  "))
+    }
+}
+
+/// The library path as the plugin process will open it: absolute, so that the
+/// process's working directory does not matter.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,246 @@
+//! What a host and its plugin process say to each other, and how it is framed.
+//!
+//! Two kinds of connection, both Unix stream sockets:
+//!
+//! * **Control**, one per process, the child's standard input at start (the child
+//!   moves it out of the way at once). The host sends [`Start`]; the child answers
+//!   [`Ready`]. Later the host opens each *lane* by sending [`Control::OpenLane`]
+//!   with the lane's socket attached (`SCM_RIGHTS`). When the host's end closes (the
+//!   host exited, was killed, or let the plugin go), the child exits: the control
+//!   connection is its lifeline.
+//! * **Lanes**, one per concurrent call, each served by a thread of its own in the
+//!   child. A call is one request frame and one response frame on a lane, so a
+//!   calling thread writes its request and reads its own answer, with no thread in
+//!   between on either side.
+//!
+//! Every frame is a little-endian `u32` length, then that many bytes. A request is
+//! the method index (`u32`) and the encoded input, exactly as an in-process call
+//! passes them; a response is a tag byte (`0` the encoded output, `1` a
+//! [`CallError`] in MessagePack) and its body. Control messages are MessagePack.
+
+use fidius::host::LoadError;
+use fidius::{CallError, PluginInfo};
+use rustix::fd::{AsFd, BorrowedFd};
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// The version of this protocol; a host and a plugin process must agree. Sent in the
+/// environment variable [`RUNNER_ENV`].
+pub(crate) const PROTOCOL: &str = "1";
+
+/// Set in a plugin process's environment (to [`PROTOCOL`]): it serves the plugin
+/// instead of running the program's `main`.
+pub const RUNNER_ENV: &str = "FIDIUS_ISOLATED_RUNNER";
+
+/// The largest frame either side accepts: 1 GiB. A length beyond it is corruption.
+pub(crate) const MAX_FRAME: usize = 1 << 30;
+
+/// Response tags.
+pub(crate) const OK: u8 = 0;
+pub(crate) const ERR: u8 = 1;
+
+/// The host's first message: what to load.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Start {
+    pub library: PathBuf,
+    pub plugin: String,
+    /// Address-space limit for the process, in bytes.
+    pub memory_limit: Option<u64>,
+}
+
+/// The child's answer: what it loaded, or why it could not.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Ready {
+    Loaded(PluginInfo),
+    Failed(LoadError),
+}
+
+/// Later control messages from the host.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Control {
+    /// A lane; its socket travels with the message.
+    OpenLane,
+}
+
+/// How reading a frame failed.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The deadline passed first.
+    Timeout,
+    /// The other side closed its end (it exited, or was killed).
+    Closed,
+    /// The frame was malformed.
+    Corrupt(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Timeout => f.write_str("timed out"),
+            ReadError::Closed => f.write_str("the connection closed"),
+            ReadError::Corrupt(what) => write!(f, "malformed data: {what}"),
+            ReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<rustix::io::Errno> for ReadError {
+    fn from(e: rustix::io::Errno) -> Self {
+        match e {
+            rustix::io::Errno::CONNRESET | rustix::io::Errno::PIPE => ReadError::Closed,
+            e => ReadError::Io(e.into()),
+        }
+    }
+}
+
+/// Writes all of `parts`, in order, as they are (the caller put the length first).
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Starts a frame in `buf`: room for the length, filled in by [`finish_frame`].
+pub(crate) fn begin_frame(buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.extend_from_slice(&[0; 4]);
+}
+
+/// Writes the frame's length into its first four bytes.
+pub(crate) fn finish_frame(buf: &mut [u8]) {
+    let len = u32::try_from(buf.len() - 4).expect("frames are under 4 GiB");
+    buf[..4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Serializes `message` as one frame and writes it.
+pub(crate) fn send_message(fd: BorrowedFd<'_>, message: &impl Serialize) -> io::Result<()> {
+    let mut buf = Vec::new();
+    begin_frame(&mut buf);
+    rmp_serde::encode::write_named(&mut buf, message).map_err(io::Error::other)?;
+    finish_frame(&mut buf);
+    write_all(fd, &buf)
+}
+
+/// Reads frames from one connection, reusing its buffer. A frame and the next may
+/// arrive in one read; the rest is kept for the next call.
+#[derive(Default)]
+pub(crate) struct FrameReader {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already handed out as frames.
+    start: usize,
+    /// Bytes of `buf` filled.
+    end: usize,
+}
+
+impl FrameReader {
+    /// The next frame's body, waiting at most until `deadline` (forever if `None`).
+    pub(crate) fn read(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<&[u8], ReadError> {
+        let len = loop {
+            if self.end - self.start >= 4 {
+                let head = &self.buf[self.start..self.start + 4];
+                let len = u32::from_le_bytes(head.try_into().unwrap()) as usize;
+                if len > MAX_FRAME {
+                    return Err(ReadError::Corrupt(format!(
+                        "a frame of {len} bytes (the limit is {MAX_FRAME})"
+                    )));
+                }
+                if self.end - self.start >= 4 + len {
+                    break len;
+                }
+                self.fill(fd, deadline, 4 + len)?;
+            } else {
+                self.fill(fd, deadline, 4)?;
+            }
+        };
+        let body = self.start + 4..self.start + 4 + len;
+        self.start = body.end;
+        Ok(&self.buf[body])
+    }
+
+    /// Reads more, so that at least `want` bytes from `start` can be held.
+    fn fill(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        deadline: Option<Instant>,
+        want: usize,
+    ) -> Result<(), ReadError> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.start > 0 && self.start + want > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let room = (self.start + want).max(self.buf.len()).max(64 * 1024);
+        if self.buf.len() < room {
+            self.buf.resize(room, 0);
+        }
+        if let Some(deadline) = deadline {
+            wait_readable(fd, deadline)?;
+        }
+        loop {
+            match rustix::io::read(fd, &mut self.buf[self.end..]) {
+                Ok(0) => return Err(ReadError::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Waits until `fd` can be read, or `deadline` passes.
+fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> Result<(), ReadError> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = Timespec::try_from(left).map_err(|e| ReadError::Io(io::Error::other(e)))?;
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return Err(ReadError::Timeout),
+            Ok(_) => return Ok(()),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Reads one control message.
+pub(crate) fn read_message<T: for<'de> Deserialize<'de>>(
+    reader: &mut FrameReader,
+    fd: impl AsFd,
+    deadline: Option<Instant>,
+) -> Result<T, ReadError> {
+    let body = reader.read(fd.as_fd(), deadline)?;
+    rmp_serde::from_slice(body).map_err(|e| ReadError::Corrupt(e.to_string()))
+}
+
+/// Decodes a response frame's body.
+pub(crate) fn decode_response(body: &[u8]) -> Result<&[u8], CallError> {
+    match body.split_first() {
+        Some((&OK, output)) => Ok(output),
+        Some((&ERR, error)) => Err(rmp_serde::from_slice(error).unwrap_or_else(|e| {
+            CallError::Serialization(format!("decoding the plugin process's error: {e}"))
+        })),
+        _ => Err(CallError::Serialization(
+            "the plugin process sent a malformed response".into(),
+        )),
+    }
+}

@@ -1,0 +1,215 @@
+//! The plugin process's side: load the plugin, report, then serve each lane on a
+//! thread of its own until the host goes away.
+//!
+//! A plugin process is the host's own executable (or the runner the host names),
+//! started with [`RUNNER_ENV`] set. With the default feature `auto-runner`, a
+//! constructor that runs before `main` notices the variable and serves instead of
+//! letting `main` run; without it, the program calls [`run_if_plugin_process`] first
+//! thing in `main`.
+
+use crate::protocol::{
+    begin_frame, finish_frame, read_message, send_message, write_all, Control, FrameReader,
+    ReadError, Ready, Start, ERR, OK, PROTOCOL, RUNNER_ENV,
+};
+use fidius::host::{PluginHandle, PluginLibrary};
+use fidius::PluginCaller;
+use rustix::fd::{AsFd, OwnedFd};
+use std::mem::MaybeUninit;
+
+/// Serves as a plugin process if this process was started as one, and never returns
+/// then; returns at once otherwise.
+///
+/// Only needed without the default feature `auto-runner` (which does the same before
+/// `main`): call it first thing in `main`, before anything else runs.
+///
+/// ```no_run
+/// // The first line of `main`:
+/// fidius_isolated::run_if_plugin_process();
+/// // ... the host program ...
+/// ```
+pub fn run_if_plugin_process() {
+    match std::env::var_os(RUNNER_ENV) {
+        None => {}
+        Some(version) if version == PROTOCOL => serve(),
+        Some(version) => {
+            eprintln!(
+                "fidius-isolated: this program was started as a plugin process speaking protocol {:?}, but it links a fidius-isolated speaking {PROTOCOL}: build the host and the runner from the same fidius version",
+                version
+            );
+            exit(3)
+        }
+    }
+}
+
+#[cfg(feature = "auto-runner")]
+// SAFETY (of running before `main`): the constructor only reads one environment
+// variable, which libc has set up by then, and returns at once unless it is set. When
+// it is set, the process is a plugin process that never reaches `main`: it serves
+// with ordinary std threads and system calls and leaves through `_exit`. The std
+// services that are not ready before `main` (the main thread's name and stack guard,
+// the program's arguments) are not used.
+#[ctor::ctor(unsafe)]
+fn serve_before_main() {
+    if std::env::var_os(RUNNER_ENV).is_some() {
+        run_if_plugin_process();
+    }
+}
+
+/// Leaves at once: no destructor, no atexit handler (a plugin's may hang), no flush.
+fn exit(code: i32) -> ! {
+    // SAFETY: `_exit` is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+fn serve() -> ! {
+    // The variable must not reach processes the plugin starts.
+    std::env::remove_var(RUNNER_ENV);
+    // The control connection arrived as standard input; move it to a descriptor of
+    // its own, and give the plugin an empty standard input instead.
+    let control = match take_control() {
+        Ok(control) => control,
+        Err(e) => {
+            eprintln!("fidius-isolated: cannot take over the control connection: {e}");
+            exit(3)
+        }
+    };
+    let mut reader = FrameReader::default();
+    let start: Start = match read_message(&mut reader, &control, None) {
+        Ok(start) => start,
+        Err(ReadError::Closed) => exit(0),
+        Err(e) => {
+            eprintln!("fidius-isolated: no start message from the host: {e}");
+            exit(3)
+        }
+    };
+    if let Some(limit) = start.memory_limit {
+        use rustix::process::{setrlimit, Resource, Rlimit};
+        let rlimit = Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        };
+        if let Err(e) = setrlimit(Resource::As, rlimit) {
+            eprintln!("fidius-isolated: cannot set the memory limit: {e}");
+            exit(3)
+        }
+    }
+    let handle = match load(&start) {
+        Ok(handle) => handle,
+        Err(e) => {
+            let _ = send_message(control.as_fd(), &Ready::Failed(e));
+            exit(0)
+        }
+    };
+    if send_message(control.as_fd(), &Ready::Loaded(handle.info().clone())).is_err() {
+        exit(0)
+    }
+    // Lanes, until the host closes the control connection.
+    loop {
+        match receive_lane(&control) {
+            Ok(Some(lane)) => {
+                let handle = handle.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("fidius-lane".into())
+                    .spawn(move || serve_lane(&handle, lane));
+                if let Err(e) = spawned {
+                    eprintln!("fidius-isolated: cannot start a lane thread: {e}");
+                }
+            }
+            Ok(None) => exit(0),
+            Err(e) => {
+                eprintln!("fidius-isolated: control connection failed: {e}");
+                exit(3)
+            }
+        }
+    }
+}
+
+fn take_control() -> std::io::Result<OwnedFd> {
+    let stdin = rustix::stdio::stdin();
+    let control = rustix::io::fcntl_dupfd_cloexec(stdin, 3)?;
+    let null = std::fs::File::open("/dev/null")?;
+    rustix::stdio::dup2_stdin(&null)?;
+    Ok(control)
+}
+
+fn load(start: &Start) -> Result<PluginHandle, fidius::host::LoadError> {
+    // The host checks the interface against what it expects, from the info we send.
+    PluginLibrary::open(&start.library)?.handle(&start.plugin, None)
+}
+
+/// The next lane the host opens; `None` once the host is gone.
+fn receive_lane(control: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    // A control message is small; its frame is read here whole, with the descriptor
+    // that travels with it.
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = [0u8; 256];
+    let received = loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        match recvmsg(control, &mut iov, &mut ancillary, RecvFlags::CMSG_CLOEXEC) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => break other?,
+        }
+    };
+    if received.bytes == 0 {
+        return Ok(None);
+    }
+    let mut lane = None;
+    for message in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            lane = lane.or(fds.into_iter().next());
+        }
+    }
+    let body = buf[..received.bytes].get(4..).unwrap_or_default();
+    match rmp_serde::from_slice::<Control>(body) {
+        Ok(Control::OpenLane) => lane
+            .map(Some)
+            .ok_or_else(|| std::io::Error::other("a lane message came without its socket")),
+        Err(e) => Err(std::io::Error::other(format!(
+            "a malformed control message: {e}"
+        ))),
+    }
+}
+
+/// Serves calls on one lane until the host closes it.
+fn serve_lane(handle: &PluginHandle, lane: OwnedFd) {
+    let mut reader = FrameReader::default();
+    let mut out = Vec::new();
+    loop {
+        let request = match reader.read(lane.as_fd(), None) {
+            Ok(request) => request,
+            Err(ReadError::Closed) => return,
+            Err(e) => {
+                eprintln!("fidius-isolated: a lane failed: {e}");
+                return;
+            }
+        };
+        let Some((index, input)) = request.split_first_chunk::<4>() else {
+            eprintln!("fidius-isolated: a request without a method index");
+            return;
+        };
+        let index = u32::from_le_bytes(*index) as usize;
+        begin_frame(&mut out);
+        let result = handle.call_with(index, input, |output| {
+            out.push(OK);
+            out.extend_from_slice(output);
+            Ok(())
+        });
+        if let Err(error) = result {
+            begin_frame(&mut out);
+            out.push(ERR);
+            if let Err(e) = rmp_serde::encode::write_named(&mut out, &error) {
+                eprintln!("fidius-isolated: cannot encode an error: {e}");
+                return;
+            }
+        }
+        finish_frame(&mut out);
+        if write_all(lane.as_fd(), &out).is_err() {
+            return;
+        }
+        if out.capacity() > 1 << 20 {
+            out = Vec::new();
+        }
+    }
+}
