@@ -48,5 +48,5 @@ pub use info::{FastPath, MethodInfo, PluginInfo};
 pub use interface::{InterfaceInfo, InterfaceMismatch};
 pub use registry::{PluginRegistry, FIDIUS_MAGIC, REGISTRY_VERSION};
 pub use stream_marker::Stream;
-pub use stream_reader::{PluginStream, RawStream};
+pub use stream_reader::{PluginStream, RawStream, StreamSource};
 pub use value::{from_value, to_value, Value, ValueError};

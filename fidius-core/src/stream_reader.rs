@@ -14,12 +14,34 @@ use std::marker::PhantomData;
 /// hot-reloading plugin the version it started on), so a stream started on one
 /// version finishes on that version. Dropping it early cancels the producer.
 pub struct RawStream {
-    state: *mut c_void,
-    next: StreamNextFn,
-    free: StreamFreeFn,
-    free_buffer: FreeBufferFn,
+    source: Source,
     // Dropped in order, after the producer is freed.
     keep: Vec<Box<dyn Any + Send + Sync>>,
+}
+
+/// Where a stream's items come from.
+enum Source {
+    /// A producer in a library loaded in this process; null once freed.
+    Library {
+        state: *mut c_void,
+        next: StreamNextFn,
+        free: StreamFreeFn,
+        free_buffer: FreeBufferFn,
+    },
+    /// Anything else (a plugin in another process); `None` once finished.
+    Other(Option<Box<dyn StreamSource>>),
+}
+
+/// The items of a stream that does not come from a library loaded in this process:
+/// a plugin in another process, say. See [`RawStream::from_source`].
+pub trait StreamSource: Send {
+    /// The next item's encoded bytes, an error (after which the stream is over), or
+    /// `None` at its end.
+    fn next_item(&mut self) -> Option<Result<&[u8], CallError>>;
+
+    /// Stops the producer early; called at most once, and never after `next_item`
+    /// returned `None` or an error.
+    fn cancel(&mut self);
 }
 
 // SAFETY: a producer is `Send` on the plugin side and is only driven through `&mut self`.
@@ -28,7 +50,7 @@ unsafe impl Send for RawStream {}
 impl std::fmt::Debug for RawStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawStream")
-            .field("finished", &self.state.is_null())
+            .field("finished", &self.is_finished())
             .finish()
     }
 }
@@ -46,11 +68,21 @@ impl RawStream {
         keep: Box<dyn Any + Send + Sync>,
     ) -> Self {
         Self {
-            state,
-            next,
-            free,
-            free_buffer,
+            source: Source::Library {
+                state,
+                next,
+                free,
+                free_buffer,
+            },
             keep: vec![keep],
+        }
+    }
+
+    /// A stream of the items `source` yields.
+    pub fn from_source(source: Box<dyn StreamSource>) -> Self {
+        Self {
+            source: Source::Other(Some(source)),
+            keep: Vec::new(),
         }
     }
 
@@ -62,7 +94,10 @@ impl RawStream {
 
     /// True once the stream ended, failed, or was finished.
     pub fn is_finished(&self) -> bool {
-        self.state.is_null()
+        match &self.source {
+            Source::Library { state, .. } => state.is_null(),
+            Source::Other(source) => source.is_none(),
+        }
     }
 
     /// Pulls the next item and passes its encoded bytes to `decode`.
@@ -70,12 +105,31 @@ impl RawStream {
         &mut self,
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Option<Result<R, CallError>> {
-        if self.state.is_null() {
+        let (state, next, free_buffer) = match &mut self.source {
+            Source::Library {
+                state,
+                next,
+                free_buffer,
+                ..
+            } => (*state, *next, *free_buffer),
+            Source::Other(source) => {
+                let item = source.as_mut()?.next_item();
+                let result = match item {
+                    Some(Ok(bytes)) => return Some(decode(bytes)),
+                    Some(Err(e)) => Some(Err(e)),
+                    None => None,
+                };
+                // Ended or failed: over, with nothing to cancel.
+                *source = None;
+                return result;
+            }
+        };
+        if state.is_null() {
             return None;
         }
         let mut out = CallOutput::empty();
         // SAFETY: the state is live (not yet freed) and this is the only user.
-        let status = unsafe { (self.next)(self.state, &mut out) };
+        let status = unsafe { next(state, &mut out) };
         let bytes: &[u8] = if out.ptr.is_null() || out.len == 0 {
             &[]
         } else {
@@ -89,7 +143,7 @@ impl RawStream {
         };
         if !out.ptr.is_null() {
             // SAFETY: a plugin-allocated item buffer, released once with its values.
-            unsafe { (self.free_buffer)(out.ptr, out.len, out.cap) };
+            unsafe { free_buffer(out.ptr, out.len, out.cap) };
         }
         if status != crate::status::STATUS_OK {
             // Ended or failed: the stream is over either way.
@@ -100,10 +154,19 @@ impl RawStream {
 
     /// Frees the producer now (cancelling it); later pulls return `None`.
     pub fn finish(&mut self) {
-        if !self.state.is_null() {
-            // SAFETY: freed exactly once: the pointer is cleared right after.
-            unsafe { (self.free)(self.state) };
-            self.state = std::ptr::null_mut();
+        match &mut self.source {
+            Source::Library { state, free, .. } => {
+                if !state.is_null() {
+                    // SAFETY: freed exactly once: the pointer is cleared right after.
+                    unsafe { free(*state) };
+                    *state = std::ptr::null_mut();
+                }
+            }
+            Source::Other(source) => {
+                if let Some(mut source) = source.take() {
+                    source.cancel();
+                }
+            }
         }
     }
 }

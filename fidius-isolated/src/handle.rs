@@ -1,10 +1,11 @@
 //! [`IsolatedHandle`]: calls into an isolated plugin, with a deadline or without.
 
 use crate::plugin::Inner;
-use crate::process::{NoLane, Sent};
+use crate::process::{Lane, NoLane, Process, Reply};
+use crate::protocol::{CALL, NEXT, OPEN_STREAM};
 use fidius::{
     CallError, InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginInfo, RawStream,
-    Value,
+    StreamSource, Value,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -112,6 +113,15 @@ impl IsolatedHandle {
         fidius::dynamic::call(self, self.info(), name, args)
     }
 
+    /// Calls streaming method `name` with `args`; each item arrives as a [`Value`].
+    pub fn call_dynamic_stream(
+        &self,
+        name: &str,
+        args: &[Value],
+    ) -> Result<impl Iterator<Item = Result<Value, CallError>> + Send, CallError> {
+        fidius::dynamic::call_stream(self, self.info(), name, args)
+    }
+
     fn method_name(&self, index: usize) -> String {
         self.info()
             .methods
@@ -120,18 +130,13 @@ impl IsolatedHandle {
     }
 }
 
-impl PluginCaller for IsolatedHandle {
-    fn call_with<R>(
-        &self,
-        index: usize,
-        input: &[u8],
-        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
-        let deadline = self.deadline.map(|d| Instant::now() + d);
+impl IsolatedHandle {
+    /// A process, and a lane of it, for one call or one stream.
+    fn connect(&self, deadline: Option<Instant>) -> Result<(Arc<Process>, Lane), CallError> {
         let mut process = self.inner.process(None, deadline)?;
-        let mut lane = loop {
+        loop {
             match process.take_lane(deadline) {
-                Ok(lane) => break lane,
+                Ok(lane) => return Ok((process, lane)),
                 // It ended before the call reached it: the call goes to the next.
                 Err(NoLane::Ended) => process = self.inner.process(Some(&process), deadline)?,
                 Err(NoLane::Busy) => {
@@ -145,25 +150,34 @@ impl PluginCaller for IsolatedHandle {
                 }
                 Err(NoLane::Failed(e)) => return Err(e),
             }
-        };
-        let outcome = match lane.call(index, input, deadline) {
-            Sent::Answered(result) => Ok(result.and_then(decode)),
-            Sent::Timeout => Err(true),
-            Sent::Lost => Err(false),
-        };
-        match outcome {
-            Ok(result) => {
+        }
+    }
+
+    /// What a request on `lane` that got `reply` gives: `Ok` for an answer (the lane
+    /// goes back for the next call), the error otherwise. A request left without an
+    /// answer gives its lane up (an answer may still come), and past its deadline
+    /// kills the process: the only way to stop the call.
+    fn settle(
+        &self,
+        process: &Process,
+        lane: Lane,
+        reply: &Reply,
+        index: usize,
+    ) -> Result<(), CallError> {
+        match reply {
+            Reply::Item | Reply::End | Reply::Error(_) => {
                 process.put_lane(lane);
                 process.mark_served();
-                result
+                Ok(())
             }
-            Err(timed_out) => {
-                // The lane is out of step (an answer may still come): never reused.
+            Reply::Lost => {
                 drop(lane);
                 process.lane_lost();
-                if !timed_out {
-                    return Err(process.call_failure());
-                }
+                Err(process.call_failure())
+            }
+            Reply::Timeout => {
+                drop(lane);
+                process.lane_lost();
                 let method = self.method_name(index);
                 let deadline = self.deadline.unwrap_or_default();
                 process.kill(&format!(
@@ -178,6 +192,34 @@ impl PluginCaller for IsolatedHandle {
         }
     }
 
+    fn call_deadline(&self) -> Option<Instant> {
+        self.deadline.map(|d| Instant::now() + d)
+    }
+}
+
+impl PluginCaller for IsolatedHandle {
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let deadline = self.call_deadline();
+        let (process, mut lane) = self.connect(deadline)?;
+        let reply = lane.request(CALL, index, input, deadline);
+        // Decoded before the lane goes back (the bytes are in its buffer).
+        let result = match &reply {
+            Reply::Item => decode(lane.item()),
+            Reply::Error(e) => Err(e.clone()),
+            Reply::End => Err(CallError::Serialization(
+                "the plugin process answered a call with the end of a stream".into(),
+            )),
+            Reply::Timeout | Reply::Lost => Err(CallError::Serialization(String::new())),
+        };
+        self.settle(&process, lane, &reply, index)?;
+        result
+    }
+
     fn has_method(&self, index: usize) -> bool {
         self.info().methods.get(index).is_some_and(|m| m.present)
     }
@@ -186,13 +228,63 @@ impl PluginCaller for IsolatedHandle {
         self.info().check_compatible(expected)
     }
 
-    fn call_stream(&self, index: usize, _input: &[u8]) -> Result<RawStream, CallError> {
-        Err(CallError::NotImplemented {
-            plugin: self.info().name.clone(),
-            method: format!(
-                "{} (streams do not cross into an isolated plugin's process yet)",
-                self.method_name(index)
-            ),
-        })
+    /// Streams cross item by item: the stream holds one of the process's workers
+    /// until it ends, and each item must come within the handle's deadline.
+    fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
+        let deadline = self.call_deadline();
+        let (process, mut lane) = self.connect(deadline)?;
+        let reply = lane.request(OPEN_STREAM, index, input, deadline);
+        match reply {
+            Reply::Item => Ok(RawStream::from_source(Box::new(IsolatedStream {
+                handle: self.clone(),
+                process,
+                lane: Some(lane),
+                index,
+            }))),
+            Reply::Error(e) => {
+                process.put_lane(lane);
+                Err(e)
+            }
+            reply => {
+                self.settle(&process, lane, &reply, index)?;
+                Err(CallError::Serialization(
+                    "the plugin process answered a stream's start with its end".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// A stream whose producer runs in the plugin's process. It holds its lane (and so
+/// one of the process's workers) until it ends; dropping it early closes the lane,
+/// and the process then drops the producer.
+struct IsolatedStream {
+    handle: IsolatedHandle,
+    process: Arc<Process>,
+    lane: Option<Lane>,
+    index: usize,
+}
+
+impl StreamSource for IsolatedStream {
+    fn next_item(&mut self) -> Option<Result<&[u8], CallError>> {
+        let deadline = self.handle.call_deadline();
+        let reply = self.lane.as_mut()?.request(NEXT, self.index, &[], deadline);
+        if let Reply::Item = reply {
+            return self.lane.as_ref().map(|lane| Ok(lane.item()));
+        }
+        let lane = self.lane.take()?;
+        match self.handle.settle(&self.process, lane, &reply, self.index) {
+            Err(e) => Some(Err(e)),
+            Ok(()) => match reply {
+                Reply::Error(e) => Some(Err(e)),
+                _ => None,
+            },
+        }
+    }
+
+    fn cancel(&mut self) {
+        if self.lane.take().is_some() {
+            self.process.lane_lost();
+        }
     }
 }

@@ -41,6 +41,8 @@
 //! * **Concurrency.** Each concurrent call has a connection and a thread of its own
 //!   in the process, up to [`IsolatedBuilder::workers`]; none waits behind another's
 //!   lock.
+//! * **Streams** cross item by item, each item within the handle's deadline; dropping
+//!   a stream early stops its producer in the process.
 //! * **A memory limit** ([`IsolatedBuilder::memory_limit`]), reported as
 //!   [`ProcessExit::MemoryLimit`](fidius::ProcessExit::MemoryLimit).
 //! * **Exact unloading.** Letting the plugin go ends its process, and with it
@@ -81,8 +83,7 @@
 //! # Known limitations
 //!
 //! * Unix only (tested on Linux).
-//! * Streaming methods are refused across the process boundary for now
-//!   ([`CallError::NotImplemented`](fidius::CallError::NotImplemented)).
+//! * A stream holds one of the process's workers until it ends or is dropped.
 //! * A restarted process loads the library file again: if the file changed since the
 //!   first start, the new process is refused and the plugin reports
 //!   [`CallError::Unavailable`](fidius::CallError::Unavailable) until the original

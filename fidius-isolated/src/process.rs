@@ -452,20 +452,32 @@ impl Drop for Process {
     }
 }
 
-/// How one call on a lane went.
-pub(crate) enum Sent<'a> {
-    /// The plugin answered (with a result or an error); the lane can serve again.
-    Answered(Result<&'a [u8], CallError>),
-    /// The deadline passed first.
+/// How one request on a lane went.
+pub(crate) enum Reply {
+    /// An item: a call's result, a stream's next item, or a stream opened. Its bytes
+    /// are [`Lane::item`].
+    Item,
+    /// The end of a stream.
+    End,
+    /// The plugin answered with an error.
+    Error(CallError),
+    /// The deadline passed first; the lane is out of step.
     Timeout,
-    /// The process ended under the call.
+    /// The process ended under the request (or broke the protocol).
     Lost,
 }
 
 impl Lane {
     /// Sends one request and reads its answer, waiting at most until `deadline`.
-    pub fn call(&mut self, index: usize, input: &[u8], deadline: Option<Instant>) -> Sent<'_> {
+    pub fn request(
+        &mut self,
+        op: u8,
+        index: usize,
+        input: &[u8],
+        deadline: Option<Instant>,
+    ) -> Reply {
         begin_frame(&mut self.out);
+        self.out.push(op);
         self.out.extend_from_slice(&(index as u32).to_le_bytes());
         self.out.extend_from_slice(input);
         finish_frame(&mut self.out);
@@ -474,15 +486,22 @@ impl Lane {
             self.out = Vec::new();
         }
         if written.is_err() {
-            return Sent::Lost;
+            return Reply::Lost;
         }
         match self.reader.read(self.socket.as_fd(), deadline) {
-            Ok(body) => Sent::Answered(decode_response(body)),
-            Err(ReadError::Timeout) => Sent::Timeout,
-            Err(ReadError::Closed) | Err(ReadError::Io(_)) | Err(ReadError::Corrupt(_)) => {
-                Sent::Lost
-            }
+            Ok(body) => match decode_response(body) {
+                Ok(Some(_)) => Reply::Item,
+                Ok(None) => Reply::End,
+                Err(e) => Reply::Error(e),
+            },
+            Err(ReadError::Timeout) => Reply::Timeout,
+            Err(ReadError::Closed | ReadError::Io(_) | ReadError::Corrupt(_)) => Reply::Lost,
         }
+    }
+
+    /// The bytes of the last [`Reply::Item`].
+    pub fn item(&self) -> &[u8] {
+        self.reader.last().get(1..).unwrap_or_default()
     }
 }
 

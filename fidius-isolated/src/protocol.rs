@@ -14,9 +14,14 @@
 //!   between on either side.
 //!
 //! Every frame is a little-endian `u32` length, then that many bytes. A request is
-//! the method index (`u32`) and the encoded input, exactly as an in-process call
-//! passes them; a response is a tag byte (`0` the encoded output, `1` a
-//! [`CallError`] in MessagePack) and its body. Control messages are MessagePack.
+//! an operation byte ([`CALL`], [`OPEN_STREAM`], [`NEXT`]), the method index (`u32`)
+//! and the encoded input, exactly as an in-process call passes them; a response is a
+//! tag byte ([`OK`] and the encoded output, [`ERR`] and a [`CallError`] in
+//! MessagePack, [`END`] of a stream) and its body. Control messages are MessagePack.
+//!
+//! A stream holds its lane: after [`OPEN_STREAM`] is answered [`OK`], each [`NEXT`]
+//! is answered with an item, an error or [`END`]. The host closes the lane to cancel
+//! it, and the child then drops (and so stops) the producer.
 
 use fidius::host::LoadError;
 use fidius::{CallError, PluginInfo};
@@ -37,9 +42,15 @@ pub const RUNNER_ENV: &str = "FIDIUS_ISOLATED_RUNNER";
 /// The largest frame either side accepts: 1 GiB. A length beyond it is corruption.
 pub(crate) const MAX_FRAME: usize = 1 << 30;
 
+/// Request operations.
+pub(crate) const CALL: u8 = 0;
+pub(crate) const OPEN_STREAM: u8 = 1;
+pub(crate) const NEXT: u8 = 2;
+
 /// Response tags.
 pub(crate) const OK: u8 = 0;
 pub(crate) const ERR: u8 = 1;
+pub(crate) const END: u8 = 2;
 
 /// The host's first message: what to load.
 #[derive(Debug, Serialize, Deserialize)]
@@ -96,10 +107,11 @@ impl From<rustix::io::Errno> for ReadError {
     }
 }
 
-/// Writes all of `parts`, in order, as they are (the caller put the length first).
+/// Writes all of `bytes` to a socket. Never raises `SIGPIPE` when the other side is
+/// gone (a plugin process never reaches `main`, where Rust would ignore it).
 pub(crate) fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        match rustix::io::write(fd, bytes) {
+        match rustix::net::send(fd, bytes, rustix::net::SendFlags::NOSIGNAL) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
             Err(rustix::io::Errno::INTR) => {}
@@ -139,6 +151,8 @@ pub(crate) struct FrameReader {
     start: usize,
     /// Bytes of `buf` filled.
     end: usize,
+    /// Where the last frame's body is in `buf`.
+    last: std::ops::Range<usize>,
 }
 
 impl FrameReader {
@@ -167,7 +181,13 @@ impl FrameReader {
         };
         let body = self.start + 4..self.start + 4 + len;
         self.start = body.end;
+        self.last = body.clone();
         Ok(&self.buf[body])
+    }
+
+    /// The body of the frame [`read`](Self::read) returned last.
+    pub(crate) fn last(&self) -> &[u8] {
+        &self.buf[self.last.clone()]
     }
 
     /// Reads more, so that at least `want` bytes from `start` can be held.
@@ -232,10 +252,11 @@ pub(crate) fn read_message<T: for<'de> Deserialize<'de>>(
     rmp_serde::from_slice(body).map_err(|e| ReadError::Corrupt(e.to_string()))
 }
 
-/// Decodes a response frame's body.
-pub(crate) fn decode_response(body: &[u8]) -> Result<&[u8], CallError> {
+/// Decodes a response frame's body: `Ok(None)` is the end of a stream.
+pub(crate) fn decode_response(body: &[u8]) -> Result<Option<&[u8]>, CallError> {
     match body.split_first() {
-        Some((&OK, output)) => Ok(output),
+        Some((&OK, output)) => Ok(Some(output)),
+        Some((&END, _)) => Ok(None),
         Some((&ERR, error)) => Err(rmp_serde::from_slice(error).unwrap_or_else(|e| {
             CallError::Serialization(format!("decoding the plugin process's error: {e}"))
         })),

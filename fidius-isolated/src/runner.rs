@@ -9,7 +9,7 @@
 
 use crate::protocol::{
     begin_frame, finish_frame, read_message, send_message, write_all, Control, FrameReader,
-    ReadError, Ready, Start, ERR, OK, PROTOCOL, RUNNER_ENV,
+    ReadError, Ready, Start, CALL, END, ERR, NEXT, OK, OPEN_STREAM, PROTOCOL, RUNNER_ENV,
 };
 use fidius::host::{PluginHandle, PluginLibrary};
 use fidius::PluginCaller;
@@ -172,35 +172,52 @@ fn receive_lane(control: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
     }
 }
 
-/// Serves calls on one lane until the host closes it.
+/// Serves calls and streams on one lane until the host closes it.
 fn serve_lane(handle: &PluginHandle, lane: OwnedFd) {
     let mut reader = FrameReader::default();
     let mut out = Vec::new();
     loop {
-        let request = match reader.read(lane.as_fd(), None) {
-            Ok(request) => request,
+        let (op, index, input) = match reader.read(lane.as_fd(), None) {
+            Ok(request) => match parse_request(request) {
+                Some(request) => request,
+                None => {
+                    eprintln!("fidius-isolated: a malformed request");
+                    return;
+                }
+            },
             Err(ReadError::Closed) => return,
             Err(e) => {
                 eprintln!("fidius-isolated: a lane failed: {e}");
                 return;
             }
         };
-        let Some((index, input)) = request.split_first_chunk::<4>() else {
-            eprintln!("fidius-isolated: a request without a method index");
-            return;
-        };
-        let index = u32::from_le_bytes(*index) as usize;
         begin_frame(&mut out);
-        let result = handle.call_with(index, input, |output| {
-            out.push(OK);
-            out.extend_from_slice(output);
-            Ok(())
-        });
-        if let Err(error) = result {
-            begin_frame(&mut out);
-            out.push(ERR);
-            if let Err(e) = rmp_serde::encode::write_named(&mut out, &error) {
-                eprintln!("fidius-isolated: cannot encode an error: {e}");
+        match op {
+            CALL => {
+                let result = handle.call_with(index, input, |output| {
+                    out.push(OK);
+                    out.extend_from_slice(output);
+                    Ok(())
+                });
+                if let Err(error) = result {
+                    error_frame(&mut out, &error);
+                }
+            }
+            OPEN_STREAM => match handle.call_stream(index, input) {
+                Ok(stream) => {
+                    out.push(OK);
+                    finish_frame(&mut out);
+                    if write_all(lane.as_fd(), &out).is_err()
+                        || !serve_stream(stream, &lane, &mut reader, &mut out)
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Err(error) => error_frame(&mut out, &error),
+            },
+            _ => {
+                eprintln!("fidius-isolated: an unknown request {op}");
                 return;
             }
         }
@@ -210,6 +227,66 @@ fn serve_lane(handle: &PluginHandle, lane: OwnedFd) {
         }
         if out.capacity() > 1 << 20 {
             out = Vec::new();
+        }
+    }
+}
+
+/// A request's operation, method index and input.
+fn parse_request(request: &[u8]) -> Option<(u8, usize, &[u8])> {
+    let (&op, rest) = request.split_first()?;
+    let (index, input) = rest.split_first_chunk::<4>()?;
+    Some((op, u32::from_le_bytes(*index) as usize, input))
+}
+
+/// Fills `out` (begun) with an error response.
+fn error_frame(out: &mut Vec<u8>, error: &fidius::CallError) {
+    begin_frame(out);
+    out.push(ERR);
+    if let Err(e) = rmp_serde::encode::write_named(out, error) {
+        begin_frame(out);
+        out.push(ERR);
+        let fallback = fidius::CallError::Serialization(format!("encoding an error: {e}"));
+        rmp_serde::encode::write_named(out, &fallback).expect("a plain error encodes");
+    }
+}
+
+/// Answers `NEXT` requests from `stream` until it ends (`true`: the lane serves
+/// calls again) or the host closes the lane (`false`). Dropping the stream on the
+/// way out frees the producer, which is how the host cancels it.
+fn serve_stream(
+    mut stream: fidius::RawStream,
+    lane: &OwnedFd,
+    reader: &mut FrameReader,
+    out: &mut Vec<u8>,
+) -> bool {
+    loop {
+        match reader.read(lane.as_fd(), None).ok().and_then(parse_request) {
+            Some((NEXT, _, _)) => {}
+            _ => return false,
+        }
+        begin_frame(out);
+        let item = stream.next_with(|bytes| {
+            out.push(OK);
+            out.extend_from_slice(bytes);
+            Ok(())
+        });
+        let over = match item {
+            Some(Ok(())) => false,
+            Some(Err(error)) => {
+                error_frame(out, &error);
+                true
+            }
+            None => {
+                out.push(END);
+                true
+            }
+        };
+        finish_frame(out);
+        if write_all(lane.as_fd(), out).is_err() {
+            return false;
+        }
+        if over {
+            return true;
         }
     }
 }

@@ -104,8 +104,8 @@ pub use fidius_core::interface::{interface_info, Interface};
 pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
     InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError,
-    PluginInfo, PluginRegistry, PluginStream, ProcessExit, RawStream, Stream, Value, ValueError,
-    ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
+    PluginInfo, PluginRegistry, PluginStream, ProcessExit, RawStream, Stream, StreamSource, Value,
+    ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
 };
 pub use fidius_core::{
     descriptor, dynamic, error, hash, python_descriptor, registry, status, stream_ffi,

@@ -212,3 +212,207 @@ fn a_plugin_past_its_memory_limit_is_reported_as_such() {
     }
     assert_eq!(client.echo("still here".into()).unwrap(), "still here");
 }
+
+#[path = "../../fidius-hotreload/tests/support/forbid_membarrier.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// Processes whose parent is this process and that are not yet reaped or zombies.
+fn live_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // The fields after the command name (which may hold spaces): state, ppid.
+            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let ppid = fields.next();
+            ppid == Some(me.as_str()) && state != Some("Z")
+        })
+        .collect()
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        rest.split_whitespace().next() != Some("Z")
+    })
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// 100 crashes under four calling threads: every call ends (a result or an error
+/// that says what happened), the host survives, and once the plugin is let go no
+/// process or file descriptor is left. Runs alone in a child process, so that other
+/// tests' processes and descriptors do not count.
+#[test]
+fn a_hundred_crashes_under_four_callers_leave_nothing_behind() {
+    if !support::in_child_process("a_hundred_crashes_under_four_callers_leave_nothing_behind") {
+        return;
+    }
+    const CRASHES: u64 = 100;
+    let fds_before = open_fds();
+    {
+        let plugin = misbehaving().build().unwrap();
+        // A deadline far above any real call: a hang fails the test instead of
+        // stalling it.
+        let handle = plugin.handle().with_deadline(Duration::from_secs(20));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let callers: Vec<_> = (0..3)
+            .map(|i| {
+                let client = MisbehaveClient::new(handle.clone()).unwrap();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let (mut ok, mut failed) = (0u64, 0u64);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match client.add(i, 1) {
+                            Ok(sum) => {
+                                assert_eq!(sum, i + 1);
+                                ok += 1;
+                            }
+                            Err(CallError::Crashed { .. }) => failed += 1,
+                            Err(other) => panic!("caller {i}: {other}"),
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        let crasher = MisbehaveClient::new(handle.clone()).unwrap();
+        for round in 0..CRASHES {
+            match crasher.crash("segfault".into()) {
+                Err(CallError::Crashed { .. }) => {}
+                other => panic!("round {round}: {other:?}"),
+            }
+            // Served again before the next crash.
+            assert_eq!(crasher.add(1, 1).unwrap(), 2, "round {round}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut failed) = (0, 0);
+        for caller in callers {
+            let (o, f) = caller.join().unwrap();
+            ok += o;
+            failed += f;
+        }
+        eprintln!("{CRASHES} crashes: {ok} calls served, {failed} crashed under their caller");
+        assert!(ok > 0);
+        assert_eq!(plugin.status().restarts, CRASHES);
+    }
+    // Letting the plugin go kills its process; its watcher reaps it.
+    let until = Instant::now() + Duration::from_secs(5);
+    while !live_children().is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(live_children(), Vec::<u32>::new(), "plugin processes left");
+    let until = Instant::now() + Duration::from_secs(5);
+    while open_fds() > fds_before && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(open_fds(), fds_before, "file descriptors left");
+}
+
+/// A host killed with SIGKILL takes its plugin processes with it within a second:
+/// they exit when their connection to it closes. The host is this test binary in a
+/// child process.
+#[test]
+fn plugin_processes_do_not_outlive_a_host_killed_by_sigkill() {
+    const HOST: &str = "FIDIUS_TEST_ISOLATED_HOST";
+    const NAME: &str = "plugin_processes_do_not_outlive_a_host_killed_by_sigkill";
+    if std::env::var_os(HOST).is_some() {
+        let plugins: Vec<_> = (0..2).map(|_| misbehaving().build().unwrap()).collect();
+        // One of them busy in an endless call: it must go too.
+        let busy = MisbehaveClient::new(plugins[0].handle()).unwrap();
+        std::thread::spawn(move || busy.spin());
+        let pids: Vec<String> = plugins
+            .iter()
+            .map(|p| p.status().pid.unwrap().to_string())
+            .collect();
+        println!("plugin pids: {}", pids.join(" "));
+        std::thread::sleep(Duration::from_secs(60));
+        panic!("the host was not killed");
+    }
+    use std::io::BufRead;
+    let mut host = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+        .env(HOST, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(host.stdout.take().unwrap()).lines();
+    let pids: Vec<u32> = loop {
+        let line = lines.next().expect("the host said nothing").unwrap();
+        // libtest may have begun the line ("test <name> ... ").
+        if let Some((_, pids)) = line.split_once("plugin pids: ") {
+            break pids.split(' ').map(|p| p.parse().unwrap()).collect();
+        }
+    };
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|&p| running(p)));
+    std::thread::sleep(Duration::from_millis(100));
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let killed = Instant::now();
+    while pids.iter().any(|&p| running(p)) && killed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gone_after = killed.elapsed();
+    eprintln!("plugin processes gone {gone_after:?} after the host was killed");
+    assert!(
+        pids.iter().all(|&p| !running(p)),
+        "plugin processes outlived the host"
+    );
+    assert!(gone_after < Duration::from_secs(1), "{gone_after:?}");
+}
+
+/// A stream crosses the boundary item by item, errors and panics included; dropping
+/// one early stops its producer in the plugin process.
+#[test]
+fn streams_cross_the_boundary_and_dropping_one_stops_its_producer() {
+    use stream_interface::{Streams, StreamsClient};
+    let plugin = IsolatedPlugin::builder::<dyn Streams>(fixture("stream-plugin"), "StreamSource")
+        .workers(2)
+        .build()
+        .unwrap();
+    let client = StreamsClient::new(plugin.handle()).unwrap();
+    let all: Vec<u64> = client.numbers(1000).unwrap().map(Result::unwrap).collect();
+    assert_eq!(all, (0..1000).collect::<Vec<_>>());
+    assert_eq!(client.nothing().unwrap().count(), 0);
+    let failing: Vec<_> = client.fail_after(3).unwrap().collect();
+    assert_eq!(failing.len(), 4, "{failing:?}");
+    assert!(matches!(failing[3], Err(CallError::Plugin(_))), "{failing:?}");
+    let panicking: Vec<_> = client.panic_after(2).unwrap().collect();
+    assert!(matches!(panicking[2], Err(CallError::Panic(_))), "{panicking:?}");
+    for (i, blob) in client.blobs(4, 1 << 20).unwrap().enumerate() {
+        let blob = blob.unwrap();
+        assert_eq!(blob.len(), 1 << 20);
+        assert!(blob.iter().all(|&b| b == i as u8));
+    }
+    // Dropped early: the producer in the plugin process goes.
+    let mut endless = client.numbers(u64::MAX).unwrap();
+    assert_eq!(endless.next().unwrap().unwrap(), 0);
+    assert_eq!(endless.next().unwrap().unwrap(), 1);
+    assert_eq!(client.live().unwrap(), 1);
+    drop(endless);
+    let until = Instant::now() + Duration::from_secs(5);
+    while client.live().unwrap() != 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(client.live().unwrap(), 0, "the producer was stopped");
+    // Without the interface crate.
+    let dynamic: Vec<_> = plugin
+        .handle()
+        .call_dynamic_stream("numbers", &[fidius::Value::from(3)])
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(dynamic.len(), 3);
+    assert_eq!(plugin.status().restarts, 0);
+}
