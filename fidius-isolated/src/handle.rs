@@ -1,7 +1,7 @@
 //! [`IsolatedHandle`]: calls into an isolated plugin, with a deadline or without.
 
 use crate::plugin::Inner;
-use crate::process::{Lane, NoLane, Process, Reply};
+use crate::process::{Leased, NoLane, Reply};
 use crate::protocol::{CALL, NEXT, OPEN_STREAM};
 use fidius::{
     CallError, InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginInfo, RawStream,
@@ -131,53 +131,64 @@ impl IsolatedHandle {
 }
 
 impl IsolatedHandle {
-    /// A process, and a lane of it, for one call or one stream.
-    fn connect(&self, deadline: Option<Instant>) -> Result<(Arc<Process>, Lane), CallError> {
+    /// A lane of a process, for one call or one stream. Waiting for it (for a new
+    /// process, for a free worker) counts against the deadline; a call whose deadline
+    /// passed meanwhile is not sent at all.
+    fn connect(&self, deadline: Option<Instant>) -> Result<Leased, CallError> {
         let mut process = self.inner.process(None, deadline)?;
-        loop {
+        let leased = loop {
             match process.take_lane(deadline) {
-                Ok(lane) => return Ok((process, lane)),
+                Ok(leased) => break leased,
                 // It ended before the call reached it: the call goes to the next.
                 Err(NoLane::Ended) => process = self.inner.process(Some(&process), deadline)?,
                 Err(NoLane::Busy) => {
-                    return Err(CallError::Unavailable {
-                        plugin: self.info().name.clone(),
-                        reason: format!(
-                        "every worker of its process stayed busy until the call's deadline of {:?}",
-                        self.deadline.unwrap_or_default()
-                    ),
-                    })
+                    return Err(self.not_sent("every worker of its process stayed busy"))
                 }
                 Err(NoLane::Failed(e)) => return Err(e),
             }
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            leased.give_back();
+            return Err(self.not_sent("it took that long to reach a worker of its process"));
+        }
+        Ok(leased)
+    }
+
+    fn not_sent(&self, why: &str) -> CallError {
+        CallError::Unavailable {
+            plugin: self.info().name.clone(),
+            reason: format!(
+                "{why} until the call's deadline of {:?}; the call was not made",
+                self.deadline.unwrap_or_default()
+            ),
         }
     }
 
-    /// What a request on `lane` that got `reply` gives: `Ok` for an answer (the lane
-    /// goes back for the next call), the error otherwise. A request left without an
-    /// answer gives its lane up (an answer may still come), and past its deadline
-    /// kills the process: the only way to stop the call.
+    /// What a request that got `reply` gives: `Ok` for an answer (the lane goes back
+    /// for the next call), the error otherwise. A request left without an answer
+    /// gives its lane up (an answer may still come), and past its deadline kills the
+    /// process: the only way to stop the call.
     fn settle(
         &self,
-        process: &Process,
-        lane: Lane,
+        leased: Leased,
         reply: &Reply,
         index: usize,
+        deadline: Option<Instant>,
     ) -> Result<(), CallError> {
         match reply {
             Reply::Item | Reply::End | Reply::Error(_) => {
-                process.put_lane(lane);
-                process.mark_served();
+                leased.process().mark_served();
+                leased.give_back();
                 Ok(())
             }
             Reply::Lost => {
-                drop(lane);
-                process.lane_lost();
-                Err(process.call_failure())
+                let process = leased.process().clone();
+                drop(leased);
+                Err(process.call_failure(deadline))
             }
             Reply::Timeout => {
-                drop(lane);
-                process.lane_lost();
+                let process = leased.process().clone();
+                drop(leased);
                 let method = self.method_name(index);
                 let deadline = self.deadline.unwrap_or_default();
                 process.kill(&format!(
@@ -205,18 +216,18 @@ impl PluginCaller for IsolatedHandle {
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
         let deadline = self.call_deadline();
-        let (process, mut lane) = self.connect(deadline)?;
-        let reply = lane.request(CALL, index, input, deadline);
+        let mut leased = self.connect(deadline)?;
+        let reply = leased.lane().request(CALL, index, input, deadline);
         // Decoded before the lane goes back (the bytes are in its buffer).
         let result = match &reply {
-            Reply::Item => decode(lane.item()),
+            Reply::Item => decode(leased.lane().item()),
             Reply::Error(e) => Err(e.clone()),
             Reply::End => Err(CallError::Serialization(
                 "the plugin process answered a call with the end of a stream".into(),
             )),
             Reply::Timeout | Reply::Lost => Err(CallError::Serialization(String::new())),
         };
-        self.settle(&process, lane, &reply, index)?;
+        self.settle(leased, &reply, index, deadline)?;
         result
     }
 
@@ -232,21 +243,20 @@ impl PluginCaller for IsolatedHandle {
     /// until it ends, and each item must come within the handle's deadline.
     fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
         let deadline = self.call_deadline();
-        let (process, mut lane) = self.connect(deadline)?;
-        let reply = lane.request(OPEN_STREAM, index, input, deadline);
+        let mut leased = self.connect(deadline)?;
+        let reply = leased.lane().request(OPEN_STREAM, index, input, deadline);
         match reply {
             Reply::Item => Ok(RawStream::from_source(Box::new(IsolatedStream {
                 handle: self.clone(),
-                process,
-                lane: Some(lane),
+                leased: Some(leased),
                 index,
             }))),
             Reply::Error(e) => {
-                process.put_lane(lane);
+                leased.give_back();
                 Err(e)
             }
             reply => {
-                self.settle(&process, lane, &reply, index)?;
+                self.settle(leased, &reply, index, deadline)?;
                 Err(CallError::Serialization(
                     "the plugin process answered a stream's start with its end".into(),
                 ))
@@ -260,20 +270,23 @@ impl PluginCaller for IsolatedHandle {
 /// and the process then drops the producer.
 struct IsolatedStream {
     handle: IsolatedHandle,
-    process: Arc<Process>,
-    lane: Option<Lane>,
+    leased: Option<Leased>,
     index: usize,
 }
 
 impl StreamSource for IsolatedStream {
     fn next_item(&mut self) -> Option<Result<&[u8], CallError>> {
         let deadline = self.handle.call_deadline();
-        let reply = self.lane.as_mut()?.request(NEXT, self.index, &[], deadline);
+        let reply = self
+            .leased
+            .as_mut()?
+            .lane()
+            .request(NEXT, self.index, &[], deadline);
         if let Reply::Item = reply {
-            return self.lane.as_ref().map(|lane| Ok(lane.item()));
+            return self.leased.as_mut().map(|leased| Ok(leased.lane().item()));
         }
-        let lane = self.lane.take()?;
-        match self.handle.settle(&self.process, lane, &reply, self.index) {
+        let leased = self.leased.take()?;
+        match self.handle.settle(leased, &reply, self.index, deadline) {
             Err(e) => Some(Err(e)),
             Ok(()) => match reply {
                 Reply::Error(e) => Some(Err(e)),
@@ -283,8 +296,7 @@ impl StreamSource for IsolatedStream {
     }
 
     fn cancel(&mut self) {
-        if self.lane.take().is_some() {
-            self.process.lane_lost();
-        }
+        // Dropping the lease closes the lane; the process drops the producer.
+        self.leased = None;
     }
 }

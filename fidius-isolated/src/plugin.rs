@@ -360,17 +360,26 @@ impl Inner {
     /// watcher and the builder may both ask). Runs on the ended process's watching
     /// thread; holds the plugin only between attempts, not while it waits.
     fn replace(weak: Weak<Inner>, ended: &Arc<Process>) {
-        let Some(inner) = weak.upgrade() else { return };
-        let end = match ended.ended() {
-            Some(Ended::Killed(reason)) => ProcessEnd::Killed { reason },
-            Some(Ended::Crashed { exit, stderr }) => ProcessEnd::Crashed { exit, stderr },
-            None => return,
+        let mut ended = ended.clone();
+        // Until a replacement is current and still running.
+        while let Some(next) = Self::replace_once(&weak, &ended) {
+            ended = next;
+        }
+    }
+
+    /// Replaces `ended` once; returns the replacement if it too has ended already,
+    /// before anyone could see it current.
+    fn replace_once(weak: &Weak<Inner>, ended: &Arc<Process>) -> Option<Arc<Process>> {
+        let inner = weak.upgrade()?;
+        let end = match ended.ended()? {
+            Ended::Killed(reason) => ProcessEnd::Killed { reason },
+            Ended::Crashed { exit, stderr } => ProcessEnd::Crashed { exit, stderr },
         };
         let mut fruitless = {
             let mut slot = inner.slot.lock();
             let current = inner.current.load();
             if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, ended)) {
-                return;
+                return None;
             }
             inner.current.store(None);
             slot.last_end = Some((end.clone(), SystemTime::now()));
@@ -393,7 +402,7 @@ impl Inner {
             if !pause.is_zero() {
                 std::thread::sleep(pause);
             }
-            let Some(inner) = weak.upgrade() else { return };
+            let inner = weak.upgrade()?;
             let failure = match Process::start(&inner.launch, on_end(inner.owner.clone())) {
                 Ok(process) if process.info() == &inner.info => {
                     {
@@ -408,12 +417,7 @@ impl Inner {
                         pid: process.pid(),
                         restarts,
                     });
-                    // It may have ended already, before anyone could see it current.
-                    if process.ended().is_some() {
-                        drop(inner);
-                        Inner::replace(weak, &process);
-                    }
-                    return;
+                    return process.ended().is_some().then_some(process);
                 }
                 Ok(process) => {
                     process.kill("it loaded a plugin other than the first process did");
@@ -427,7 +431,11 @@ impl Inner {
             fruitless += 1;
             let retry_in = backoff(fruitless);
             tracing::error!(plugin = %inner.info.name, retry_in = ?retry_in, "plugin process failed to start: {failure}");
-            inner.slot.lock().start_failure = Some(failure.clone());
+            {
+                let mut slot = inner.slot.lock();
+                slot.start_failure = Some(failure.clone());
+                slot.fruitless = fruitless;
+            }
             inner.changed.notify_all();
             inner.emit(IsolatedEvent::StartFailed {
                 reason: failure,

@@ -3,15 +3,16 @@
 
 use crate::error::StartError;
 use crate::protocol::{
-    begin_frame, decode_response, finish_frame, read_message, send_message, write_all, Control,
-    FrameReader, ReadError, Ready, Start, PROTOCOL, RUNNER_ENV,
+    begin_frame, decode_response, finish_frame, read_message, send_message, write_all_until,
+    Control, FrameReader, ReadError, Ready, Start, PROTOCOL, RUNNER_ENV,
 };
 use fidius::{CallError, InterfaceInfo, PluginInfo, ProcessExit};
 use parking_lot::{Condvar, Mutex};
 use rustix::fd::{AsFd, OwnedFd};
 use std::collections::VecDeque;
 use std::io::BufRead;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +56,9 @@ pub(crate) struct Process {
     control: OwnedFd,
     lanes: Mutex<Lanes>,
     lane_free: Condvar,
+    /// Every lane's socket, to shut down when the process ends: a process the
+    /// plugin started may hold the other ends open.
+    sockets: Mutex<Vec<std::sync::Weak<OwnedFd>>>,
     max_lanes: usize,
     /// Why the host killed it, if it did (set before the kill).
     kill_reason: Mutex<Option<String>>,
@@ -98,9 +102,47 @@ struct Lanes {
 
 /// One connection to a thread of the plugin process; carries one call at a time.
 pub(crate) struct Lane {
-    socket: OwnedFd,
+    socket: Arc<OwnedFd>,
     reader: FrameReader,
     out: Vec<u8>,
+}
+
+/// A lane taken for one call: given back with [`give_back`](Self::give_back) after
+/// an answer, or else (no answer, a panic in between) forgotten when dropped, so the
+/// process's count of open lanes stays right.
+pub(crate) struct Leased {
+    lane: Option<Lane>,
+    process: Arc<Process>,
+}
+
+impl Leased {
+    pub fn lane(&mut self) -> &mut Lane {
+        self.lane
+            .as_mut()
+            .expect("a leased lane is there until given back")
+    }
+
+    pub fn process(&self) -> &Arc<Process> {
+        &self.process
+    }
+
+    /// Back to the free lanes, for the next call.
+    pub fn give_back(mut self) {
+        if let Some(lane) = self.lane.take() {
+            self.process.lanes.lock().free.push(lane);
+            self.process.lane_free.notify_one();
+        }
+    }
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        if self.lane.take().is_some() {
+            // Out of step (an answer may still come): closed, never reused.
+            self.process.lanes.lock().open -= 1;
+            self.process.lane_free.notify_one();
+        }
+    }
 }
 
 impl Process {
@@ -129,7 +171,10 @@ impl Process {
         )
         .map_err(|e| StartError::Io(e.into()))?;
         let runner = runner_path(launch)?;
+        // A process group of its own: whatever the plugin starts goes with it, and
+        // the terminal's signals (Ctrl-C) reach the host, not the plugin.
         let mut child = Command::new(&runner)
+            .process_group(0)
             .env(RUNNER_ENV, PROTOCOL)
             .stdin(Stdio::from(child_end))
             .stdout(Stdio::piped())
@@ -141,15 +186,28 @@ impl Process {
             })?;
         let pid = child.id();
         let stderr = Arc::new(Stderr::default());
-        let stdout = child
-            .stdout
-            .take()
-            .map(|out| forward_output(out, &launch.plugin, pid, None));
-        let errors = child
-            .stderr
-            .take()
-            .map(|err| forward_output(err, &launch.plugin, pid, Some(stderr.clone())));
-        let output_threads = [stdout, errors].into_iter().flatten().collect::<Vec<_>>();
+        let mut output_threads = Vec::new();
+        let outputs = [
+            child
+                .stdout
+                .take()
+                .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+        ];
+        for (output, errors) in outputs.into_iter().zip([None, Some(stderr.clone())]) {
+            let Some(output) = output else { continue };
+            match forward_output(output, &launch.plugin, pid, errors) {
+                Ok(thread) => output_threads.push(thread),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(StartError::Io(e));
+                }
+            }
+        }
         let fail = |child: &mut Child, reason: String| {
             let _ = child.kill();
             let status = child.wait().ok();
@@ -164,7 +222,7 @@ impl Process {
             }
         };
         let start = Start {
-            library: launch.library.clone(),
+            library: launch.library.as_os_str().as_bytes().to_vec(),
             plugin: launch.plugin.clone(),
             memory_limit: launch.memory_limit,
         };
@@ -218,6 +276,7 @@ impl Process {
                 open: 0,
             }),
             lane_free: Condvar::new(),
+            sockets: Mutex::new(Vec::new()),
             max_lanes: launch.lanes.max(1),
             kill_reason: Mutex::new(None),
             ended: Mutex::new(None),
@@ -227,13 +286,16 @@ impl Process {
             served: AtomicBool::new(false),
         });
         let watched = process.clone();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("fidius-watch-{pid}"))
             .spawn(move || {
                 watched.watch(output_threads);
                 on_end(&watched);
-            })
-            .map_err(StartError::Io)?;
+            });
+        if let Err(e) = spawned {
+            process.kill("no thread could be started to watch it");
+            return Err(StartError::Io(e));
+        }
         Ok(process)
     }
 
@@ -277,22 +339,24 @@ impl Process {
 
     /// Waits for the end (noticed by the watching thread), then reports it.
     fn watch(&self, output_threads: Vec<std::thread::JoinHandle<()>>) {
-        // The child never writes to the control connection after `Ready`: reading
-        // returns when its end closes, that is, when it dies (or closes it, which
-        // is as good as dying: it is killed below).
-        let mut byte = [0u8; 1];
-        loop {
-            match rustix::io::read(&self.control, &mut byte) {
-                Err(rustix::io::Errno::INTR) => {}
-                Ok(n) if n > 0 => {}
-                _ => break,
+        use rustix::process::{kill_process_group, waitid, Pid, Signal, WaitId, WaitIdOptions};
+        // Waits for its exit without reaping it: as a zombie it keeps its pid and
+        // process group, so neither can be reused while we finish it off.
+        let pid = Pid::from_raw(self.pid as i32).expect("a child's pid is positive");
+        while let Err(rustix::io::Errno::INTR) = waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        ) {}
+        // What the plugin started goes too (it would hold the lanes and the output
+        // open), and every call blocked on a lane wakes.
+        let _ = kill_process_group(pid, Signal::KILL);
+        let _ = rustix::net::shutdown(&self.control, rustix::net::Shutdown::Both);
+        for socket in self.sockets.lock().drain(..) {
+            if let Some(socket) = socket.upgrade() {
+                let _ = rustix::net::shutdown(&*socket, rustix::net::Shutdown::Both);
             }
         }
-        let status = {
-            let mut child = self.child.lock();
-            let _ = child.kill();
-            child.wait()
-        };
+        let status = self.child.lock().wait();
         // Its last words, for the report.
         wait_for_output(&output_threads, Duration::from_secs(1));
         let ended = match self.kill_reason.lock().clone() {
@@ -324,15 +388,26 @@ impl Process {
         self.lane_free.notify_all();
     }
 
-    /// The error a call in this process gets now that it has ended (waiting a little
-    /// for the watching thread to learn how).
-    pub fn call_failure(&self) -> CallError {
+    /// The error a call whose lane broke gets: how the process ended, once the
+    /// watching thread knows (waiting for it until `deadline`, at most 2 s). A
+    /// process still running then broke the protocol: it is killed.
+    pub fn call_failure(&self, deadline: Option<Instant>) -> CallError {
         let mut ended = self.ended.lock();
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = (Instant::now() + Duration::from_secs(2))
+            .min(deadline.unwrap_or(Instant::now() + Duration::from_secs(2)));
         while ended.is_none() {
             if self.ended_changed.wait_until(&mut ended, until).timed_out() {
                 break;
             }
+        }
+        if ended.is_none() {
+            drop(ended);
+            let reason = "it stopped answering on a connection while still running";
+            self.kill(reason);
+            return CallError::ProcessKilled {
+                plugin: self.plugin.clone(),
+                reason: reason.into(),
+            };
         }
         match ended.clone() {
             Some(Ended::Killed(reason)) => CallError::ProcessKilled {
@@ -353,19 +428,23 @@ impl Process {
 
     /// A lane for one call: a free one, a new one (up to the bound), or the next to
     /// be freed, waiting at most until `deadline`.
-    pub fn take_lane(&self, deadline: Option<Instant>) -> Result<Lane, NoLane> {
+    pub fn take_lane(self: &Arc<Self>, deadline: Option<Instant>) -> Result<Leased, NoLane> {
+        let leased = |lane| Leased {
+            lane: Some(lane),
+            process: self.clone(),
+        };
         let mut lanes = self.lanes.lock();
         loop {
             if self.ended.lock().is_some() {
                 return Err(NoLane::Ended);
             }
             if let Some(lane) = lanes.free.pop() {
-                return Ok(lane);
+                return Ok(leased(lane));
             }
             if lanes.open < self.max_lanes {
                 lanes.open += 1;
                 drop(lanes);
-                return self.open_lane().map_err(|e| {
+                return self.open_lane().map(leased).map_err(|e| {
                     self.lane_lost();
                     if e.kind() == std::io::ErrorKind::BrokenPipe
                         || e.raw_os_error() == Some(libc::ECONNRESET)
@@ -390,15 +469,8 @@ impl Process {
         }
     }
 
-    /// Gives a lane back after a call that completed (a lane whose call did not
-    /// complete is dropped instead: its stream is out of step).
-    pub fn put_lane(&self, lane: Lane) {
-        self.lanes.lock().free.push(lane);
-        self.lane_free.notify_one();
-    }
-
-    /// Forgets a lane that was dropped rather than given back.
-    pub fn lane_lost(&self) {
+    /// Forgets a lane that was never opened.
+    fn lane_lost(&self) {
         self.lanes.lock().open -= 1;
         self.lane_free.notify_one();
     }
@@ -435,10 +507,14 @@ impl Process {
             }
         };
         if sent != frame.len() {
+            // The control connection is out of step for good.
+            self.kill("a message to it went out in part");
             return Err(std::io::Error::other("a control message went out in part"));
         }
+        let socket = Arc::new(host_end);
+        self.sockets.lock().push(Arc::downgrade(&socket));
         Ok(Lane {
-            socket: host_end,
+            socket,
             reader: FrameReader::default(),
             out: Vec::new(),
         })
@@ -481,12 +557,14 @@ impl Lane {
         self.out.extend_from_slice(&(index as u32).to_le_bytes());
         self.out.extend_from_slice(input);
         finish_frame(&mut self.out);
-        let written = write_all(self.socket.as_fd(), &self.out);
+        let written = write_all_until(self.socket.as_fd(), &self.out, deadline);
         if self.out.capacity() > 1 << 20 {
             self.out = Vec::new();
         }
-        if written.is_err() {
-            return Reply::Lost;
+        match written {
+            Ok(()) => {}
+            Err(ReadError::Timeout) => return Reply::Timeout,
+            Err(_) => return Reply::Lost,
         }
         match self.reader.read(self.socket.as_fd(), deadline) {
             Ok(body) => match decode_response(body) {
@@ -518,11 +596,11 @@ fn runner_path(launch: &Launch) -> Result<PathBuf, StartError> {
 /// Forwards a process's output to `tracing`, line by line; standard error is also
 /// kept in `tail`.
 fn forward_output(
-    output: impl std::io::Read + Send + 'static,
+    output: Box<dyn std::io::Read + Send>,
     plugin: &str,
     pid: u32,
     errors: Option<Arc<Stderr>>,
-) -> std::thread::JoinHandle<()> {
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     let plugin = plugin.to_string();
     std::thread::Builder::new()
         .name(format!("fidius-output-{pid}"))
@@ -553,7 +631,6 @@ fn forward_output(
                 }
             }
         })
-        .expect("starting a thread to forward a plugin process's output")
 }
 
 /// Waits for the output threads to reach the end of their streams, at most `limit`

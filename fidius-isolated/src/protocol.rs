@@ -28,7 +28,6 @@ use fidius::{CallError, PluginInfo};
 use rustix::fd::{AsFd, BorrowedFd};
 use serde::{Deserialize, Serialize};
 use std::io;
-use std::path::PathBuf;
 use std::time::Instant;
 
 /// The version of this protocol; a host and a plugin process must agree. Sent in the
@@ -55,7 +54,8 @@ pub(crate) const END: u8 = 2;
 /// The host's first message: what to load.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Start {
-    pub library: PathBuf,
+    /// The library's path, as bytes (it need not be UTF-8).
+    pub library: Vec<u8>,
     pub plugin: String,
     /// Address-space limit for the process, in bytes.
     pub memory_limit: Option<u64>,
@@ -115,6 +115,30 @@ pub(crate) fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> 
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],
             Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// As [`write_all`], giving up when `deadline` passes ([`ReadError::Timeout`]): a
+/// process that stopped reading (stopped, frozen, stuck) cannot hold a caller past
+/// its deadline.
+pub(crate) fn write_all_until(
+    fd: BorrowedFd<'_>,
+    mut bytes: &[u8],
+    deadline: Option<Instant>,
+) -> Result<(), ReadError> {
+    use rustix::net::{send, SendFlags};
+    let Some(deadline) = deadline else {
+        return write_all(fd, bytes).map_err(ReadError::Io);
+    };
+    while !bytes.is_empty() {
+        match send(fd, bytes, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
+            Ok(0) => return Err(ReadError::Io(io::ErrorKind::WriteZero.into())),
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => wait_for(fd, deadline, rustix::event::PollFlags::OUT)?,
             Err(e) => return Err(e.into()),
         }
     }
@@ -210,7 +234,7 @@ impl FrameReader {
             self.buf.resize(room, 0);
         }
         if let Some(deadline) = deadline {
-            wait_readable(fd, deadline)?;
+            wait_for(fd, deadline, rustix::event::PollFlags::IN)?;
         }
         loop {
             match rustix::io::read(fd, &mut self.buf[self.end..]) {
@@ -226,13 +250,17 @@ impl FrameReader {
     }
 }
 
-/// Waits until `fd` can be read, or `deadline` passes.
-fn wait_readable(fd: BorrowedFd<'_>, deadline: Instant) -> Result<(), ReadError> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+/// Waits until `fd` is ready for `what`, or `deadline` passes.
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    deadline: Instant,
+    what: rustix::event::PollFlags,
+) -> Result<(), ReadError> {
+    use rustix::event::{poll, PollFd, Timespec};
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let timeout = Timespec::try_from(left).map_err(|e| ReadError::Io(io::Error::other(e)))?;
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        let mut fds = [PollFd::new(&fd, what)];
         match poll(&mut fds, Some(&timeout)) {
             Ok(0) => return Err(ReadError::Timeout),
             Ok(_) => return Ok(()),

@@ -64,6 +64,10 @@ fn exit(code: i32) -> ! {
 fn serve() -> ! {
     // The variable must not reach processes the plugin starts.
     std::env::remove_var(RUNNER_ENV);
+    // As Rust's own start-up does before `main` (which a plugin process never
+    // reaches): a write to a closed pipe is an error, not the end of the process.
+    // SAFETY: setting a signal's disposition to "ignore" installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // The control connection arrived as standard input; move it to a descriptor of
     // its own, and give the plugin an empty standard input instead.
     let control = match take_control() {
@@ -134,7 +138,9 @@ fn take_control() -> std::io::Result<OwnedFd> {
 
 fn load(start: &Start) -> Result<PluginHandle, fidius::host::LoadError> {
     // The host checks the interface against what it expects, from the info we send.
-    PluginLibrary::open(&start.library)?.handle(&start.plugin, None)
+    use std::os::unix::ffi::OsStrExt;
+    let library = std::path::Path::new(std::ffi::OsStr::from_bytes(&start.library));
+    PluginLibrary::open(library)?.handle(&start.plugin, None)
 }
 
 /// The next lane the host opens; `None` once the host is gone.
@@ -155,13 +161,30 @@ fn receive_lane(control: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
     if received.bytes == 0 {
         return Ok(None);
     }
+    if received.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
+        return Err(std::io::Error::other(
+            "a control message's descriptors were cut off",
+        ));
+    }
     let mut lane = None;
     for message in ancillary.drain() {
         if let RecvAncillaryMessage::ScmRights(fds) = message {
             lane = lane.or(fds.into_iter().next());
         }
     }
-    let body = buf[..received.bytes].get(4..).unwrap_or_default();
+    // One message per read: the host sends each with its descriptor, and a read
+    // stops at a descriptor. Checked all the same.
+    let frame = &buf[..received.bytes];
+    let body = frame.get(4..).unwrap_or_default();
+    let len = frame
+        .get(..4)
+        .map(|l| u32::from_le_bytes(l.try_into().unwrap()) as usize);
+    if len != Some(body.len()) {
+        return Err(std::io::Error::other(format!(
+            "a control message of {} bytes, not one whole frame",
+            received.bytes
+        )));
+    }
     match rmp_serde::from_slice::<Control>(body) {
         Ok(Control::OpenLane) => lane
             .map(Some)

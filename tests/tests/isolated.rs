@@ -387,9 +387,15 @@ fn streams_cross_the_boundary_and_dropping_one_stops_its_producer() {
     assert_eq!(client.nothing().unwrap().count(), 0);
     let failing: Vec<_> = client.fail_after(3).unwrap().collect();
     assert_eq!(failing.len(), 4, "{failing:?}");
-    assert!(matches!(failing[3], Err(CallError::Plugin(_))), "{failing:?}");
+    assert!(
+        matches!(failing[3], Err(CallError::Plugin(_))),
+        "{failing:?}"
+    );
     let panicking: Vec<_> = client.panic_after(2).unwrap().collect();
-    assert!(matches!(panicking[2], Err(CallError::Panic(_))), "{panicking:?}");
+    assert!(
+        matches!(panicking[2], Err(CallError::Panic(_))),
+        "{panicking:?}"
+    );
     for (i, blob) in client.blobs(4, 1 << 20).unwrap().enumerate() {
         let blob = blob.unwrap();
         assert_eq!(blob.len(), 1 << 20);
@@ -415,4 +421,69 @@ fn streams_cross_the_boundary_and_dropping_one_stops_its_producer() {
         .collect();
     assert_eq!(dynamic.len(), 3);
     assert_eq!(plugin.status().restarts, 0);
+}
+
+/// A plugin that forks a copy of itself (which holds every connection to the host
+/// open) and then crashes: the crash is still noticed at once, and the copy is
+/// killed with it (a plugin process is a process group of its own).
+#[test]
+fn a_crash_that_leaves_a_forked_copy_behind_is_noticed_and_the_copy_killed() {
+    let plugin = misbehaving().build().unwrap();
+    let client = MisbehaveClient::new(plugin.handle()).unwrap();
+    let pid = client.pid().unwrap();
+    let started = Instant::now();
+    match client.crash("fork-then-segfault".into()) {
+        Err(CallError::Crashed { exit, .. }) => {
+            assert_eq!(exit.to_string(), "was killed by signal 11 (SIGSEGV)")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.add(1, 1).unwrap(), 2);
+    // Nothing is left in the dead process's group.
+    let group_members = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    // state, ppid, pgrp
+                    fields.get(2) == Some(&pid.to_string().as_str()) && fields[0] != "Z"
+                })
+            })
+            .count()
+    };
+    let until = Instant::now() + Duration::from_secs(2);
+    while group_members() > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(group_members(), 0, "the forked copy outlived the crash");
+}
+
+/// A panic in the caller's own decoding, between sending a call and giving its
+/// connection back, loses no worker: with one worker, the next call is served.
+#[test]
+fn a_panic_while_decoding_loses_no_worker() {
+    use fidius::PluginCaller;
+    let plugin = misbehaving().workers(1).build().unwrap();
+    let handle = plugin.handle().with_deadline(Duration::from_secs(10));
+    let index = handle.info().method("add").unwrap().index;
+    let input = fidius::wire::encode(&(1i64, 2i64)).unwrap();
+    for _ in 0..3 {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handle.call_with(index, &input, |_| -> Result<(), CallError> {
+                panic!("decoding")
+            })
+        }));
+        assert!(panicked.is_err());
+    }
+    let client = MisbehaveClient::new(handle).unwrap();
+    assert_eq!(client.add(1, 2).unwrap(), 3);
 }

@@ -9,8 +9,8 @@ pub trait Misbehave: Send + Sync {
     fn echo(&self, text: String) -> String;
     fn divide(&self, a: i64, b: i64) -> Result<i64, PluginError>;
     /// Ends the process as `how` says: `"segfault"`, `"abort"` (after a line on
-    /// standard error), `"exit"` (status 7); panics for `"panic"`; otherwise returns
-    /// `how`.
+    /// standard error), `"exit"` (status 7), `"fork-then-segfault"` (leaving a forked
+    /// copy of itself behind, asleep); panics for `"panic"`; otherwise returns `how`.
     fn crash(&self, how: String) -> String;
     /// Never returns.
     fn spin(&self) -> u32;

@@ -32,6 +32,17 @@ impl Misbehave for Misbehaving {
                 std::process::abort()
             }
             "exit" => std::process::exit(7),
+            // A copy of the process, forked without exec, holding every descriptor
+            // the process has (its connections to the host too), then a crash.
+            "fork-then-segfault" => {
+                // SAFETY: the child only sleeps and leaves with `_exit`, both
+                // async-signal-safe.
+                if unsafe { libc::fork() } == 0 {
+                    std::thread::sleep(std::time::Duration::from_secs(60));
+                    unsafe { libc::_exit(0) }
+                }
+                self.crash("segfault".into())
+            }
             "panic" => panic!("misbehave: panicking on request"),
             _ => how,
         }
