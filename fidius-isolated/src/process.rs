@@ -435,7 +435,9 @@ impl Process {
         };
         let mut lanes = self.lanes.lock();
         loop {
-            if self.ended.lock().is_some() {
+            // Killed counts as ended: a call made after the kill goes to the next
+            // process, not into one about to die.
+            if self.ended.lock().is_some() || self.kill_reason.lock().is_some() {
                 return Err(NoLane::Ended);
             }
             if let Some(lane) = lanes.free.pop() {
