@@ -82,7 +82,9 @@
 //!
 //! # Known limitations
 //!
-//! * Unix only (tested on Linux).
+//! * Linux only for now: elsewhere the crate is empty. macOS lacks the socket flags
+//!   it uses (`MSG_NOSIGNAL`, `SOCK_CLOEXEC`, `MSG_CMSG_CLOEXEC`) and needs its own
+//!   equivalents, a separate piece of work.
 //! * A stream holds one of the process's workers until it ends or is dropped.
 //! * A restarted process loads the library file again: if the file changed since the
 //!   first start, the new process is refused and the plugin reports
@@ -92,7 +94,7 @@
 //!   standard output and error).
 //! * Code that runs before `main` in the host program (other constructors) runs in
 //!   the plugin process too.
-#![cfg(unix)]
+#![cfg(target_os = "linux")]
 #![warn(missing_docs)]
 
 mod error;

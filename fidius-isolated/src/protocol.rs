@@ -34,7 +34,7 @@ use std::time::Instant;
 /// environment variable [`RUNNER_ENV`].
 pub(crate) const PROTOCOL: &str = "1";
 
-/// Set in a plugin process's environment (to [`PROTOCOL`]): it serves the plugin
+/// Set in a plugin process's environment (to the protocol version): it serves the plugin
 /// instead of running the program's `main`.
 pub const RUNNER_ENV: &str = "FIDIUS_ISOLATED_RUNNER";
 
