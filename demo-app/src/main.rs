@@ -1,11 +1,15 @@
 //! The fidius demo: a long-running host serving text transforms from two plugins
-//! (`demo-plugins/uppercase`, `demo-plugins/redact`) that it hot-reloads.
+//! (`demo-plugins/uppercase`, `demo-plugins/redact`) that it hot-reloads, and from a
+//! third that crashes and hangs on request (`demo-plugins/fragile`), which it runs
+//! isolated in a process of its own (Linux).
 //!
 //! ```text
 //! cargo run -p demo-app              # serve; edit a plugin and rebuild it to see a reload
 //! cargo run -p demo-app -- --tour    # the whole cycle by itself; exits 0 if it all held
 //! ```
 
+#[cfg(target_os = "linux")]
+mod isolation;
 mod plugins;
 mod service;
 mod tour;
@@ -15,7 +19,8 @@ use std::time::Duration;
 
 const USAGE: &str = "usage: demo-app [--tour] [--workers N]
   (no flags)   serve from worker threads; type a line to transform it; Ctrl-C to stop
-  --tour       serve, swap in a rebuilt plugin, reject a broken one, report, exit
+  --tour       serve, swap in a rebuilt plugin, reject a broken one, contain a
+               crashing and a hanging plugin, report, exit
   --workers N  worker threads (default 3)";
 
 fn main() -> ExitCode {
@@ -43,7 +48,9 @@ fn main() -> ExitCode {
         }
     }
 
-    println!("fidius demo: building the demo plugins (cargo build -p uppercase -p redact)");
+    println!(
+        "fidius demo: building the demo plugins (cargo build -p uppercase -p redact -p fragile)"
+    );
     let built = match plugins::build() {
         Ok(built) => built,
         Err(e) => {
@@ -63,6 +70,34 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The isolated `fragile` plugin, if it can be started here.
+#[cfg(target_os = "linux")]
+fn start_isolated(built: &plugins::Built) -> Option<isolation::Isolated> {
+    let (krate, plugin) = plugins::ISOLATED;
+    match isolation::Isolated::start(&built.library(krate), plugin) {
+        Ok(isolated) => {
+            println!(
+                "the `fragile` plugin runs isolated (pid {}, deadline {:?}): type `crash` or `hang`",
+                isolated.pid().unwrap_or(0),
+                isolation::DEADLINE
+            );
+            println!(
+                "  to see a crash and an endless call contained while everything keeps serving."
+            );
+            Some(isolated)
+        }
+        Err(e) => {
+            println!("the isolated plugin could not start: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_isolated(_: &plugins::Built) -> Option<std::convert::Infallible> {
+    None
 }
 
 /// Interactive mode: serve until Ctrl-C.
@@ -91,8 +126,13 @@ fn serve(built: &plugins::Built, workers: usize) -> Result<(), String> {
     );
     println!("  2. run:  cargo build -p uppercase");
     println!("type a line and press Enter to transform it; Ctrl-C to stop.");
+    let isolated = start_isolated(built);
     println!();
-    service.read_stdin_in_background();
+    service.read_stdin_in_background(move |line| {
+        if let Some(isolated) = &isolated {
+            println!("{}", isolated.line(line));
+        }
+    });
     let mut last = std::time::Instant::now();
     while !service.stopped() {
         std::thread::sleep(Duration::from_millis(100));

@@ -6,6 +6,9 @@ use std::process::Command;
 /// The demo plugins: (crate, plugin type).
 pub const PLUGINS: &[(&str, &str)] = &[("uppercase", "Uppercase"), ("redact", "Redact")];
 
+/// The plugin the demo runs isolated, in a process of its own: (crate, plugin type).
+pub const ISOLATED: (&str, &str) = ("fragile", "Fragile");
+
 /// Where the built plugins are.
 pub struct Built {
     pub workspace: PathBuf,
@@ -41,6 +44,16 @@ impl Built {
     }
 }
 
+/// The file name of the isolated plugin's library.
+pub fn isolated_library_name() -> PathBuf {
+    PathBuf::from(format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        ISOLATED.0,
+        std::env::consts::DLL_SUFFIX
+    ))
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -52,7 +65,8 @@ pub fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
-/// `cargo build -p uppercase -p redact`, in the workspace's target directory.
+/// `cargo build -p uppercase -p redact -p fragile`, in the workspace's target
+/// directory.
 pub fn build() -> Result<Built, String> {
     let workspace = workspace();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
@@ -60,7 +74,7 @@ pub fn build() -> Result<Built, String> {
         .unwrap_or_else(|| workspace.join("target"));
     let mut cmd = Command::new(cargo());
     cmd.current_dir(&workspace).arg("build");
-    for (krate, _) in PLUGINS {
+    for (krate, _) in PLUGINS.iter().chain([&ISOLATED]) {
         cmd.args(["-p", krate]);
     }
     let status = cmd

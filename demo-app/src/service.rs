@@ -61,6 +61,15 @@ pub fn event_line(e: &DirectoryEvent) -> String {
                 "the last version keeps serving"
             }
         ),
+        DirectoryEvent::Rejected(r)
+            if r.stage == fidius_hotreload::Stage::Validate
+                && file_name(&r.path) == file_name(&crate::plugins::isolated_library_name()) =>
+        {
+            format!(
+                "[plugins] {} is not loaded here: it is served isolated, in a process of its own",
+                file_name(&r.path)
+            )
+        }
         DirectoryEvent::Rejected(r) if r.stage == fidius_hotreload::Stage::Validate => {
             format!(
                 "[plugins] ignoring {}: no TextTransform plugin in it",
@@ -190,8 +199,9 @@ impl Service {
         self.stop.load(Ordering::SeqCst)
     }
 
-    /// Transforms stdin lines with every plugin, printing the results.
-    pub fn read_stdin_in_background(&self) {
+    /// Transforms stdin lines with every plugin, printing the results; each line also
+    /// goes to `also`.
+    pub fn read_stdin_in_background(&self, also: impl Fn(&str) + Send + 'static) {
         let dir = self.dir.clone();
         std::thread::spawn(move || {
             let mut line = String::new();
@@ -208,6 +218,7 @@ impl Service {
                         Err(e) => println!("  {name}: error: {e}"),
                     }
                 }
+                also(line.trim_end());
                 line.clear();
             }
         });

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const TOUR_VERSION: &str = "1.1-tour";
 
 fn step(n: usize, text: &str) {
-    println!("\n[tour] {n}/4 {text}");
+    println!("\n[tour] {n}/5 {text}");
 }
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
@@ -148,6 +148,17 @@ pub fn run(built: &Built, workers: usize) -> Result<(), String> {
         state == UnloadState::Unmapped,
         &format!("generation 1 was closed after its calls finished and is {state:?}"),
     )?;
+
+    step(
+        5,
+        "a plugin that crashes and hangs on request, isolated in a process of its own, while the others keep serving",
+    );
+    let served = service.counters.requests.load(Ordering::Relaxed);
+    isolation(built)?;
+    check(
+        service.counters.requests.load(Ordering::Relaxed) > served,
+        "the hot-reloading plugins served on meanwhile",
+    )?;
     service.shutdown();
     println!("\n{}", service.summary());
     let status = service
@@ -165,7 +176,20 @@ pub fn run(built: &Built, workers: usize) -> Result<(), String> {
     let failures = service.counters.failures.load(Ordering::Relaxed);
     check(failures == 0, &format!("zero failed requests ({failures})"))?;
     println!("\n[tour] all checks passed");
+    drop(service);
     drop(dir);
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn isolation(built: &Built) -> Result<(), String> {
+    let (krate, plugin) = plugins::ISOLATED;
+    crate::isolation::tour(&built.library(krate), plugin, check)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn isolation(_: &Built) -> Result<(), String> {
+    println!("[tour]   SKIPPED: isolated plugins run on Linux only");
     Ok(())
 }
 

@@ -26,6 +26,16 @@ fn the_tour_passes_all_its_checks() {
     ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
     }
+    #[cfg(target_os = "linux")]
+    for line in [
+        "[tour]   ok: the segmentation fault ended the call with CallError::Crashed, and the demo is still up",
+        "[tour]   ok: the next call is served by a new process",
+        "[tour]   ok: the endless call returned CallError::Timeout after",
+        "[tour]   ok: two processes replaced, the host never restarted",
+        "[tour]   ok: the hot-reloading plugins served on meanwhile",
+    ] {
+        assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");
+    }
     assert!(
         stdout.contains("[reload] Uppercase: swapped generation 1 -> 2"),
         "{stdout}"
@@ -73,6 +83,17 @@ fn the_service_transforms_lines_and_stops_cleanly_on_ctrl_c() {
     writeln!(stdin, "room 101").unwrap();
     read_until(&mut stdout, &mut seen, "Redact: room ###");
     read_until(&mut stdout, &mut seen, "Uppercase: ROOM 101");
+    #[cfg(target_os = "linux")]
+    {
+        // The isolated plugin: a crash and an endless call cost one call each.
+        read_until(&mut stdout, &mut seen, "): moor 101");
+        writeln!(stdin, "crash").unwrap();
+        read_until(&mut stdout, &mut seen, "was killed by signal 11 (SIGSEGV)");
+        writeln!(stdin, "hang").unwrap();
+        read_until(&mut stdout, &mut seen, "passed its deadline");
+        writeln!(stdin, "still here").unwrap();
+        read_until(&mut stdout, &mut seen, "): llits ereh");
+    }
 
     // Through the shell's `kill`, which every Unix has, whatever else is installed.
     let status = Command::new("sh")

@@ -15,3 +15,12 @@ pub trait TextTransform: Send + Sync {
     #[optional(since = 1)]
     fn word_count(&self, line: String) -> u64;
 }
+
+/// A transform the demo runs isolated, in a process of its own (fidius-isolated),
+/// because it misbehaves on purpose: see `demo-plugins/fragile`.
+#[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
+pub trait RiskyTransform: Send + Sync {
+    /// Transforms one line; crashes the process on the line `crash`, and never
+    /// returns on the line `hang`.
+    fn transform(&self, line: String) -> Result<String, PluginError>;
+}
