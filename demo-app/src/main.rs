@@ -72,11 +72,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// The isolated `fragile` plugin, if it can be started here.
+/// Starts the isolated `fragile` plugin; returns what to do with each typed line
+/// (transform it there, and print the outcome).
 #[cfg(target_os = "linux")]
-fn start_isolated(built: &plugins::Built) -> Option<isolation::Isolated> {
+fn start_isolated(built: &plugins::Built) -> impl Fn(&str) + Send + 'static {
     let (krate, plugin) = plugins::ISOLATED;
-    match isolation::Isolated::start(&built.library(krate), plugin) {
+    let isolated = match isolation::Isolated::start(&built.library(krate), plugin) {
         Ok(isolated) => {
             println!(
                 "the `fragile` plugin runs isolated (pid {}, deadline {:?}): type `crash` or `hang`",
@@ -92,12 +93,17 @@ fn start_isolated(built: &plugins::Built) -> Option<isolation::Isolated> {
             println!("the isolated plugin could not start: {e}");
             None
         }
+    };
+    move |line: &str| {
+        if let Some(isolated) = &isolated {
+            println!("{}", isolated.line(line));
+        }
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_isolated(_: &plugins::Built) -> Option<std::convert::Infallible> {
-    None
+fn start_isolated(_: &plugins::Built) -> impl Fn(&str) + Send + 'static {
+    |_: &str| {}
 }
 
 /// Interactive mode: serve until Ctrl-C.
@@ -128,11 +134,7 @@ fn serve(built: &plugins::Built, workers: usize) -> Result<(), String> {
     println!("type a line and press Enter to transform it; Ctrl-C to stop.");
     let isolated = start_isolated(built);
     println!();
-    service.read_stdin_in_background(move |line| {
-        if let Some(isolated) = &isolated {
-            println!("{}", isolated.line(line));
-        }
-    });
+    service.read_stdin_in_background(isolated);
     let mut last = std::time::Instant::now();
     while !service.stopped() {
         std::thread::sleep(Duration::from_millis(100));
