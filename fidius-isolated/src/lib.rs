@@ -86,10 +86,11 @@
 //!   it uses (`MSG_NOSIGNAL`, `SOCK_CLOEXEC`, `MSG_CMSG_CLOEXEC`) and needs its own
 //!   equivalents, a separate piece of work.
 //! * A stream holds one of the process's workers until it ends or is dropped.
-//! * A restarted process loads the library file again: if the file changed since the
-//!   first start, the new process is refused and the plugin reports
-//!   [`CallError::Unavailable`](fidius::CallError::Unavailable) until the original
-//!   comes back. Follow new builds with fidius-hotreload instead.
+//! * Every process loads the file the plugin was started from, through a descriptor
+//!   the host keeps open: a build renamed over the path later is not picked up by a
+//!   restart (follow new builds with fidius-hotreload). A file rewritten in place is
+//!   another matter: a restart that finds another plugin there is refused, and the
+//!   plugin reports [`CallError::Unavailable`](fidius::CallError::Unavailable).
 //! * Each process has three watching threads on the host side (its end, its
 //!   standard output and error).
 //! * Code that runs before `main` in the host program (other constructors) runs in
@@ -107,7 +108,7 @@ mod runner;
 pub use error::StartError;
 pub use handle::IsolatedHandle;
 pub use plugin::{
-    IsolatedBuilder, IsolatedEvent, IsolatedPlugin, IsolatedStatus, ProcessEnd,
+    IsolatedBuilder, IsolatedEvent, IsolatedPlugin, IsolatedStatus, Isolation, ProcessEnd,
     DEFAULT_START_TIMEOUT, DEFAULT_WORKERS, MAX_RESTART_BACKOFF,
 };
 pub use protocol::RUNNER_ENV;

@@ -4,11 +4,13 @@ use crate::error::StartError;
 use crate::handle::IsolatedHandle;
 use crate::process::{absolute, Ended, Launch, Process};
 use arc_swap::ArcSwapOption;
+use fidius::host::LoadError;
 use fidius::Interface;
 use fidius::{CallError, InterfaceInfo, PluginInfo, ProcessExit};
 use parking_lot::{Condvar, Mutex};
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use rustix::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -109,15 +111,49 @@ pub enum IsolatedEvent {
     },
 }
 
-/// Builds an [`IsolatedPlugin`].
+/// How an isolated plugin runs: each call's deadline, its worker count, memory
+/// limit, runner and start timeout. Shared by [`IsolatedBuilder`] and by hot
+/// reloading (fidius-hotreload's `HotPluginBuilder::isolated`), which starts each new
+/// build with these settings.
+///
+/// ```
+/// use fidius_isolated::Isolation;
+/// use std::time::Duration;
+///
+/// let settings = Isolation::default()
+///     .deadline(Duration::from_millis(200))
+///     .workers(8)
+///     .memory_limit(2 << 30);
+/// assert_eq!(settings.deadline, Some(Duration::from_millis(200)));
+/// ```
 #[derive(Debug, Clone)]
-#[must_use]
-pub struct IsolatedBuilder {
-    launch: Launch,
-    deadline: Option<Duration>,
+#[non_exhaustive]
+pub struct Isolation {
+    /// Each call's deadline unless its handle sets another.
+    pub deadline: Option<Duration>,
+    /// Calls the process serves at the same time.
+    pub workers: usize,
+    /// The process's address-space limit, in bytes.
+    pub memory_limit: Option<u64>,
+    /// The executable started as the plugin process; `None`: this program.
+    pub runner: Option<PathBuf>,
+    /// How long a process has to load the plugin and report.
+    pub start_timeout: Duration,
 }
 
-impl IsolatedBuilder {
+impl Default for Isolation {
+    fn default() -> Self {
+        Self {
+            deadline: None,
+            workers: DEFAULT_WORKERS,
+            memory_limit: None,
+            runner: None,
+            start_timeout: DEFAULT_START_TIMEOUT,
+        }
+    }
+}
+
+impl Isolation {
     /// Every call's deadline unless its handle sets another
     /// ([`IsolatedHandle::with_deadline`]). A call that passes it returns
     /// [`CallError::Timeout`], and its process is killed and replaced: other calls
@@ -131,7 +167,7 @@ impl IsolatedBuilder {
     /// How many calls the process serves at the same time, each on a thread of its
     /// own (more wait for one to finish). Default [`DEFAULT_WORKERS`].
     pub fn workers(mut self, workers: usize) -> Self {
-        self.launch.lanes = workers.max(1);
+        self.workers = workers.max(1);
         self
     }
 
@@ -141,7 +177,7 @@ impl IsolatedBuilder {
     /// in use: each thread reserves its stack and the allocator its arenas, so leave
     /// a few hundred MiB above what the plugin needs. Default: none.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.launch.memory_limit = Some(bytes);
+        self.memory_limit = Some(bytes);
         self
     }
 
@@ -149,14 +185,72 @@ impl IsolatedBuilder {
     /// itself. It must link fidius-isolated (see the crate docs, *How the plugin
     /// process starts*).
     pub fn runner(mut self, executable: impl AsRef<Path>) -> Self {
-        self.launch.runner = Some(executable.as_ref().to_path_buf());
+        self.runner = Some(executable.as_ref().to_path_buf());
         self
     }
 
     /// How long a process has to load the plugin and report. Default
     /// [`DEFAULT_START_TIMEOUT`].
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
-        self.launch.start_timeout = timeout;
+        self.start_timeout = timeout;
+        self
+    }
+}
+
+/// Builds an [`IsolatedPlugin`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct IsolatedBuilder {
+    library: PathBuf,
+    library_fd: Option<Arc<OwnedFd>>,
+    plugin: String,
+    expected: Option<InterfaceInfo>,
+    settings: Isolation,
+}
+
+impl IsolatedBuilder {
+    /// All settings at once.
+    pub fn isolation(mut self, settings: Isolation) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// See [`Isolation::deadline`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.settings = self.settings.deadline(deadline);
+        self
+    }
+
+    /// See [`Isolation::workers`].
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.settings = self.settings.workers(workers);
+        self
+    }
+
+    /// See [`Isolation::memory_limit`].
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.settings = self.settings.memory_limit(bytes);
+        self
+    }
+
+    /// See [`Isolation::runner`].
+    pub fn runner(mut self, executable: impl AsRef<Path>) -> Self {
+        self.settings = self.settings.runner(executable);
+        self
+    }
+
+    /// See [`Isolation::start_timeout`].
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.settings = self.settings.start_timeout(timeout);
+        self
+    }
+
+    /// Loads the library from `file`, an open descriptor of it (a sealed in-memory
+    /// copy, say), instead of opening the path; the path then only names it in
+    /// messages. Without it, `build` opens the path once: either way every process,
+    /// restarts included, loads the very same file, whatever the path names later.
+    pub fn library_descriptor(mut self, file: Arc<OwnedFd>) -> Self {
+        self.library_fd = Some(file);
         self
     }
 
@@ -164,18 +258,37 @@ impl IsolatedBuilder {
     /// or plugin gives the same [`LoadError`](fidius::host::LoadError) as an
     /// in-process load, inside [`StartError::Load`].
     pub fn build(self) -> Result<IsolatedPlugin, StartError> {
+        let library_fd = match self.library_fd {
+            Some(fd) => fd,
+            None => Arc::new(
+                std::fs::File::open(&self.library)
+                    .map_err(|source| LoadError::Io {
+                        path: self.library.clone(),
+                        source,
+                    })?
+                    .into(),
+            ),
+        };
+        let launch = Launch {
+            library: self.library,
+            library_fd,
+            plugin: self.plugin,
+            expected: self.expected,
+            settings: self.settings,
+        };
         let owner: Owner = Arc::new(OnceLock::new());
-        let first = Process::start(&self.launch, on_end(owner.clone()))?;
+        let first = Process::start(&launch, on_end(owner.clone()))?;
         let inner = Arc::new(Inner {
             info: first.info().clone(),
-            launch: self.launch,
-            deadline: self.deadline,
+            deadline: launch.settings.deadline,
+            launch,
             current: ArcSwapOption::new(Some(first.clone())),
             slot: Mutex::new(Slot::default()),
             changed: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
             restarts: AtomicU64::new(0),
             owner: owner.clone(),
+            stopped: AtomicBool::new(false),
         });
         let _ = owner.set(Arc::downgrade(&inner));
         // It may have ended before it could be told whom to report to.
@@ -204,16 +317,28 @@ impl IsolatedPlugin {
         expected: Option<InterfaceInfo>,
     ) -> IsolatedBuilder {
         IsolatedBuilder {
-            launch: Launch {
-                library: absolute(library.as_ref()),
-                plugin: plugin.to_string(),
-                expected,
-                runner: None,
-                memory_limit: None,
-                start_timeout: DEFAULT_START_TIMEOUT,
-                lanes: DEFAULT_WORKERS,
-            },
-            deadline: None,
+            library: absolute(library.as_ref()),
+            library_fd: None,
+            plugin: plugin.to_string(),
+            expected,
+            settings: Isolation::default(),
+        }
+    }
+
+    /// Ends the plugin's process now and waits (at most a second) until it has
+    /// exited; no new process starts. Calls in it end with
+    /// [`CallError::ProcessKilled`], later ones with [`CallError::Unavailable`].
+    /// Dropping the plugin and every handle does the same without waiting.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        let process = {
+            let _slot = self.inner.slot.lock();
+            self.inner.current.swap(None)
+        };
+        self.inner.changed.notify_all();
+        if let Some(process) = process {
+            process.kill("the plugin was stopped");
+            process.wait_ended(Duration::from_secs(1));
         }
     }
 
@@ -289,6 +414,8 @@ pub(crate) struct Inner {
     subscribers: Mutex<Vec<Sender<IsolatedEvent>>>,
     restarts: AtomicU64,
     owner: Owner,
+    /// [`IsolatedPlugin::stop`] was called: no process starts any more.
+    stopped: AtomicBool,
 }
 
 #[derive(Default)]
@@ -319,13 +446,17 @@ impl Inner {
         if let Some(p) = usable(&self.current.load_full()) {
             return Ok(p);
         }
-        let until = deadline
-            .unwrap_or_else(|| Instant::now() + self.launch.start_timeout + MAX_RESTART_BACKOFF);
+        let until = deadline.unwrap_or_else(|| {
+            Instant::now() + self.launch.settings.start_timeout + MAX_RESTART_BACKOFF
+        });
         let mut slot = self.slot.lock();
         loop {
             let current = self.current.load_full();
             if let Some(p) = usable(&current) {
                 return Ok(p);
+            }
+            if self.stopped.load(Ordering::SeqCst) {
+                return Err(self.unavailable("the plugin was stopped".into()));
             }
             if current.is_none() {
                 if let Some(failure) = &slot.start_failure {
@@ -403,10 +534,17 @@ impl Inner {
                 std::thread::sleep(pause);
             }
             let inner = weak.upgrade()?;
+            if inner.stopped.load(Ordering::SeqCst) {
+                return None;
+            }
             let failure = match Process::start(&inner.launch, on_end(inner.owner.clone())) {
                 Ok(process) if process.info() == &inner.info => {
                     {
                         let mut slot = inner.slot.lock();
+                        if inner.stopped.load(Ordering::SeqCst) {
+                            process.kill("the plugin was stopped");
+                            return None;
+                        }
                         inner.current.store(Some(process.clone()));
                         slot.start_failure = None;
                     }

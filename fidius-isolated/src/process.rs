@@ -2,9 +2,10 @@
 //! learning how it ended.
 
 use crate::error::StartError;
+use crate::plugin::Isolation;
 use crate::protocol::{
-    begin_frame, decode_response, finish_frame, read_message, send_message, write_all_until,
-    Control, FrameReader, ReadError, Ready, Start, PROTOCOL, RUNNER_ENV,
+    begin_frame, decode_response, finish_frame, read_message, send_with_descriptor,
+    write_all_until, Control, FrameReader, ReadError, Ready, Start, PROTOCOL, RUNNER_ENV,
 };
 use fidius::{CallError, InterfaceInfo, PluginInfo, ProcessExit};
 use parking_lot::{Condvar, Mutex};
@@ -25,13 +26,14 @@ const STDERR_TAIL: usize = 20;
 /// What starting a process needs.
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
+    /// The library's path as its user knows it (for messages).
     pub library: PathBuf,
+    /// The library, open: every process loads these very bytes, whatever the path
+    /// names by then.
+    pub library_fd: Arc<OwnedFd>,
     pub plugin: String,
     pub expected: Option<InterfaceInfo>,
-    pub runner: Option<PathBuf>,
-    pub memory_limit: Option<u64>,
-    pub start_timeout: Duration,
-    pub lanes: usize,
+    pub settings: Isolation,
 }
 
 /// How a process ended, once it has.
@@ -224,15 +226,15 @@ impl Process {
         let start = Start {
             library: launch.library.as_os_str().as_bytes().to_vec(),
             plugin: launch.plugin.clone(),
-            memory_limit: launch.memory_limit,
+            memory_limit: launch.settings.memory_limit,
         };
-        if let Err(e) = send_message(host_end.as_fd(), &start) {
+        if let Err(e) = send_with_descriptor(host_end.as_fd(), &start, launch.library_fd.as_fd()) {
             return Err(fail(
                 &mut child,
                 format!("it did not take the start message ({e})"),
             ));
         }
-        let deadline = Instant::now() + launch.start_timeout;
+        let deadline = Instant::now() + launch.settings.start_timeout;
         let mut reader = FrameReader::default();
         let info = match read_message::<Ready>(&mut reader, &host_end, Some(deadline)) {
             Ok(Ready::Loaded(info)) => info,
@@ -243,7 +245,10 @@ impl Process {
             Err(ReadError::Timeout) => {
                 return Err(fail(
                     &mut child,
-                    format!("it did not report within {:?}", launch.start_timeout),
+                    format!(
+                        "it did not report within {:?}",
+                        launch.settings.start_timeout
+                    ),
                 ))
             }
             Err(e) => {
@@ -277,12 +282,12 @@ impl Process {
             }),
             lane_free: Condvar::new(),
             sockets: Mutex::new(Vec::new()),
-            max_lanes: launch.lanes.max(1),
+            max_lanes: launch.settings.workers.max(1),
             kill_reason: Mutex::new(None),
             ended: Mutex::new(None),
             ended_changed: Condvar::new(),
             stderr,
-            memory_limit: launch.memory_limit,
+            memory_limit: launch.settings.memory_limit,
             served: AtomicBool::new(false),
         });
         let watched = process.clone();
@@ -321,6 +326,13 @@ impl Process {
     /// How it ended, if it has.
     pub fn ended(&self) -> Option<Ended> {
         self.ended.lock().clone()
+    }
+
+    /// Waits until its watcher learned how it ended, at most `limit`.
+    pub fn wait_ended(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        let mut ended = self.ended.lock();
+        while ended.is_none() && !self.ended_changed.wait_until(&mut ended, until).timed_out() {}
     }
 
     /// Kills it (at most once; later reasons are ignored). Calls in it end with
@@ -478,40 +490,22 @@ impl Process {
     }
 
     fn open_lane(&self) -> std::io::Result<Lane> {
-        use rustix::net::{
-            sendmsg, socketpair, AddressFamily, SendAncillaryBuffer, SendAncillaryMessage,
-            SendFlags, SocketFlags, SocketType,
-        };
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
         let (host_end, child_end) = socketpair(
             AddressFamily::UNIX,
             SocketType::STREAM,
             SocketFlags::CLOEXEC,
             None,
         )?;
-        let mut frame = Vec::new();
-        begin_frame(&mut frame);
-        rmp_serde::encode::write_named(&mut frame, &Control::OpenLane)
-            .map_err(std::io::Error::other)?;
-        finish_frame(&mut frame);
-        let fds = [child_end.as_fd()];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut ancillary = SendAncillaryBuffer::new(&mut space);
-        ancillary.push(SendAncillaryMessage::ScmRights(&fds));
-        let sent = loop {
-            match sendmsg(
-                &self.control,
-                &[std::io::IoSlice::new(&frame)],
-                &mut ancillary,
-                SendFlags::NOSIGNAL,
-            ) {
-                Err(rustix::io::Errno::INTR) => {}
-                other => break other?,
+        if let Err(e) =
+            send_with_descriptor(self.control.as_fd(), &Control::OpenLane, child_end.as_fd())
+        {
+            // A process still there whose control connection took part of a message
+            // is out of step for good; one that is gone is reported as it ended.
+            if !matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) {
+                self.kill("a message to it could not be sent whole");
             }
-        };
-        if sent != frame.len() {
-            // The control connection is out of step for good.
-            self.kill("a message to it went out in part");
-            return Err(std::io::Error::other("a control message went out in part"));
+            return Err(e);
         }
         let socket = Arc::new(host_end);
         self.sockets.lock().push(Arc::downgrade(&socket));
@@ -586,7 +580,7 @@ impl Lane {
 }
 
 fn runner_path(launch: &Launch) -> Result<PathBuf, StartError> {
-    match &launch.runner {
+    match &launch.settings.runner {
         Some(runner) => Ok(runner.clone()),
         None => std::env::current_exe().map_err(|e| StartError::Runner {
             runner: PathBuf::from("(this program)"),

@@ -54,7 +54,8 @@ pub(crate) const END: u8 = 2;
 /// The host's first message: what to load.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Start {
-    /// The library's path, as bytes (it need not be UTF-8).
+    /// The library's path as its user knows it, as bytes (it need not be UTF-8). The
+    /// library itself is opened from the descriptor that travels with this message.
     pub library: Vec<u8>,
     pub plugin: String,
     /// Address-space limit for the process, in bytes.
@@ -164,6 +165,94 @@ pub(crate) fn send_message(fd: BorrowedFd<'_>, message: &impl Serialize) -> io::
     rmp_serde::encode::write_named(&mut buf, message).map_err(io::Error::other)?;
     finish_frame(&mut buf);
     write_all(fd, &buf)
+}
+
+/// The largest control message that carries a descriptor.
+const MAX_CONTROL: usize = 64 * 1024;
+
+/// Sends `message` as one frame in one `sendmsg`, with `attached` (`SCM_RIGHTS`).
+pub(crate) fn send_with_descriptor(
+    control: BorrowedFd<'_>,
+    message: &impl Serialize,
+    attached: BorrowedFd<'_>,
+) -> io::Result<()> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut frame = Vec::new();
+    begin_frame(&mut frame);
+    rmp_serde::encode::write_named(&mut frame, message).map_err(io::Error::other)?;
+    finish_frame(&mut frame);
+    if frame.len() > MAX_CONTROL {
+        return Err(io::Error::other("a control message over 64 KiB"));
+    }
+    let fds = [attached];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = SendAncillaryBuffer::new(&mut space);
+    ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+    let sent = loop {
+        match sendmsg(
+            control,
+            &[io::IoSlice::new(&frame)],
+            &mut ancillary,
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => break other?,
+        }
+    };
+    if sent != frame.len() {
+        return Err(io::Error::other("a control message went out in part"));
+    }
+    Ok(())
+}
+
+/// Receives one message sent with [`send_with_descriptor`], and its descriptor;
+/// `None` once the other side closed the connection.
+pub(crate) fn receive_with_descriptor<T: for<'de> Deserialize<'de>>(
+    control: BorrowedFd<'_>,
+) -> io::Result<Option<(T, rustix::fd::OwnedFd)>> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let mut buf = vec![0u8; MAX_CONTROL];
+    let received = loop {
+        let mut iov = [io::IoSliceMut::new(&mut buf)];
+        match recvmsg(control, &mut iov, &mut ancillary, RecvFlags::CMSG_CLOEXEC) {
+            Err(rustix::io::Errno::INTR) => {}
+            other => break other?,
+        }
+    };
+    if received.bytes == 0 {
+        return Ok(None);
+    }
+    if received.flags.contains(ReturnFlags::CTRUNC) {
+        return Err(io::Error::other(
+            "a control message's descriptor was cut off",
+        ));
+    }
+    let mut attached = None;
+    for message in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            attached = attached.or(fds.into_iter().next());
+        }
+    }
+    // One message per read: each is sent with its descriptor in one `sendmsg`, and
+    // on Linux a read stops at a descriptor. Checked all the same.
+    let frame = &buf[..received.bytes];
+    let body = frame.get(4..).unwrap_or_default();
+    let len = frame
+        .get(..4)
+        .map(|l| u32::from_le_bytes(l.try_into().unwrap()) as usize);
+    if len != Some(body.len()) {
+        return Err(io::Error::other(format!(
+            "a control message of {} bytes, not one whole frame",
+            received.bytes
+        )));
+    }
+    let message = rmp_serde::from_slice(body)
+        .map_err(|e| io::Error::other(format!("a malformed control message: {e}")))?;
+    let attached = attached
+        .ok_or_else(|| io::Error::other("a control message came without its descriptor"))?;
+    Ok(Some((message, attached)))
 }
 
 /// Reads frames from one connection, reusing its buffer. A frame and the next may

@@ -8,13 +8,13 @@
 //! thing in `main`.
 
 use crate::protocol::{
-    begin_frame, finish_frame, read_message, send_message, write_all, Control, FrameReader,
-    ReadError, Ready, Start, CALL, END, ERR, NEXT, OK, OPEN_STREAM, PROTOCOL, RUNNER_ENV,
+    begin_frame, finish_frame, receive_with_descriptor, send_message, write_all, Control,
+    FrameReader, ReadError, Ready, Start, CALL, END, ERR, NEXT, OK, OPEN_STREAM, PROTOCOL,
+    RUNNER_ENV,
 };
-use fidius::host::{PluginHandle, PluginLibrary};
+use fidius::host::{LoadError, PluginHandle, PluginLibrary};
 use fidius::PluginCaller;
-use rustix::fd::{AsFd, OwnedFd};
-use std::mem::MaybeUninit;
+use rustix::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// Serves as a plugin process if this process was started as one, and never returns
 /// then; returns at once otherwise.
@@ -77,10 +77,9 @@ fn serve() -> ! {
             exit(3)
         }
     };
-    let mut reader = FrameReader::default();
-    let start: Start = match read_message(&mut reader, &control, None) {
-        Ok(start) => start,
-        Err(ReadError::Closed) => exit(0),
+    let (start, library) = match receive_with_descriptor::<Start>(control.as_fd()) {
+        Ok(Some(start)) => start,
+        Ok(None) => exit(0),
         Err(e) => {
             eprintln!("fidius-isolated: no start message from the host: {e}");
             exit(3)
@@ -97,7 +96,7 @@ fn serve() -> ! {
             exit(3)
         }
     }
-    let handle = match load(&start) {
+    let handle = match load(&start, &library) {
         Ok(handle) => handle,
         Err(e) => {
             let _ = send_message(control.as_fd(), &Ready::Failed(e));
@@ -109,8 +108,8 @@ fn serve() -> ! {
     }
     // Lanes, until the host closes the control connection.
     loop {
-        match receive_lane(&control) {
-            Ok(Some(lane)) => {
+        match receive_with_descriptor::<Control>(control.as_fd()) {
+            Ok(Some((Control::OpenLane, lane))) => {
                 let handle = handle.clone();
                 let spawned = std::thread::Builder::new()
                     .name("fidius-lane".into())
@@ -136,63 +135,26 @@ fn take_control() -> std::io::Result<OwnedFd> {
     Ok(control)
 }
 
-fn load(start: &Start) -> Result<PluginHandle, fidius::host::LoadError> {
-    // The host checks the interface against what it expects, from the info we send.
+fn load(start: &Start, library: &OwnedFd) -> Result<PluginHandle, LoadError> {
     use std::os::unix::ffi::OsStrExt;
-    let library = std::path::Path::new(std::ffi::OsStr::from_bytes(&start.library));
-    PluginLibrary::open(library)?.handle(&start.plugin, None)
-}
-
-/// The next lane the host opens; `None` once the host is gone.
-fn receive_lane(control: &OwnedFd) -> std::io::Result<Option<OwnedFd>> {
-    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    // A control message is small; its frame is read here whole, with the descriptor
-    // that travels with it.
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
-    let mut buf = [0u8; 256];
-    let received = loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        match recvmsg(control, &mut iov, &mut ancillary, RecvFlags::CMSG_CLOEXEC) {
-            Err(rustix::io::Errno::INTR) => {}
-            other => break other?,
-        }
+    // Loaded through the descriptor the host sent: the very file the host opened,
+    // whatever its path names now. Errors name the path the user knows.
+    let known_as = std::path::Path::new(std::ffi::OsStr::from_bytes(&start.library));
+    let loaded_as = std::path::PathBuf::from(format!("/proc/self/fd/{}", library.as_raw_fd()));
+    let as_known = |e: LoadError| match e {
+        LoadError::LibraryLoad { reason, .. } => LoadError::LibraryLoad {
+            path: known_as.to_path_buf(),
+            reason: reason.replace(
+                &loaded_as.display().to_string(),
+                &known_as.display().to_string(),
+            ),
+        },
+        e => e.with_path(known_as),
     };
-    if received.bytes == 0 {
-        return Ok(None);
-    }
-    if received.flags.contains(rustix::net::ReturnFlags::CTRUNC) {
-        return Err(std::io::Error::other(
-            "a control message's descriptors were cut off",
-        ));
-    }
-    let mut lane = None;
-    for message in ancillary.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = message {
-            lane = lane.or(fds.into_iter().next());
-        }
-    }
-    // One message per read: the host sends each with its descriptor, and a read
-    // stops at a descriptor. Checked all the same.
-    let frame = &buf[..received.bytes];
-    let body = frame.get(4..).unwrap_or_default();
-    let len = frame
-        .get(..4)
-        .map(|l| u32::from_le_bytes(l.try_into().unwrap()) as usize);
-    if len != Some(body.len()) {
-        return Err(std::io::Error::other(format!(
-            "a control message of {} bytes, not one whole frame",
-            received.bytes
-        )));
-    }
-    match rmp_serde::from_slice::<Control>(body) {
-        Ok(Control::OpenLane) => lane
-            .map(Some)
-            .ok_or_else(|| std::io::Error::other("a lane message came without its socket")),
-        Err(e) => Err(std::io::Error::other(format!(
-            "a malformed control message: {e}"
-        ))),
-    }
+    // The host checks the interface against what it expects, from the info we send.
+    PluginLibrary::open(&loaded_as)
+        .and_then(|library| library.handle(&start.plugin, None))
+        .map_err(as_known)
 }
 
 /// Serves calls and streams on one lane until the host closes it.

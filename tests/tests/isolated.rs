@@ -487,3 +487,56 @@ fn a_panic_while_decoding_loses_no_worker() {
     let client = MisbehaveClient::new(handle).unwrap();
     assert_eq!(client.add(1, 2).unwrap(), 3);
 }
+
+/// A runner that is not one (it exits at once, or does not exist) is refused with an
+/// error that says what to do.
+#[test]
+fn a_runner_that_does_not_take_over_is_explained() {
+    for runner in ["/bin/true", "/nonexistent/runner"] {
+        match misbehaving()
+            .runner(runner)
+            .start_timeout(Duration::from_secs(5))
+            .build()
+        {
+            Err(e @ StartError::Runner { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains(runner), "{text}");
+                assert!(text.contains("run_if_plugin_process"), "{text}");
+            }
+            other => panic!("{runner}: {other:?}"),
+        }
+    }
+}
+
+/// Every process, restarts included, loads the file the plugin was started from,
+/// even after its path names another build; `stop` ends the process for good.
+#[test]
+fn restarts_load_the_same_file_and_stop_ends_the_plugin() {
+    let (_dir, path) = fidius_tests::private_copy("misbehave-plugin");
+    let plugin = IsolatedPlugin::builder::<dyn Misbehave>(&path, "Misbehaving")
+        .build()
+        .unwrap();
+    let client = MisbehaveClient::new(plugin.handle()).unwrap();
+    // Another library now at that path (renamed into place, as a deploy does).
+    let staged = path.with_extension("staged");
+    std::fs::copy(fixture("calc-plugins"), &staged).unwrap();
+    std::fs::rename(&staged, &path).unwrap();
+    assert!(matches!(
+        client.crash("exit".into()),
+        Err(CallError::Crashed { .. })
+    ));
+    assert_eq!(
+        client.add(2, 2).unwrap(),
+        4,
+        "the restart loaded the original"
+    );
+    assert_eq!(plugin.status().restarts, 1);
+    let pid = plugin.status().pid.unwrap();
+    plugin.stop();
+    assert!(!running(pid), "stop waits for the process to end");
+    assert_eq!(plugin.status().pid, None);
+    assert!(matches!(
+        client.add(1, 1),
+        Err(CallError::Unavailable { .. })
+    ));
+}

@@ -280,6 +280,49 @@ impl LoadError {
 
     /// The file this error is about, when there is one.
     pub fn path(&self) -> Option<&std::path::Path> {
+        self.path_slot().map(|p| p.as_path())
+    }
+
+    /// The same error about `path` instead: for a library loaded through another
+    /// name (a descriptor's `/proc/self/fd/N`, say) than the one its user knows.
+    /// A plugin-not-found error lists the paths searched, which are all replaced.
+    pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        match &mut self {
+            Self::PluginNotFound { searched, .. } => *searched = vec![path],
+            _ => {
+                if let Some(slot) = self.path_slot_mut() {
+                    *slot = path;
+                }
+            }
+        }
+        self
+    }
+
+    fn path_slot_mut(&mut self) -> Option<&mut PathBuf> {
+        match self {
+            Self::PluginNotFound { .. } => None,
+            Self::Io { path, .. }
+            | Self::NotALibrary { path, .. }
+            | Self::WrongArchitecture { path, .. }
+            | Self::LibraryLoad { path, .. }
+            | Self::MissingRegistry { path }
+            | Self::NullRegistry { path }
+            | Self::BadMagic { path, .. }
+            | Self::RegistryVersion { path, .. }
+            | Self::AbiVersion { path, .. }
+            | Self::DescriptorTooSmall { path, .. }
+            | Self::InvalidDescriptor { path, .. }
+            | Self::DuplicatePlugin { path, .. }
+            | Self::InterfaceName { path, .. }
+            | Self::InterfaceHash { path, .. }
+            | Self::InterfaceVersion { path, .. }
+            | Self::BufferStrategy { path, .. }
+            | Self::MethodMismatch { path, .. } => Some(path),
+        }
+    }
+
+    fn path_slot(&self) -> Option<&PathBuf> {
         match self {
             Self::PluginNotFound { .. } => None,
             Self::Io { path, .. }
