@@ -130,6 +130,20 @@ impl HotPluginBuilder {
         self
     }
 
+    /// Runs each build in a process of its own (fidius-isolated), with `settings`
+    /// (each call's deadline, workers, memory limit...): a crash or an endless call in
+    /// the plugin costs that call, not the host, and the process is restarted. A new
+    /// build starts in a new process and is validated there before the swap; calls in
+    /// flight finish in the old process, which then exits, so an old version leaves
+    /// nothing behind ([`UnloadState::Exited`](crate::UnloadState::Exited)), even one
+    /// that would pin itself in memory in-process. Calls cost a round trip between
+    /// two processes instead of a function call. Linux only.
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    pub fn isolated(mut self, settings: fidius_isolated::Isolation) -> Self {
+        self.config.isolation = Some(settings);
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB). A larger file is refused
     /// at the [`Stage::Copy`] stage from its size alone, without reading it.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
@@ -297,6 +311,7 @@ impl HotPlugin {
                 1,
                 None,
                 retirement.clone(),
+                b.config.isolation.as_ref(),
             )
         })
         .map(|v| v.expect("with no current version, content is never unchanged"));

@@ -337,6 +337,9 @@ pub use directory::{
     RemovalPolicy,
 };
 pub use events::{PinnedPolicy, Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
+/// Settings of isolated versions ([`HotPluginBuilder::isolated`]).
+#[cfg(all(feature = "isolated", target_os = "linux"))]
+pub use fidius_isolated::Isolation;
 pub use handle::HotHandle;
 pub use hold::ReloadHold;
 pub use hot_plugin::{HotPlugin, HotPluginBuilder};

@@ -15,7 +15,7 @@ use crate::hold::HoldGate;
 use crate::shadow::{self, ShadowCopy};
 use crate::status::{DrainingVersion, HotStatus};
 use crate::unload::UnloadState;
-use crate::version::Version;
+use crate::version::{Backend, Version};
 use crate::watcher::WatcherKind;
 use fidius::host::PluginLibrary;
 use fidius::{InterfaceInfo, PluginHandle};
@@ -48,7 +48,17 @@ pub(crate) struct Config {
     pub max_file_size: u64,
     pub max_pinned: usize,
     pub pinned_policy: PinnedPolicy,
+    /// Each build runs in a process of its own, with these settings.
+    pub isolation: Option<Isolation>,
 }
+
+/// Settings of isolated versions (`HotPluginBuilder::isolated`).
+#[cfg(all(feature = "isolated", target_os = "linux"))]
+pub(crate) type Isolation = fidius_isolated::Isolation;
+/// Without isolation there are no settings to have.
+#[cfg(not(all(feature = "isolated", target_os = "linux")))]
+#[derive(Debug, Clone)]
+pub(crate) enum Isolation {}
 
 impl Default for Config {
     fn default() -> Self {
@@ -61,6 +71,7 @@ impl Default for Config {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             max_pinned: DEFAULT_MAX_PINNED,
             pinned_policy: PinnedPolicy::default(),
+            isolation: None,
         }
     }
 }
@@ -329,6 +340,7 @@ impl Shared {
             generation,
             Some(&current),
             retirement,
+            self.config.isolation.as_ref(),
         )?;
         let Some(new) = loaded else {
             let generation = current.generation;
@@ -414,7 +426,9 @@ impl Shared {
         let pinned = self.pinned.lock().clone();
         // Only a slot, not an owned reference: an owned one could be the last, and
         // close the version here.
-        let (current, loaded_at) = self.current.with(|v| (v.info(), v.loaded_at));
+        let (current, loaded_at, process) = self
+            .current
+            .with(|v| (v.info(), v.loaded_at, v.handle.process()));
         HotStatus {
             plugin: self.plugin.clone(),
             source: self.source.clone(),
@@ -427,6 +441,7 @@ impl Shared {
             paused: self.is_paused(),
             watching: watcher.is_some(),
             watcher,
+            process,
         }
     }
 }
@@ -490,10 +505,12 @@ pub(crate) fn make_copy(
         .map_err(|e| e.rejection(source, &config.store))
 }
 
-/// Loads and validates one version from its copy (let go of again on failure).
+/// Loads and validates one version from its copy (let go of again on failure), in
+/// this process or, with `isolation`, in a process of its own.
 /// `listed` is a library already open from the same copy (directory mode), if any.
 /// `current`, when given, is the running version: identical content gives `Ok(None)`,
 /// and a handle into the same loaded library is refused.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn load_version(
     source: &Path,
     plugin: &str,
@@ -502,12 +519,29 @@ pub(crate) fn load_version(
     generation: u64,
     current: Option<&Version>,
     retirement: Arc<Retirement>,
+    isolation: Option<&Isolation>,
 ) -> Result<Option<Version>, Rejection> {
     let reject = |stage, reason, error| Rejection::new(source, stage, reason, error);
     if let Some(current) = current {
         if current.copy.content_hash == copy.content_hash {
             return Ok(None);
         }
+    }
+    if let Some(isolation) = isolation {
+        drop(listed);
+        #[cfg(all(feature = "isolated", target_os = "linux"))]
+        {
+            let handle = load_isolated(source, plugin, expected, &mut copy, isolation)?;
+            return Ok(Some(Version {
+                generation,
+                handle: ManuallyDrop::new(handle),
+                copy: ManuallyDrop::new(copy),
+                loaded_at: SystemTime::now(),
+                retirement,
+            }));
+        }
+        #[cfg(not(all(feature = "isolated", target_os = "linux")))]
+        match *isolation {}
     }
     // Messages name the user's file, not the copy's load path.
     let explain = |e: &fidius::LoadError| copy.explain(e, source);
@@ -521,7 +555,7 @@ pub(crate) fn load_version(
         .map_err(|e| reject(Stage::Validate, explain(&e), Some(e)))?;
     drop(library);
     if let Some(current) = current {
-        if handle.same_code(&current.handle) {
+        if matches!(&*current.handle, Backend::Local(h) if handle.same_code(h)) {
             return Err(reject(
                 Stage::Validate,
                 "the dynamic loader returned the library already loaded instead of the new file"
@@ -533,9 +567,58 @@ pub(crate) fn load_version(
     copy.loaded(handle.library_address());
     Ok(Some(Version {
         generation,
-        handle: ManuallyDrop::new(handle),
+        handle: ManuallyDrop::new(Backend::Local(handle)),
         copy: ManuallyDrop::new(copy),
         loaded_at: SystemTime::now(),
         retirement,
     }))
+}
+
+/// Starts an isolated version: a plugin process that loads the copy (through its
+/// descriptor, so it loads exactly these bytes) and validates it there.
+#[cfg(all(feature = "isolated", target_os = "linux"))]
+fn load_isolated(
+    source: &Path,
+    plugin: &str,
+    expected: &InterfaceInfo,
+    copy: &mut ShadowCopy,
+    isolation: &Isolation,
+) -> Result<Backend, Rejection> {
+    use fidius::LoadError;
+    use fidius_isolated::{IsolatedPlugin, StartError};
+    let reject = |stage, reason, error| Rejection::new(source, stage, reason, error);
+    let descriptor = copy.descriptor().map_err(|e| {
+        reject(
+            Stage::Load,
+            format!(
+                "{}: cannot hand its copy to a plugin process: {e}",
+                source.display()
+            ),
+            None,
+        )
+    })?;
+    let plugin = IsolatedPlugin::builder_for(source, plugin, Some(*expected))
+        .isolation(isolation.clone())
+        .library_descriptor(descriptor)
+        .build()
+        .map_err(|e| match e {
+            // The stage an in-process load would have failed at: finding the plugin
+            // and checking its interface is validation, the rest is loading.
+            StartError::Load(e) => {
+                let stage = match e {
+                    LoadError::PluginNotFound { .. }
+                    | LoadError::InterfaceName { .. }
+                    | LoadError::InterfaceHash { .. }
+                    | LoadError::InterfaceVersion { .. }
+                    | LoadError::BufferStrategy { .. }
+                    | LoadError::MethodMismatch { .. } => Stage::Validate,
+                    _ => Stage::Load,
+                };
+                reject(stage, e.to_string(), Some(e))
+            }
+            e => reject(Stage::Load, e.to_string(), None),
+        })?;
+    copy.isolated();
+    let handle = plugin.handle();
+    Ok(Backend::Isolated { plugin, handle })
 }

@@ -230,6 +230,9 @@ pub(crate) struct ShadowCopy {
     /// An address inside the library loaded from the copy, once it is loaded: asked
     /// about first when the unload is checked (see `unload.rs`).
     probe: Option<usize>,
+    /// Loaded by a plugin process, never in this one: `Some(exited)`, whether that
+    /// process was seen to exit.
+    isolated: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -456,6 +459,35 @@ impl ShadowCopy {
         }
     }
 
+    /// A descriptor of the copy, for a plugin process to load it through: the very
+    /// bytes that were checked, whatever happens to any path.
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    pub fn descriptor(&self) -> std::io::Result<std::sync::Arc<std::os::fd::OwnedFd>> {
+        let fd = match &self.backing {
+            #[cfg(target_os = "linux")]
+            Backing::Memory { fd } => fd.try_clone()?,
+            _ => std::fs::File::open(&self.load_path)?.into(),
+        };
+        Ok(std::sync::Arc::new(fd))
+    }
+
+    /// The copy is loaded by a plugin process (through [`descriptor`](Self::descriptor)),
+    /// never in this one: a file copy is unlinked, and closing it reports
+    /// [`UnloadState::Exited`] (the version's process has exited by then).
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    pub fn isolated(&mut self) {
+        self.isolated = Some(true);
+        self.loaded(0);
+        self.probe = None;
+    }
+
+    /// The plugin process that loaded it was not seen to exit: its unload state is
+    /// not known.
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    pub fn process_left_running(&mut self) {
+        self.isolated = Some(false);
+    }
+
     /// Called once the library loaded from this copy was closed: reads the memory map
     /// to find out whether the library left memory, removes what is left of the copy,
     /// and returns that state.
@@ -464,7 +496,11 @@ impl ShadowCopy {
     }
 
     fn finish(&mut self) -> UnloadState {
-        let state = unload::state_after_close(&self.map_name, self.probe);
+        let state = match self.isolated {
+            Some(true) => UnloadState::Exited,
+            Some(false) => UnloadState::Unknown,
+            None => unload::state_after_close(&self.map_name, self.probe),
+        };
         match std::mem::replace(&mut self.backing, Backing::Closed) {
             #[cfg(target_os = "linux")]
             Backing::Memory { fd } => {
@@ -518,6 +554,7 @@ fn copy_to_dir(
         content_hash: 0,
         backing: Backing::File { present: true },
         probe: None,
+        isolated: None,
     };
     // From here on, dropping `copy` on an error removes the file.
     copy.content_hash = copy_hashing(input, &mut output)?;
@@ -803,6 +840,7 @@ mod memory {
             content_hash,
             backing: Backing::Memory { fd },
             probe: None,
+            isolated: None,
         })
     }
 }

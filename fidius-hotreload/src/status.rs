@@ -40,4 +40,9 @@ pub struct HotStatus {
     /// Which watcher reports the file's changes: the native one, or polling where
     /// that could not be had. `None` when the file is not watched.
     pub watcher: Option<WatcherKind>,
+    /// The process the current version runs in, when it runs isolated
+    /// ([`HotPluginBuilder::isolated`](crate::HotPluginBuilder)): its id, and how many
+    /// times it was restarted after a crash or a deadline. `None` in-process, and
+    /// while a restart is under way.
+    pub process: Option<(u32, u64)>,
 }

@@ -18,6 +18,9 @@ pub enum UnloadState {
     Pinned,
     /// This platform offers no way to tell.
     Unknown,
+    /// The version ran isolated, in a process of its own, which has exited: none of
+    /// its code was ever mapped into this process, and none of it is left anywhere.
+    Exited,
 }
 
 /// Whether `path` is mapped into this process.

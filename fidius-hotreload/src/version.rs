@@ -4,7 +4,10 @@
 use crate::drain::Retirement;
 use crate::events::VersionInfo;
 use crate::shadow::ShadowCopy;
-use fidius::PluginHandle;
+use fidius::descriptor::{CallOutput, ErasedFn};
+use fidius::{
+    CallError, InterfaceInfo, InterfaceMismatch, PluginCaller, PluginHandle, PluginInfo, RawStream,
+};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,7 +19,7 @@ use std::time::SystemTime;
 /// the plugin is told, so the unload can be checked and the copy let go (`drain.rs`).
 pub(crate) struct Version {
     pub generation: u64,
-    pub handle: ManuallyDrop<PluginHandle>,
+    pub handle: ManuallyDrop<Backend>,
     /// The copy the library was loaded from; handed on once the library is closed.
     pub copy: ManuallyDrop<ShadowCopy>,
     pub loaded_at: SystemTime,
@@ -36,11 +39,112 @@ impl Version {
 
 impl Drop for Version {
     fn drop(&mut self) {
+        // An isolated version's process is ended, and waited for, before the
+        // version is reported retired.
+        #[cfg(all(feature = "isolated", target_os = "linux"))]
+        if let Backend::Isolated { plugin, .. } = &*self.handle {
+            if !plugin.stop() {
+                self.copy.process_left_running();
+            }
+        }
         // SAFETY: the handle is dropped exactly once, here, and never used after.
         unsafe { ManuallyDrop::drop(&mut self.handle) };
         // SAFETY: taken exactly once, here, after the library was closed above, and
         // never used after.
         let copy = unsafe { ManuallyDrop::take(&mut self.copy) };
         self.retirement.retired(self.generation, copy);
+    }
+}
+
+/// What a version's calls go to: its library, loaded in this process, or its own
+/// plugin process (`HotPluginBuilder::isolated`).
+pub(crate) enum Backend {
+    Local(PluginHandle),
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    Isolated {
+        plugin: fidius_isolated::IsolatedPlugin,
+        handle: fidius_isolated::IsolatedHandle,
+    },
+}
+
+impl Backend {
+    /// For an isolated version: its process's id (while one runs) and restarts.
+    pub fn process(&self) -> Option<(u32, u64)> {
+        match self {
+            Backend::Local(_) => None,
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { plugin, .. } => {
+                let status = plugin.status();
+                Some((status.pid?, status.restarts))
+            }
+        }
+    }
+
+    pub fn info(&self) -> &PluginInfo {
+        match self {
+            Backend::Local(handle) => handle.info(),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { handle, .. } => handle.info(),
+        }
+    }
+}
+
+/// Forwards to the local handle or the isolated one; the fast paths exist only
+/// in-process.
+impl PluginCaller for Backend {
+    #[inline]
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        match self {
+            Backend::Local(handle) => handle.call_with(index, input, decode),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { handle, .. } => handle.call_with(index, input, decode),
+        }
+    }
+
+    #[inline]
+    fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        match self {
+            Backend::Local(handle) => handle.call_direct(index, call),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { .. } => None,
+        }
+    }
+
+    #[inline]
+    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+        match self {
+            Backend::Local(handle) => handle.call_bytes(index, input),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { .. } => None,
+        }
+    }
+
+    fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
+        match self {
+            Backend::Local(handle) => handle.call_stream(index, input),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { handle, .. } => handle.call_stream(index, input),
+        }
+    }
+
+    fn has_method(&self, index: usize) -> bool {
+        match self {
+            Backend::Local(handle) => handle.has_method(index),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { handle, .. } => handle.has_method(index),
+        }
+    }
+
+    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        self.info().check_compatible(expected)
     }
 }

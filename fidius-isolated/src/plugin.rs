@@ -325,20 +325,24 @@ impl IsolatedPlugin {
         }
     }
 
-    /// Ends the plugin's process now and waits (at most a second) until it has
+    /// Ends the plugin's process now and waits (at most five seconds) until it has
     /// exited; no new process starts. Calls in it end with
     /// [`CallError::ProcessKilled`], later ones with [`CallError::Unavailable`].
+    /// Returns whether no process of it is left (`false` only if the wait ran out).
     /// Dropping the plugin and every handle does the same without waiting.
-    pub fn stop(&self) {
+    pub fn stop(&self) -> bool {
         self.inner.stopped.store(true, Ordering::SeqCst);
         let process = {
             let _slot = self.inner.slot.lock();
             self.inner.current.swap(None)
         };
         self.inner.changed.notify_all();
-        if let Some(process) = process {
-            process.kill("the plugin was stopped");
-            process.wait_ended(Duration::from_secs(1));
+        match process {
+            Some(process) => {
+                process.kill("the plugin was stopped");
+                process.wait_ended(Duration::from_secs(5))
+            }
+            None => true,
         }
     }
 

@@ -328,11 +328,13 @@ impl Process {
         self.ended.lock().clone()
     }
 
-    /// Waits until its watcher learned how it ended, at most `limit`.
-    pub fn wait_ended(&self, limit: Duration) {
+    /// Waits until its watcher learned how it ended (it has exited and was reaped),
+    /// at most `limit`; returns whether it did.
+    pub fn wait_ended(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
         let mut ended = self.ended.lock();
         while ended.is_none() && !self.ended_changed.wait_until(&mut ended, until).timed_out() {}
+        ended.is_some()
     }
 
     /// Kills it (at most once; later reasons are ignored). Calls in it end with

@@ -295,3 +295,33 @@ pub fn recv_until<E: std::fmt::Debug>(
         }
     }
 }
+
+/// Processes whose parent is this process and that are neither reaped nor zombies
+/// (Linux).
+pub fn live_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // The fields after the command name (which may hold spaces): state, ppid.
+            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            let mut fields = rest.split_whitespace();
+            let state = fields.next();
+            let ppid = fields.next();
+            ppid == Some(me.as_str()) && state != Some("Z")
+        })
+        .collect()
+}
+
+/// Whether process `pid` exists and is not a zombie (Linux).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        rest.split_whitespace().next() != Some("Z")
+    })
+}

@@ -7,7 +7,7 @@ use calc_interface::{Calculator, CalculatorClient};
 use fidius::host::{LoadError, PluginLibrary};
 use fidius::{CallError, ProcessExit};
 use fidius_isolated::{IsolatedEvent, IsolatedPlugin, ProcessEnd, StartError};
-use fidius_tests::fixture;
+use fidius_tests::{fixture, live_children, running};
 use misbehave_interface::{Misbehave, MisbehaveClient};
 use std::time::{Duration, Instant};
 
@@ -216,34 +216,6 @@ fn a_plugin_past_its_memory_limit_is_reported_as_such() {
 #[path = "../../fidius-hotreload/tests/support/forbid_membarrier.rs"]
 #[allow(dead_code)]
 mod support;
-
-/// Processes whose parent is this process and that are not yet reaped or zombies.
-fn live_children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // The fields after the command name (which may hold spaces): state, ppid.
-            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let ppid = fields.next();
-            ppid == Some(me.as_str()) && state != Some("Z")
-        })
-        .collect()
-}
-
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        rest.split_whitespace().next() != Some("Z")
-    })
-}
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()

@@ -1,0 +1,148 @@
+//! Hot reloading with isolation: each build of a real plugin runs in a process of its
+//! own, swapped like an in-process version, and an old version's process exits once
+//! its calls are done.
+#![cfg(target_os = "linux")]
+
+use fidius_hotreload::{HotPlugin, Isolation, ReloadEvent, UnloadState};
+use fidius_tests::{recv_until, running, Deploy, HotDir};
+use hot_interface::{Versioned, VersionedClient};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn isolated(dir: &HotDir) -> HotPlugin {
+    HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+        .shadow_dir(&dir.shadow)
+        .watch(false)
+        .isolated(Isolation::default().deadline(Duration::from_secs(20)))
+        .build()
+        .unwrap()
+}
+
+/// 100 reloads under four calling threads: every call succeeds, every old version's
+/// process exits (reported `Exited` only once it was seen to), and the host never
+/// maps any build.
+#[test]
+fn a_hundred_isolated_reloads_under_four_callers_fail_no_call() {
+    let dir = HotDir::new("v1");
+    let hot = isolated(&dir);
+    let events = hot.subscribe();
+    let client = Arc::new(VersionedClient::new(hot.handle()).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, stop, calls) = (client.clone(), stop.clone(), calls.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let version = client.version().expect("a call failed");
+                    assert!(version == 1 || version == 2, "{version}");
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for i in 0..100 {
+        let (build, version) = if i % 2 == 0 { ("v2", 2) } else { ("v1", 1) };
+        dir.deploy(build, Deploy::Rename);
+        hot.reload_now().unwrap();
+        assert_eq!(client.version().unwrap(), version, "reload {i}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for caller in callers {
+        caller.join().unwrap();
+    }
+    let seen = recv_until(&events, |e| {
+        matches!(
+            e,
+            ReloadEvent::Unloaded {
+                generation: 100,
+                ..
+            }
+        )
+    });
+    let exited = seen
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ReloadEvent::Unloaded {
+                    state: UnloadState::Exited,
+                    ..
+                }
+            )
+        })
+        .count();
+    let unloaded = seen
+        .iter()
+        .filter(|e| matches!(e, ReloadEvent::Unloaded { .. }))
+        .count();
+    eprintln!(
+        "100 isolated reloads: {} calls, {exited} old versions exited",
+        calls.load(Ordering::Relaxed)
+    );
+    assert_eq!(exited, unloaded, "{seen:#?}");
+    assert_eq!(exited, 100);
+    assert!(calls.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        dir.mapped_copies(),
+        0,
+        "no build was ever mapped in the host"
+    );
+}
+
+/// A build that pins itself in memory in-process (a thread-local with a destructor
+/// on a live thread) leaves nothing behind isolated: its process exits, and no copy
+/// of it is mapped anywhere.
+#[test]
+fn a_self_pinning_build_leaves_nothing_behind_when_isolated() {
+    let dir = HotDir::new("pin");
+    let hot = isolated(&dir);
+    let events = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    assert_eq!(client.work(1).unwrap(), 16 + 2);
+    let (pid, restarts) = hot.status().process.expect("it runs in a process");
+    assert_eq!(restarts, 0);
+    dir.deploy("v3", Deploy::Rename);
+    hot.reload_now().unwrap();
+    let seen = recv_until(&events, |e| matches!(e, ReloadEvent::Unloaded { .. }));
+    assert!(
+        matches!(
+            seen.last(),
+            Some(ReloadEvent::Unloaded {
+                generation: 1,
+                state: UnloadState::Exited
+            })
+        ),
+        "{seen:#?}"
+    );
+    assert!(!running(pid), "its process is gone");
+    assert_ne!(hot.status().process.unwrap().0, pid);
+    assert!(hot.status().pinned.is_empty());
+    assert_eq!(dir.mapped_copies(), 0, "mapped in the host");
+    assert_eq!(client.version().unwrap(), 3);
+}
+
+/// A build refused in its process (another interface) is refused like an in-process
+/// one, at the same stage, and the current version keeps serving.
+#[test]
+fn a_bad_build_is_refused_by_its_process_and_the_good_one_serves_on() {
+    let dir = HotDir::new("v1");
+    let hot = isolated(&dir);
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    dir.deploy("other", Deploy::Rename);
+    let rejection = hot.reload_now().unwrap_err();
+    assert_eq!(
+        rejection.stage,
+        fidius_hotreload::Stage::Validate,
+        "{rejection}"
+    );
+    assert!(
+        rejection.reason.contains(&dir.file.display().to_string()),
+        "names the user's file: {rejection}"
+    );
+    assert_eq!(client.version().unwrap(), 1);
+    dir.deploy_bytes(b"not a library at all", Deploy::Rename);
+    let rejection = hot.reload_now().unwrap_err();
+    assert_eq!(client.version().unwrap(), 1, "{rejection}");
+}
