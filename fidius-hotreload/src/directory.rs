@@ -226,6 +226,16 @@ impl HotDirectoryBuilder {
         self
     }
 
+    /// Runs each build of each plugin in a process of its own; see
+    /// [`HotPluginBuilder::isolated`](crate::HotPluginBuilder::isolated). A new
+    /// library's plugins are listed by a process too: nothing of any library in the
+    /// directory is loaded in this one. Linux only.
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    pub fn isolated(mut self, settings: fidius_isolated::Isolation) -> Self {
+        self.config.plugin.isolation = Some(settings);
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB); see
     /// [`HotPluginBuilder::max_file_size`](crate::HotPluginBuilder::max_file_size).
     pub fn max_file_size(mut self, bytes: u64) -> Self {
@@ -733,15 +743,25 @@ impl DirShared {
     fn list(&self, path: &Path) -> Result<Listed, Rejection> {
         let reject = |stage, reason, error| Rejection::new(path, stage, reason, error);
         let copy = crate::pipeline::make_copy(path, &self.config.plugin, 1, &self.stopped)?;
-        match PluginLibrary::open(copy.load_path()) {
-            Ok(lib) => {
-                let names: Vec<String> = lib
-                    .plugins()
+        let listed = match &self.config.plugin.isolation {
+            None => PluginLibrary::open(copy.load_path())
+                .map(|lib| (lib.plugins().cloned().collect::<Vec<_>>(), Some(lib)))
+                .map_err(|e| reject(Stage::Load, copy.explain(&e, path), Some(e))),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Some(isolation) => crate::pipeline::list_isolated(path, &copy, isolation)
+                .map(|plugins| (plugins, None)),
+            #[cfg(not(all(feature = "isolated", target_os = "linux")))]
+            Some(isolation) => match *isolation {},
+        };
+        match listed {
+            Ok((plugins, lib)) => {
+                let names: Vec<String> = plugins
+                    .iter()
                     .filter(|p| p.check_compatible(&self.expected).is_ok())
                     .map(|p| p.name.clone())
                     .collect();
-                let all: Vec<String> = lib
-                    .plugins()
+                let all: Vec<String> = plugins
+                    .iter()
                     .map(|p| format!("{} ({})", p.name, p.describe()))
                     .collect();
                 if names.is_empty() {
@@ -762,8 +782,8 @@ impl DirShared {
                     })
                 }
             }
-            // Name the user's file, not the copy, in the reason.
-            Err(e) => Err(reject(Stage::Load, copy.explain(&e, path), Some(e))),
+            // Named the user's file, not the copy, in the reason.
+            Err(rejection) => Err(rejection),
         }
     }
 
@@ -914,6 +934,8 @@ fn duplicate(name: &str, holders: &BTreeSet<PathBuf>, added: &Path) -> Option<Di
 /// reference. (Declared before the copy: a copy must be closed after its library.)
 struct Listed {
     names: Vec<String>,
-    open: Arc<PluginLibrary>,
+    /// The library, open in this process (not when isolated: a process of its own
+    /// listed it).
+    open: Option<Arc<PluginLibrary>>,
     copy: ShadowCopy,
 }

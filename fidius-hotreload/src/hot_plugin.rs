@@ -31,7 +31,7 @@ pub struct HotPluginBuilder {
     expected: InterfaceInfo,
     config: Config,
     callbacks: Vec<Callback>,
-    first_copy: Option<(ShadowCopy, Arc<PluginLibrary>)>,
+    first_copy: Option<(ShadowCopy, Option<Arc<PluginLibrary>>)>,
     forward: Option<Arc<dyn ForwardEvents>>,
     /// Stops the first copy when set (a hot directory being dropped).
     cancel: Arc<AtomicBool>,
@@ -41,7 +41,11 @@ impl HotPluginBuilder {
     /// Loads the first version from `copy`, a copy of the file already made and
     /// opened as `library` (directory mode does that to list a new library's plugins),
     /// instead of copying the file again.
-    pub(crate) fn first_copy(mut self, copy: ShadowCopy, library: Arc<PluginLibrary>) -> Self {
+    pub(crate) fn first_copy(
+        mut self,
+        copy: ShadowCopy,
+        library: Option<Arc<PluginLibrary>>,
+    ) -> Self {
         self.first_copy = Some((copy, library));
         self
     }
@@ -299,7 +303,7 @@ impl HotPlugin {
         let before = debounce::fingerprint(&source);
         let retirement = Arc::new(Retirement::default());
         let first = match b.first_copy {
-            Some((copy, listed)) => Ok((copy, Some(listed))),
+            Some((copy, listed)) => Ok((copy, listed)),
             None => pipeline::make_copy(&source, &b.config, 1, &b.cancel).map(|copy| (copy, None)),
         }
         .and_then(|copy| {

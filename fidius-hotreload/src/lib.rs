@@ -150,7 +150,8 @@
 //!   [`HotStatus::process`] shows its id and restarts.
 //!
 //! Calls then cost a round trip between two processes (about 10 µs) instead of a
-//! function call. [`HotDirectory`] does not offer isolation yet.
+//! function call. [`HotDirectoryBuilder::isolated`] does the same for a directory,
+//! where a new library's plugins are listed by a process of its own as well.
 //!
 //! ```no_run
 //! # mod my_interface {

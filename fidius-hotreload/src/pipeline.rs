@@ -574,6 +574,55 @@ pub(crate) fn load_version(
     }))
 }
 
+/// The plugins of a copy, listed by a process started for the purpose (nothing of
+/// the library is loaded here).
+#[cfg(all(feature = "isolated", target_os = "linux"))]
+pub(crate) fn list_isolated(
+    source: &Path,
+    copy: &ShadowCopy,
+    isolation: &Isolation,
+) -> Result<Vec<fidius::PluginInfo>, Rejection> {
+    let descriptor = copy.descriptor().map_err(|e| {
+        Rejection::new(
+            source,
+            Stage::Load,
+            format!(
+                "{}: cannot hand its copy to a plugin process: {e}",
+                source.display()
+            ),
+            None,
+        )
+    })?;
+    fidius_isolated::IsolatedPlugin::builder_for(source, "", None)
+        .isolation(isolation.clone())
+        .library_descriptor(descriptor)
+        .list_plugins()
+        .map_err(|e| start_rejection(source, e))
+}
+
+/// The rejection of a build its plugin process refused, at the stage an in-process
+/// load would have failed at: finding the plugin and checking its interface is
+/// validation, the rest is loading.
+#[cfg(all(feature = "isolated", target_os = "linux"))]
+fn start_rejection(source: &Path, error: fidius_isolated::StartError) -> Rejection {
+    use fidius::LoadError;
+    match error {
+        fidius_isolated::StartError::Load(e) => {
+            let stage = match e {
+                LoadError::PluginNotFound { .. }
+                | LoadError::InterfaceName { .. }
+                | LoadError::InterfaceHash { .. }
+                | LoadError::InterfaceVersion { .. }
+                | LoadError::BufferStrategy { .. }
+                | LoadError::MethodMismatch { .. } => Stage::Validate,
+                _ => Stage::Load,
+            };
+            Rejection::new(source, stage, e.to_string(), Some(e))
+        }
+        e => Rejection::new(source, Stage::Load, e.to_string(), None),
+    }
+}
+
 /// Starts an isolated version: a plugin process that loads the copy (through its
 /// descriptor, so it loads exactly these bytes) and validates it there.
 #[cfg(all(feature = "isolated", target_os = "linux"))]
@@ -584,8 +633,7 @@ fn load_isolated(
     copy: &mut ShadowCopy,
     isolation: &Isolation,
 ) -> Result<Backend, Rejection> {
-    use fidius::LoadError;
-    use fidius_isolated::{IsolatedPlugin, StartError};
+    use fidius_isolated::IsolatedPlugin;
     let reject = |stage, reason, error| Rejection::new(source, stage, reason, error);
     let descriptor = copy.descriptor().map_err(|e| {
         reject(
@@ -601,23 +649,7 @@ fn load_isolated(
         .isolation(isolation.clone())
         .library_descriptor(descriptor)
         .build()
-        .map_err(|e| match e {
-            // The stage an in-process load would have failed at: finding the plugin
-            // and checking its interface is validation, the rest is loading.
-            StartError::Load(e) => {
-                let stage = match e {
-                    LoadError::PluginNotFound { .. }
-                    | LoadError::InterfaceName { .. }
-                    | LoadError::InterfaceHash { .. }
-                    | LoadError::InterfaceVersion { .. }
-                    | LoadError::BufferStrategy { .. }
-                    | LoadError::MethodMismatch { .. } => Stage::Validate,
-                    _ => Stage::Load,
-                };
-                reject(stage, e.to_string(), Some(e))
-            }
-            e => reject(Stage::Load, e.to_string(), None),
-        })?;
+        .map_err(|e| start_rejection(source, e))?;
     copy.isolated();
     let handle = plugin.handle();
     Ok(Backend::Isolated { plugin, handle })

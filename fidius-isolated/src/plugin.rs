@@ -254,10 +254,15 @@ impl IsolatedBuilder {
         self
     }
 
-    /// Starts the process, loads the plugin in it and checks it: a refused library
-    /// or plugin gives the same [`LoadError`](fidius::host::LoadError) as an
-    /// in-process load, inside [`StartError::Load`].
-    pub fn build(self) -> Result<IsolatedPlugin, StartError> {
+    /// Lists the library's plugins without loading it in this process: a process
+    /// started for the purpose opens it, reports what it offers, and exits. The
+    /// builder's plugin name and interface are not used.
+    pub fn list_plugins(self) -> Result<Vec<PluginInfo>, StartError> {
+        crate::process::list(&self.launch()?)
+    }
+
+    /// The launch of a process, opening the library unless a descriptor was given.
+    fn launch(self) -> Result<Launch, StartError> {
         let library_fd = match self.library_fd {
             Some(fd) => fd,
             None => Arc::new(
@@ -269,13 +274,20 @@ impl IsolatedBuilder {
                     .into(),
             ),
         };
-        let launch = Launch {
+        Ok(Launch {
             library: self.library,
             library_fd,
             plugin: self.plugin,
             expected: self.expected,
             settings: self.settings,
-        };
+        })
+    }
+
+    /// Starts the process, loads the plugin in it and checks it: a refused library
+    /// or plugin gives the same [`LoadError`](fidius::host::LoadError) as an
+    /// in-process load, inside [`StartError::Load`].
+    pub fn build(self) -> Result<IsolatedPlugin, StartError> {
+        let launch = self.launch()?;
         let owner: Owner = Arc::new(OnceLock::new());
         let first = Process::start(&launch, on_end(owner.clone()))?;
         let inner = Arc::new(Inner {

@@ -147,13 +147,20 @@ impl Drop for Leased {
     }
 }
 
-impl Process {
-    /// Starts a process, loads and checks the plugin in it. The returned process has
-    /// a thread watching for its end, which calls `on_end` once it has.
-    pub fn start(
-        launch: &Launch,
-        on_end: impl FnOnce(&Arc<Process>) + Send + 'static,
-    ) -> Result<Arc<Process>, StartError> {
+/// A process started and told what to load, with its answer in hand.
+struct Started {
+    child: Child,
+    control: OwnedFd,
+    output_threads: Vec<std::thread::JoinHandle<()>>,
+    stderr: Arc<Stderr>,
+    pid: u32,
+    runner: PathBuf,
+}
+
+impl Started {
+    /// Starts a process, sends it the library (and `plugin` to load, or none to list
+    /// them), and reads its answer.
+    fn new(launch: &Launch, plugin: Option<&str>) -> Result<(Started, Ready), StartError> {
         use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
         if std::env::var_os(RUNNER_ENV).is_some() {
             // A plugin process whose runner did not take over would run the host's
@@ -210,54 +217,93 @@ impl Process {
                 }
             }
         }
-        let fail = |child: &mut Child, reason: String| {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            wait_for_output(&output_threads, Duration::from_millis(500));
-            StartError::Runner {
-                runner: runner.clone(),
-                reason: format!(
-                    "{reason}{}{}",
-                    status.map_or(String::new(), |s| format!(" ({})", describe(s))),
-                    stderr_note(&stderr.tail())
-                ),
-            }
+        let mut started = Started {
+            child,
+            control: host_end,
+            output_threads,
+            stderr,
+            pid,
+            runner,
         };
         let start = Start {
             library: launch.library.as_os_str().as_bytes().to_vec(),
-            plugin: launch.plugin.clone(),
+            plugin: plugin.map(str::to_string),
             memory_limit: launch.settings.memory_limit,
         };
-        if let Err(e) = send_with_descriptor(host_end.as_fd(), &start, launch.library_fd.as_fd()) {
-            return Err(fail(
-                &mut child,
-                format!("it did not take the start message ({e})"),
-            ));
+        if let Err(e) =
+            send_with_descriptor(started.control.as_fd(), &start, launch.library_fd.as_fd())
+        {
+            return Err(started.fail(format!("it did not take the start message ({e})")));
         }
         let deadline = Instant::now() + launch.settings.start_timeout;
         let mut reader = FrameReader::default();
-        let info = match read_message::<Ready>(&mut reader, &host_end, Some(deadline)) {
-            Ok(Ready::Loaded(info)) => info,
-            Ok(Ready::Failed(e)) => {
-                let _ = child.wait();
+        match read_message::<Ready>(&mut reader, &started.control, Some(deadline)) {
+            Ok(ready) => Ok((started, ready)),
+            Err(ReadError::Timeout) => Err(started.fail(format!(
+                "it did not report within {:?}",
+                launch.settings.start_timeout
+            ))),
+            Err(e) => Err(started.fail(format!(
+                "it ended or answered wrongly before reporting ({e})"
+            ))),
+        }
+    }
+
+    /// Ends it, and explains why it is not a plugin process.
+    fn fail(&mut self, reason: String) -> StartError {
+        let _ = self.child.kill();
+        let status = self.child.wait().ok();
+        wait_for_output(&self.output_threads, Duration::from_millis(500));
+        StartError::Runner {
+            runner: self.runner.clone(),
+            reason: format!(
+                "{reason}{}{}",
+                status.map_or(String::new(), |s| format!(" ({})", describe(s))),
+                stderr_note(&self.stderr.tail())
+            ),
+        }
+    }
+}
+
+/// What the library offers, read by a process started for the purpose (which then
+/// exits): nothing of it is loaded in this process.
+pub(crate) fn list(launch: &Launch) -> Result<Vec<PluginInfo>, StartError> {
+    let (mut started, ready) = Started::new(launch, None)?;
+    let _ = started.child.kill();
+    let _ = started.child.wait();
+    match ready {
+        Ready::Listed(plugins) => Ok(plugins),
+        Ready::Failed(e) => Err(StartError::Load(e)),
+        Ready::Loaded(_) => Err(started.fail("it loaded a plugin instead of listing them".into())),
+    }
+}
+
+impl Process {
+    /// Starts a process, loads and checks the plugin in it. The returned process has
+    /// a thread watching for its end, which calls `on_end` once it has.
+    pub fn start(
+        launch: &Launch,
+        on_end: impl FnOnce(&Arc<Process>) + Send + 'static,
+    ) -> Result<Arc<Process>, StartError> {
+        let (mut started, ready) = Started::new(launch, Some(&launch.plugin))?;
+        let info = match ready {
+            Ready::Loaded(info) => info,
+            Ready::Listed(_) => {
+                return Err(started.fail("it listed plugins instead of loading one".into()))
+            }
+            Ready::Failed(e) => {
+                let _ = started.child.wait();
                 return Err(StartError::Load(e));
             }
-            Err(ReadError::Timeout) => {
-                return Err(fail(
-                    &mut child,
-                    format!(
-                        "it did not report within {:?}",
-                        launch.settings.start_timeout
-                    ),
-                ))
-            }
-            Err(e) => {
-                return Err(fail(
-                    &mut child,
-                    format!("it ended or answered wrongly before reporting ({e})"),
-                ))
-            }
         };
+        let Started {
+            mut child,
+            control: host_end,
+            output_threads,
+            stderr,
+            pid,
+            ..
+        } = started;
         if let Some(expected) = &launch.expected {
             if let Err(m) = info.check_compatible(expected) {
                 let _ = child.kill();

@@ -57,7 +57,8 @@ pub(crate) struct Start {
     /// The library's path as its user knows it, as bytes (it need not be UTF-8). The
     /// library itself is opened from the descriptor that travels with this message.
     pub library: Vec<u8>,
-    pub plugin: String,
+    /// The plugin to load; `None`: list the library's plugins, then exit.
+    pub plugin: Option<String>,
     /// Address-space limit for the process, in bytes.
     pub memory_limit: Option<u64>,
 }
@@ -66,6 +67,8 @@ pub(crate) struct Start {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Ready {
     Loaded(PluginInfo),
+    /// What the library offers (when no plugin was named).
+    Listed(Vec<PluginInfo>),
     Failed(LoadError),
 }
 

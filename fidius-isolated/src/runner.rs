@@ -15,6 +15,7 @@ use crate::protocol::{
 use fidius::host::{LoadError, PluginHandle, PluginLibrary};
 use fidius::PluginCaller;
 use rustix::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 /// Serves as a plugin process if this process was started as one, and never returns
 /// then; returns at once otherwise.
@@ -96,7 +97,19 @@ fn serve() -> ! {
             exit(3)
         }
     }
-    let handle = match load(&start, &library) {
+    let Some(plugin) = &start.plugin else {
+        let listed = match open(&start, &library) {
+            Ok(opened) => Ready::Listed(opened.plugins().cloned().collect()),
+            Err(e) => Ready::Failed(e),
+        };
+        let _ = send_message(control.as_fd(), &listed);
+        exit(0)
+    };
+    let handle = match open(&start, &library).and_then(|opened| {
+        opened
+            .handle(plugin, None)
+            .map_err(|e| e.with_path(known_path(&start)))
+    }) {
         Ok(handle) => handle,
         Err(e) => {
             let _ = send_message(control.as_fd(), &Ready::Failed(e));
@@ -135,13 +148,19 @@ fn take_control() -> std::io::Result<OwnedFd> {
     Ok(control)
 }
 
-fn load(start: &Start, library: &OwnedFd) -> Result<PluginHandle, LoadError> {
+/// The library's path as the host's user knows it.
+fn known_path(start: &Start) -> std::path::PathBuf {
     use std::os::unix::ffi::OsStrExt;
-    // Loaded through the descriptor the host sent: the very file the host opened,
-    // whatever its path names now. Errors name the path the user knows.
-    let known_as = std::path::Path::new(std::ffi::OsStr::from_bytes(&start.library));
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&start.library))
+}
+
+/// Opens the library from the descriptor the host sent: the very file the host
+/// opened, whatever its path names now. Errors name the path the user knows.
+fn open(start: &Start, library: &OwnedFd) -> Result<Arc<PluginLibrary>, LoadError> {
+    let known_as = known_path(start);
+    let known_as = known_as.as_path();
     let loaded_as = std::path::PathBuf::from(format!("/proc/self/fd/{}", library.as_raw_fd()));
-    let as_known = |e: LoadError| match e {
+    PluginLibrary::open(&loaded_as).map_err(|e| match e {
         LoadError::LibraryLoad { reason, .. } => LoadError::LibraryLoad {
             path: known_as.to_path_buf(),
             reason: reason.replace(
@@ -150,11 +169,7 @@ fn load(start: &Start, library: &OwnedFd) -> Result<PluginHandle, LoadError> {
             ),
         },
         e => e.with_path(known_as),
-    };
-    // The host checks the interface against what it expects, from the info we send.
-    PluginLibrary::open(&loaded_as)
-        .and_then(|library| library.handle(&start.plugin, None))
-        .map_err(as_known)
+    })
 }
 
 /// Serves calls and streams on one lane until the host closes it.

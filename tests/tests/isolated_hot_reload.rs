@@ -146,3 +146,64 @@ fn a_bad_build_is_refused_by_its_process_and_the_good_one_serves_on() {
     let rejection = hot.reload_now().unwrap_err();
     assert_eq!(client.version().unwrap(), 1, "{rejection}");
 }
+
+/// A hot directory, isolated: each library is listed by a process of its own, each
+/// plugin served from one, a reload swaps processes, and nothing of any library is
+/// mapped in the host, junk included.
+#[test]
+fn an_isolated_directory_loads_nothing_in_the_host() {
+    use fidius_hotreload::{DirectoryEvent, HotDirectory};
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let library = plugins.join(fidius_tests::lib_file("hot_a"));
+    fidius_tests::place_build("v1", &library);
+    std::fs::write(
+        plugins.join(fidius_tests::lib_file("junk")),
+        b"not a library",
+    )
+    .unwrap();
+    let dir = HotDirectory::builder::<dyn Versioned>(&plugins)
+        .shadow_dir(tmp.path().join("shadow"))
+        .watch(false)
+        .isolated(Isolation::default())
+        .build()
+        .unwrap();
+    let events = dir.subscribe();
+    let client = VersionedClient::new(dir.get("Hot").expect("Hot is served")).unwrap();
+    assert_eq!(client.version().unwrap(), 1);
+    let (pid, _) = dir.status("Hot").unwrap().process.expect("in a process");
+    fidius_tests::place_build("v2", &library);
+    dir.reload_now(&library).unwrap();
+    assert_eq!(client.version().unwrap(), 2);
+    let seen = recv_until(&events, |e| {
+        matches!(
+            e,
+            DirectoryEvent::Plugin {
+                event: ReloadEvent::Unloaded { .. },
+                ..
+            }
+        )
+    });
+    assert!(
+        matches!(
+            seen.last(),
+            Some(DirectoryEvent::Plugin {
+                event: ReloadEvent::Unloaded {
+                    state: UnloadState::Exited,
+                    ..
+                },
+                ..
+            })
+        ),
+        "{seen:#?}"
+    );
+    assert!(!running(pid));
+    assert_eq!(fidius_tests::mapped_files_in(&plugins), 0);
+    assert!(
+        !fidius_tests::mapped_names()
+            .iter()
+            .any(|n| n.contains("hot_a") || n.contains("junk")),
+        "nothing of the directory is mapped in the host"
+    );
+}
