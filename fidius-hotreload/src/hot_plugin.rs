@@ -135,8 +135,10 @@ impl HotPluginBuilder {
     }
 
     /// Runs each build in a process of its own (fidius-isolated), with `settings`
-    /// (each call's deadline, workers, memory limit...): a crash or an endless call in
-    /// the plugin costs that call, not the host, and the process is restarted. A new
+    /// (each call's deadline, workers, memory limit...): a crash in the plugin costs
+    /// the calls in it, not the host, and the process is restarted; so does an
+    /// endless call, given a deadline (`Isolation::deadline`; there is none by
+    /// default). Needs the feature `isolated`. A new
     /// build starts in a new process and is validated there before the swap; calls in
     /// flight finish in the old process, which then exits, so an old version leaves
     /// nothing behind ([`UnloadState::Exited`](crate::UnloadState::Exited)), even one

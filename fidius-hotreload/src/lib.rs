@@ -135,7 +135,7 @@
 //!
 //! ## Isolated versions
 //!
-//! With `HotPluginBuilder::isolated` (feature `isolated`, on by default; Linux), each
+//! With `HotPluginBuilder::isolated` (feature `isolated`, off by default; Linux), each
 //! version runs in a plugin process of its own (the `fidius-isolated` crate) instead
 //! of in the host:
 //!
@@ -150,7 +150,7 @@
 //!   [`HotStatus::process`] shows its id and restarts.
 //!
 //! Calls then cost a round trip between two processes (about 10 µs) instead of a
-//! function call. [`HotDirectoryBuilder::isolated`] does the same for a directory,
+//! function call. `HotDirectoryBuilder::isolated` does the same for a directory,
 //! where a new library's plugins are listed by a process of its own as well.
 //!
 //! ```no_run
@@ -158,7 +158,7 @@
 //! #     #[fidius::plugin_interface(version = 1)]
 //! #     pub trait MyPlugin: Send + Sync { fn process(&self, input: String) -> String; }
 //! # }
-//! # #[cfg(target_os = "linux")] {
+//! # #[cfg(all(feature = "isolated", target_os = "linux"))] {
 //! use fidius_hotreload::{HotPlugin, Isolation};
 //! use my_interface::{MyPlugin, MyPluginClient};
 //! use std::time::Duration;
@@ -385,7 +385,7 @@ pub use pipeline::{
     DEFAULT_DEBOUNCE, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_PINNED, DEFAULT_MAX_RETAINED,
 };
 pub use shadow::default_shadow_dir;
-pub use status::{DrainingVersion, HotStatus};
+pub use status::{DrainingVersion, HotStatus, VersionProcess};
 pub use unload::{mapped, UnloadState};
 pub use watcher::{WatcherKind, POLL_INTERVAL};
 

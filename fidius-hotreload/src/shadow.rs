@@ -508,7 +508,8 @@ impl ShadowCopy {
                 // While the library may still be in memory, N must keep naming this
                 // file: a new copy loaded under the same path would get the old
                 // library back. So a copy still mapped keeps its descriptor for good.
-                if state != UnloadState::Unmapped {
+                // (A copy loaded only by a plugin process was never in this one.)
+                if self.isolated.is_none() && state != UnloadState::Unmapped {
                     let _ = std::os::fd::IntoRawFd::into_raw_fd(fd);
                 }
             }

@@ -14,8 +14,20 @@ pub struct DrainingVersion {
     pub in_flight: usize,
 }
 
+/// The process an isolated version runs in (see
+/// [`HotPluginBuilder::isolated`](crate::HotPluginBuilder)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VersionProcess {
+    /// The running process's id; `None` while it is being restarted.
+    pub pid: Option<u32>,
+    /// Times it was restarted (after a crash, or a call past its deadline).
+    pub restarts: u64,
+}
+
 /// A snapshot of a hot-reloading plugin.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HotStatus {
     /// The plugin's name.
     pub plugin: String,
@@ -40,9 +52,7 @@ pub struct HotStatus {
     /// Which watcher reports the file's changes: the native one, or polling where
     /// that could not be had. `None` when the file is not watched.
     pub watcher: Option<WatcherKind>,
-    /// The process the current version runs in, when it runs isolated
-    /// ([`HotPluginBuilder::isolated`](crate::HotPluginBuilder)): its id, and how many
-    /// times it was restarted after a crash or a deadline. `None` in-process, and
-    /// while a restart is under way.
-    pub process: Option<(u32, u64)>,
+    /// The process the current version runs in, when it runs isolated; `None` when
+    /// it runs in this process.
+    pub process: Option<VersionProcess>,
 }

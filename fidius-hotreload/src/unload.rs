@@ -9,6 +9,7 @@ use std::path::Path;
 
 /// What happened to a version's library after it was closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnloadState {
     /// The library is no longer mapped: its code and data are gone.
     Unmapped,

@@ -68,14 +68,17 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    /// For an isolated version: its process's id (while one runs) and restarts.
-    pub fn process(&self) -> Option<(u32, u64)> {
+    /// For an isolated version: its process.
+    pub fn process(&self) -> Option<crate::VersionProcess> {
         match self {
             Backend::Local(_) => None,
             #[cfg(all(feature = "isolated", target_os = "linux"))]
             Backend::Isolated { plugin, .. } => {
                 let status = plugin.status();
-                Some((status.pid?, status.restarts))
+                Some(crate::VersionProcess {
+                    pid: status.pid,
+                    restarts: status.restarts,
+                })
             }
         }
     }

@@ -303,9 +303,11 @@ impl IsolatedBuilder {
             stopped: AtomicBool::new(false),
         });
         let _ = owner.set(Arc::downgrade(&inner));
-        // It may have ended before it could be told whom to report to.
+        // It may have ended before it could be told whom to report to: replaced on a
+        // thread of its own, as its watcher would have.
         if first.ended().is_some() {
-            Inner::replace(Arc::downgrade(&inner), &first);
+            let weak = Arc::downgrade(&inner);
+            std::thread::spawn(move || Inner::replace(weak, &first));
         }
         Ok(IsolatedPlugin { inner })
     }
@@ -343,19 +345,29 @@ impl IsolatedPlugin {
     /// Returns whether no process of it is left (`false` only if the wait ran out).
     /// Dropping the plugin and every handle does the same without waiting.
     pub fn stop(&self) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
         self.inner.stopped.store(true, Ordering::SeqCst);
         let process = {
             let _slot = self.inner.slot.lock();
             self.inner.current.swap(None)
         };
         self.inner.changed.notify_all();
-        match process {
+        let mut gone = match process {
             Some(process) => {
                 process.kill("the plugin was stopped");
-                process.wait_ended(Duration::from_secs(5))
+                process.wait_ended(until.saturating_duration_since(Instant::now()))
             }
             None => true,
+        };
+        // A restart under way ends its process itself once it sees the stop.
+        let mut slot = self.inner.slot.lock();
+        while slot.starting {
+            if self.inner.changed.wait_until(&mut slot, until).timed_out() {
+                gone = false;
+                break;
+            }
         }
+        gone
     }
 
     /// A handle to call the plugin through, with the builder's deadline.
@@ -436,6 +448,8 @@ pub(crate) struct Inner {
 
 #[derive(Default)]
 struct Slot {
+    /// A process is being started (by `replace_once`).
+    starting: bool,
     start_failure: Option<String>,
     last_end: Option<(ProcessEnd, SystemTime)>,
     /// Consecutive processes that ended before completing a call.
@@ -550,17 +564,30 @@ impl Inner {
                 std::thread::sleep(pause);
             }
             let inner = weak.upgrade()?;
+            {
+                let mut slot = inner.slot.lock();
+                if inner.stopped.load(Ordering::SeqCst) {
+                    return None;
+                }
+                slot.starting = true;
+            }
+            let started = Process::start(&inner.launch, on_end(inner.owner.clone()));
+            let mut slot = inner.slot.lock();
+            slot.starting = false;
             if inner.stopped.load(Ordering::SeqCst) {
+                drop(slot);
+                if let Ok(process) = started {
+                    process.kill("the plugin was stopped");
+                    process.wait_ended(Duration::from_secs(5));
+                }
+                inner.changed.notify_all();
                 return None;
             }
-            let failure = match Process::start(&inner.launch, on_end(inner.owner.clone())) {
+            drop(slot);
+            let failure = match started {
                 Ok(process) if process.info() == &inner.info => {
                     {
                         let mut slot = inner.slot.lock();
-                        if inner.stopped.load(Ordering::SeqCst) {
-                            process.kill("the plugin was stopped");
-                            return None;
-                        }
                         inner.current.store(Some(process.clone()));
                         slot.start_failure = None;
                     }

@@ -193,6 +193,24 @@ pub fn mapped_copies_of(source: &Path, shadow: &Path) -> usize {
         .count()
 }
 
+/// How many descriptors this process holds open on in-memory copies of `source`
+/// (named as in [`mapped_copies_of`]), mapped or not.
+pub fn open_copies_of(source: &Path) -> usize {
+    let memory = format!(
+        "/memfd:fidius:{}:{:08x}:",
+        source.file_name().unwrap().to_string_lossy(),
+        fidius::fnv1a(source.as_os_str().as_encoded_bytes()) as u32
+    );
+    std::fs::read_dir("/proc/self/fd")
+        .map(|fds| {
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with(&memory))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// The `fidius` command-line tool, built with the fixtures.
 pub fn fidius_tool() -> PathBuf {
     let path = fixture_dir().join(format!("fidius{}", std::env::consts::EXE_SUFFIX));

@@ -89,6 +89,10 @@ fn a_hundred_isolated_reloads_under_four_callers_fail_no_call() {
         0,
         "no build was ever mapped in the host"
     );
+    // The current version's copy, and the descriptor its process restarts from: the
+    // hundred old ones were all let go.
+    let open = fidius_tests::open_copies_of(&dir.file);
+    assert!(open <= 2, "{open} in-memory copies still open");
 }
 
 /// A build that pins itself in memory in-process (a thread-local with a destructor
@@ -101,8 +105,9 @@ fn a_self_pinning_build_leaves_nothing_behind_when_isolated() {
     let events = hot.subscribe();
     let client = VersionedClient::new(hot.handle()).unwrap();
     assert_eq!(client.work(1).unwrap(), 16 + 2);
-    let (pid, restarts) = hot.status().process.expect("it runs in a process");
-    assert_eq!(restarts, 0);
+    let process = hot.status().process.expect("it runs in a process");
+    assert_eq!(process.restarts, 0);
+    let pid = process.pid.unwrap();
     dir.deploy("v3", Deploy::Rename);
     hot.reload_now().unwrap();
     let seen = recv_until(&events, |e| matches!(e, ReloadEvent::Unloaded { .. }));
@@ -117,7 +122,7 @@ fn a_self_pinning_build_leaves_nothing_behind_when_isolated() {
         "{seen:#?}"
     );
     assert!(!running(pid), "its process is gone");
-    assert_ne!(hot.status().process.unwrap().0, pid);
+    assert_ne!(hot.status().process.unwrap().pid, Some(pid));
     assert!(hot.status().pinned.is_empty());
     assert_eq!(dir.mapped_copies(), 0, "mapped in the host");
     assert_eq!(client.version().unwrap(), 3);
@@ -172,7 +177,13 @@ fn an_isolated_directory_loads_nothing_in_the_host() {
     let events = dir.subscribe();
     let client = VersionedClient::new(dir.get("Hot").expect("Hot is served")).unwrap();
     assert_eq!(client.version().unwrap(), 1);
-    let (pid, _) = dir.status("Hot").unwrap().process.expect("in a process");
+    let pid = dir
+        .status("Hot")
+        .unwrap()
+        .process
+        .expect("in a process")
+        .pid
+        .unwrap();
     fidius_tests::place_build("v2", &library);
     dir.reload_now(&library).unwrap();
     assert_eq!(client.version().unwrap(), 2);
