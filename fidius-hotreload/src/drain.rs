@@ -25,6 +25,9 @@ pub(crate) trait Drain: Send + Sync + 'static {
     fn retired(&self, generation: u64, copy: ShadowCopy);
     /// Set while a poll for old versions' calls is scheduled.
     fn polling(&self) -> &AtomicBool;
+    /// Something happened to the process isolated version `generation` runs in.
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    fn process_event(&self, generation: u64, event: fidius_isolated::IsolatedEvent);
 }
 
 /// First and longest wait between two looks at old versions still in calls. A call
@@ -73,6 +76,15 @@ impl Retirement {
     /// done here too, not on a worker: a job would keep the plugin alive, and with it
     /// the current version, after its last handle went. Without a plugin to report to
     /// (it is gone, or was never started), the copy is just let go.
+    /// Reports an event of isolated version `generation`'s process, if the plugin
+    /// is still there.
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    pub fn process_event(&self, generation: u64, event: &fidius_isolated::IsolatedEvent) {
+        if let Some(target) = self.0.get().and_then(Weak::upgrade) {
+            target.process_event(generation, event.clone());
+        }
+    }
+
     pub fn retired(&self, generation: u64, copy: ShadowCopy) {
         match self.0.get().and_then(Weak::upgrade) {
             Some(target) => target.retired(generation, copy),

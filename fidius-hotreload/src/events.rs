@@ -193,6 +193,16 @@ pub enum ReloadEvent {
         /// Its generation.
         generation: u64,
     },
+    /// Something happened to the process an isolated version runs in
+    /// (`HotPluginBuilder::isolated`): it ended (a crash, a call past its deadline),
+    /// was restarted, or failed to restart.
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    Process {
+        /// The version's generation.
+        generation: u64,
+        /// What happened.
+        event: fidius_isolated::IsolatedEvent,
+    },
     /// The plugin file was removed and nothing replaced it. The current version keeps
     /// serving.
     Removed {
@@ -510,6 +520,10 @@ fn trace(plugin: &str, event: &ReloadEvent) {
                 generation,
                 "old version stays loaded: membarrier stopped working while calls could use it"
             )
+        }
+        #[cfg(all(feature = "isolated", target_os = "linux"))]
+        ReloadEvent::Process { generation, event } => {
+            tracing::info!(plugin, generation, event = ?event, "isolated version's process")
         }
         ReloadEvent::Removed { path } => {
             tracing::warn!(plugin, path = %path.display(), "plugin file removed; current version keeps serving")

@@ -487,6 +487,11 @@ impl Drain for Shared {
     fn polling(&self) -> &AtomicBool {
         &self.polling
     }
+
+    #[cfg(all(feature = "isolated", target_os = "linux"))]
+    fn process_event(&self, generation: u64, event: fidius_isolated::IsolatedEvent) {
+        self.emit(ReloadEvent::Process { generation, event });
+    }
 }
 
 /// Copies the watched file for version `generation`, unless `cancel` is set first.
@@ -532,6 +537,11 @@ pub(crate) fn load_version(
         #[cfg(all(feature = "isolated", target_os = "linux"))]
         {
             let handle = load_isolated(source, plugin, expected, &mut copy, isolation)?;
+            if let Backend::Isolated { plugin, .. } = &handle {
+                // Its process's crashes and restarts become this plugin's events.
+                let retirement = retirement.clone();
+                plugin.on_event(move |e| retirement.process_event(generation, e));
+            }
             return Ok(Some(Version {
                 generation,
                 handle: ManuallyDrop::new(handle),

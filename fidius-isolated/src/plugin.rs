@@ -298,6 +298,7 @@ impl IsolatedBuilder {
             slot: Mutex::new(Slot::default()),
             changed: Condvar::new(),
             subscribers: Mutex::new(Vec::new()),
+            callbacks: Mutex::new(Vec::new()),
             restarts: AtomicU64::new(0),
             owner: owner.clone(),
             stopped: AtomicBool::new(false),
@@ -398,6 +399,12 @@ impl IsolatedPlugin {
         }
     }
 
+    /// Calls `f` for every event from now on, on the thread that noticed it (no lock
+    /// of the plugin's is held then).
+    pub fn on_event(&self, f: impl Fn(&IsolatedEvent) + Send + Sync + 'static) {
+        self.inner.callbacks.lock().push(Arc::new(f));
+    }
+
     /// Events from now on: processes starting and ending. Also traced.
     pub fn subscribe(&self) -> Receiver<IsolatedEvent> {
         let (tx, rx) = channel();
@@ -414,6 +421,8 @@ impl std::fmt::Debug for IsolatedPlugin {
             .finish_non_exhaustive()
     }
 }
+
+type Callback = Arc<dyn Fn(&IsolatedEvent) + Send + Sync>;
 
 /// Where a process's watcher finds the plugin to report its end to: set once the
 /// plugin exists (the first process starts before it does).
@@ -440,6 +449,7 @@ pub(crate) struct Inner {
     slot: Mutex<Slot>,
     changed: Condvar,
     subscribers: Mutex<Vec<Sender<IsolatedEvent>>>,
+    callbacks: Mutex<Vec<Callback>>,
     restarts: AtomicU64,
     owner: Owner,
     /// [`IsolatedPlugin::stop`] was called: no process starts any more.
@@ -515,6 +525,10 @@ impl Inner {
         self.subscribers
             .lock()
             .retain(|s| s.send(event.clone()).is_ok());
+        let callbacks = self.callbacks.lock().clone();
+        for callback in callbacks {
+            callback(&event);
+        }
     }
 
     /// Replaces `ended` with a new process, if it is still the current one (its

@@ -218,3 +218,47 @@ fn an_isolated_directory_loads_nothing_in_the_host() {
         "nothing of the directory is mapped in the host"
     );
 }
+
+/// The process of an isolated version that dies (here: killed from outside) is
+/// restarted on the same build, and the hot plugin reports both as events and in its
+/// status.
+#[test]
+fn an_isolated_version_whose_process_dies_is_restarted_and_reported() {
+    use fidius_isolated::{IsolatedEvent, ProcessEnd};
+    let dir = HotDir::new("v1");
+    let hot = isolated(&dir);
+    let events = hot.subscribe();
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    assert_eq!(client.version().unwrap(), 1);
+    let pid = hot.status().process.unwrap().pid.unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let seen = recv_until(&events, |e| {
+        matches!(
+            e,
+            ReloadEvent::Process {
+                event: IsolatedEvent::Started { .. },
+                ..
+            }
+        )
+    });
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            ReloadEvent::Process {
+                generation: 1,
+                event: IsolatedEvent::Ended {
+                    end: ProcessEnd::Crashed { .. },
+                    ..
+                }
+            }
+        )),
+        "{seen:#?}"
+    );
+    assert_eq!(client.version().unwrap(), 1, "the same build serves again");
+    let process = hot.status().process.unwrap();
+    assert_eq!(process.restarts, 1);
+    assert_ne!(process.pid, Some(pid));
+}
