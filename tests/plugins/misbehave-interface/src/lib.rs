@@ -10,7 +10,8 @@ pub trait Misbehave: Send + Sync {
     fn divide(&self, a: i64, b: i64) -> Result<i64, PluginError>;
     /// Ends the process as `how` says: `"segfault"`, `"abort"` (after a line on
     /// standard error), `"exit"` (status 7), `"fork-then-segfault"` (leaving a forked
-    /// copy of itself behind, asleep); panics for `"panic"`; otherwise returns `how`.
+    /// copy of itself behind, asleep); panics for `"panic"`; writes a line to standard
+    /// output and one to standard error for `"print"`; otherwise returns `how`.
     fn crash(&self, how: String) -> String;
     /// Never returns.
     fn spin(&self) -> u32;

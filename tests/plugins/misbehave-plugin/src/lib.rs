@@ -44,6 +44,11 @@ impl Misbehave for Misbehaving {
                 self.crash("segfault".into())
             }
             "panic" => panic!("misbehave: panicking on request"),
+            "print" => {
+                println!("misbehave: to standard output");
+                eprintln!("misbehave: to standard error");
+                how
+            }
             _ => how,
         }
     }
