@@ -592,22 +592,28 @@ pub(crate) fn list_isolated(
     copy: &ShadowCopy,
     isolation: &Isolation,
 ) -> Result<Vec<fidius::PluginInfo>, Rejection> {
-    let descriptor = copy.descriptor().map_err(|e| {
-        Rejection::new(
-            source,
-            Stage::Load,
-            format!(
-                "{}: cannot hand its copy to a plugin process: {e}",
-                source.display()
-            ),
-            None,
-        )
-    })?;
+    let descriptor = descriptor_of(source, copy)?;
     fidius_isolated::IsolatedPlugin::builder_for(source, "", None)
         .isolation(isolation.clone())
         .library_descriptor(descriptor)
         .list_plugins()
         .map_err(|e| start_rejection(source, e))
+}
+
+/// A descriptor of `copy` for a plugin process to load it through.
+#[cfg(all(feature = "isolated", target_os = "linux"))]
+fn descriptor_of(source: &Path, copy: &ShadowCopy) -> Result<Arc<rustix::fd::OwnedFd>, Rejection> {
+    copy.descriptor().map_err(|e| {
+        Rejection::new(
+            source,
+            Stage::Load,
+            format!(
+                "cannot hand the copy of {} to a plugin process: {e}",
+                source.display()
+            ),
+            None,
+        )
+    })
 }
 
 /// The rejection of a build its plugin process refused, at the stage an in-process
@@ -644,17 +650,7 @@ fn load_isolated(
     isolation: &Isolation,
 ) -> Result<Backend, Rejection> {
     use fidius_isolated::IsolatedPlugin;
-    let reject = |stage, reason, error| Rejection::new(source, stage, reason, error);
-    let descriptor = copy.descriptor().map_err(|e| {
-        reject(
-            Stage::Load,
-            format!(
-                "{}: cannot hand its copy to a plugin process: {e}",
-                source.display()
-            ),
-            None,
-        )
-    })?;
+    let descriptor = descriptor_of(source, copy)?;
     let plugin = IsolatedPlugin::builder_for(source, plugin, Some(*expected))
         .isolation(isolation.clone())
         .library_descriptor(descriptor)

@@ -236,6 +236,33 @@ fn display_paths(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// `$found` with `$path` bound to the file of a [`LoadError`] that names one, else
+/// `$none` (only a plugin-not-found error names none).
+macro_rules! file_of {
+    ($error:expr, $path:ident => $found:expr, $none:expr) => {
+        match $error {
+            LoadError::PluginNotFound { .. } => $none,
+            LoadError::Io { path: $path, .. }
+            | LoadError::NotALibrary { path: $path, .. }
+            | LoadError::WrongArchitecture { path: $path, .. }
+            | LoadError::LibraryLoad { path: $path, .. }
+            | LoadError::MissingRegistry { path: $path }
+            | LoadError::NullRegistry { path: $path }
+            | LoadError::BadMagic { path: $path, .. }
+            | LoadError::RegistryVersion { path: $path, .. }
+            | LoadError::AbiVersion { path: $path, .. }
+            | LoadError::DescriptorTooSmall { path: $path, .. }
+            | LoadError::InvalidDescriptor { path: $path, .. }
+            | LoadError::DuplicatePlugin { path: $path, .. }
+            | LoadError::InterfaceName { path: $path, .. }
+            | LoadError::InterfaceHash { path: $path, .. }
+            | LoadError::InterfaceVersion { path: $path, .. }
+            | LoadError::BufferStrategy { path: $path, .. }
+            | LoadError::MethodMismatch { path: $path, .. } => $found,
+        }
+    };
+}
+
 impl LoadError {
     /// Turns an interface check failure into the matching variant.
     pub fn from_mismatch(path: PathBuf, plugin: String, mismatch: InterfaceMismatch) -> Self {
@@ -280,68 +307,18 @@ impl LoadError {
 
     /// The file this error is about, when there is one.
     pub fn path(&self) -> Option<&std::path::Path> {
-        self.path_slot().map(|p| p.as_path())
+        file_of!(self, path => Some(path.as_path()), None)
     }
 
     /// The same error about `path` instead: for a library loaded through another
     /// name (a descriptor's `/proc/self/fd/N`, say) than the one its user knows.
     /// A plugin-not-found error lists the paths searched, which are all replaced.
     pub fn with_path(mut self, path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
+        let new = path.into();
         match &mut self {
-            Self::PluginNotFound { searched, .. } => *searched = vec![path],
-            _ => {
-                if let Some(slot) = self.path_slot_mut() {
-                    *slot = path;
-                }
-            }
+            Self::PluginNotFound { searched, .. } => *searched = vec![new],
+            other => file_of!(other, path => *path = new, ()),
         }
         self
-    }
-
-    fn path_slot_mut(&mut self) -> Option<&mut PathBuf> {
-        match self {
-            Self::PluginNotFound { .. } => None,
-            Self::Io { path, .. }
-            | Self::NotALibrary { path, .. }
-            | Self::WrongArchitecture { path, .. }
-            | Self::LibraryLoad { path, .. }
-            | Self::MissingRegistry { path }
-            | Self::NullRegistry { path }
-            | Self::BadMagic { path, .. }
-            | Self::RegistryVersion { path, .. }
-            | Self::AbiVersion { path, .. }
-            | Self::DescriptorTooSmall { path, .. }
-            | Self::InvalidDescriptor { path, .. }
-            | Self::DuplicatePlugin { path, .. }
-            | Self::InterfaceName { path, .. }
-            | Self::InterfaceHash { path, .. }
-            | Self::InterfaceVersion { path, .. }
-            | Self::BufferStrategy { path, .. }
-            | Self::MethodMismatch { path, .. } => Some(path),
-        }
-    }
-
-    fn path_slot(&self) -> Option<&PathBuf> {
-        match self {
-            Self::PluginNotFound { .. } => None,
-            Self::Io { path, .. }
-            | Self::NotALibrary { path, .. }
-            | Self::WrongArchitecture { path, .. }
-            | Self::LibraryLoad { path, .. }
-            | Self::MissingRegistry { path }
-            | Self::NullRegistry { path }
-            | Self::BadMagic { path, .. }
-            | Self::RegistryVersion { path, .. }
-            | Self::AbiVersion { path, .. }
-            | Self::DescriptorTooSmall { path, .. }
-            | Self::InvalidDescriptor { path, .. }
-            | Self::DuplicatePlugin { path, .. }
-            | Self::InterfaceName { path, .. }
-            | Self::InterfaceHash { path, .. }
-            | Self::InterfaceVersion { path, .. }
-            | Self::BufferStrategy { path, .. }
-            | Self::MethodMismatch { path, .. } => Some(path),
-        }
     }
 }
