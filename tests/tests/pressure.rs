@@ -21,13 +21,16 @@ fn rejected_for<'a>(
     })
 }
 
-/// Drops `host`, asserting it takes under 100 ms (whatever it was doing).
+/// Drops `host`, asserting it does not wait for the work under way: under a second,
+/// where the copies these tests start take several (a bound loose enough for a
+/// loaded machine; it failed once at 100 ms with 102 ms while other tests started
+/// plugin processes).
 fn drops_quickly(host: impl Sized) {
     let dropping = Instant::now();
     drop(host);
     let dropped = dropping.elapsed();
     assert!(
-        dropped < Duration::from_millis(100),
+        dropped < Duration::from_secs(1),
         "dropping took {dropped:?}"
     );
 }
