@@ -32,6 +32,7 @@ const HOT_BUILDS: &[(&str, &str)] = &[
     ("other-interface", "hot_other"),
     ("pin", "hot_pin"),
     ("newer-interface", "hot_newer"),
+    ("panics", "hot_panics"),
 ];
 
 fn main() {

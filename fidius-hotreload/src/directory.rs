@@ -226,6 +226,24 @@ impl HotDirectoryBuilder {
         self
     }
 
+    /// Puts each plugin's new versions on probation; see
+    /// [`HotPluginBuilder::probation`](crate::HotPluginBuilder::probation).
+    pub fn probation(mut self, probation: crate::Probation) -> Self {
+        self.config.plugin.probation = Some(probation);
+        self
+    }
+
+    /// Checks each plugin's new versions before they serve; see
+    /// [`HotPluginBuilder::pre_swap_check`](crate::HotPluginBuilder::pre_swap_check).
+    pub fn pre_swap_check(
+        mut self,
+        check: impl Fn(&crate::VersionHandle) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.plugin.pre_swap_check =
+            Some(crate::probation::Check(std::sync::Arc::new(check)));
+        self
+    }
+
     /// Runs each build of each plugin in a process of its own; see
     /// [`HotPluginBuilder::isolated`](crate::HotPluginBuilder::isolated). A new
     /// library's plugins are listed by a process too: nothing of any library in the

@@ -35,6 +35,13 @@ pub enum Stage {
     /// [`HotPluginBuilder::max_retained`](crate::HotPluginBuilder::max_retained)), or
     /// pinned in memory under [`PinnedPolicy::Refuse`].
     Retention,
+    /// The host's pre-swap check refused the new version
+    /// ([`HotPluginBuilder::pre_swap_check`](crate::HotPluginBuilder::pre_swap_check)):
+    /// it never served a call.
+    Check,
+    /// This build failed its probation before and was rolled back; it is not loaded
+    /// again until the file changes.
+    Quarantine,
 }
 
 impl std::fmt::Display for Stage {
@@ -44,6 +51,8 @@ impl std::fmt::Display for Stage {
             Stage::Copy => "copy",
             Stage::Security => "security",
             Stage::Load => "load",
+            Stage::Check => "pre-swap check",
+            Stage::Quarantine => "quarantine",
             Stage::Validate => "validate",
             Stage::Retention => "retention",
         })
@@ -202,6 +211,27 @@ pub enum ReloadEvent {
         generation: u64,
         /// What happened.
         event: fidius_isolated::IsolatedEvent,
+    },
+    /// A version passed its probation; the one it replaced now drains.
+    ProbationPassed {
+        /// The version that passed.
+        generation: u64,
+    },
+    /// A version failed its probation (or a rollback was asked for): the version it
+    /// replaced serves again, and its build is quarantined until the file changes.
+    RolledBack {
+        /// The version that failed.
+        from: u64,
+        /// The version serving again.
+        to: u64,
+        /// Why.
+        reason: String,
+        /// Calls it served while on probation.
+        calls: u64,
+        /// Those that failed in a way that counts.
+        failures: u32,
+        /// How long after its swap.
+        after: std::time::Duration,
     },
     /// The plugin file was removed and nothing replaced it. The current version keeps
     /// serving.
@@ -524,6 +554,19 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         #[cfg(all(feature = "isolated", target_os = "linux"))]
         ReloadEvent::Process { generation, event } => {
             tracing::info!(plugin, generation, event = ?event, "isolated version's process")
+        }
+        ReloadEvent::ProbationPassed { generation } => {
+            tracing::info!(plugin, generation, "version passed its probation")
+        }
+        ReloadEvent::RolledBack {
+            from,
+            to,
+            reason,
+            calls,
+            failures,
+            after,
+        } => {
+            tracing::error!(plugin, from, to, reason, calls, failures, after = ?after, "rolled back")
         }
         ReloadEvent::Removed { path } => {
             tracing::warn!(plugin, path = %path.display(), "plugin file removed; current version keeps serving")

@@ -1,6 +1,7 @@
 //! [`HotHandle`]: calls always go to the version current when they start.
 
 use crate::pipeline::Shared;
+use crate::version::Version;
 use fidius::descriptor::{CallOutput, ErasedFn};
 use fidius::{CallError, InterfaceInfo, InterfaceMismatch, PluginCaller, PluginInfo, RawStream};
 use std::sync::Arc;
@@ -50,9 +51,14 @@ impl PluginCaller for HotHandle {
         input: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        self.shared
-            .current
-            .with(|v| v.handle.call_with(index, input, decode))
+        self.shared.current.with(|v| {
+            let result = v.handle.call_with(index, input, decode);
+            // A version on probation has its calls counted (one relaxed load else).
+            if v.trial.active() {
+                self.shared.judge(v, result.as_ref().err());
+            }
+            result
+        })
     }
 
     #[inline]
@@ -61,16 +67,28 @@ impl PluginCaller for HotHandle {
         index: usize,
         call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
     ) -> Option<Result<(), CallError>> {
-        self.shared
-            .current
-            .with(|v| v.handle.call_direct(index, call))
+        self.shared.current.with(|v| {
+            let result = v.handle.call_direct(index, call);
+            if v.trial.active() {
+                if let Some(result) = &result {
+                    self.shared.judge(v, result.as_ref().err());
+                }
+            }
+            result
+        })
     }
 
     #[inline]
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        self.shared
-            .current
-            .with(|v| v.handle.call_bytes(index, input))
+        self.shared.current.with(|v| {
+            let result = v.handle.call_bytes(index, input);
+            if v.trial.active() {
+                if let Some(result) = &result {
+                    self.shared.judge(v, result.as_ref().err());
+                }
+            }
+            result
+        })
     }
 
     fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
@@ -93,5 +111,76 @@ impl PluginCaller for HotHandle {
         self.shared
             .current
             .with(|v| v.handle.check_interface(expected))
+    }
+}
+
+/// One version of a hot plugin, to run a check against before it serves or while it
+/// is on probation ([`VersionCheck`](crate::VersionCheck)). A [`PluginCaller`], so
+/// the interface's typed client works over it:
+/// `MyPluginClient::new(version.clone())?.process(...)`. It keeps the version loaded
+/// while it lives.
+#[derive(Clone)]
+pub struct VersionHandle {
+    version: Arc<Version>,
+}
+
+impl std::fmt::Debug for VersionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionHandle")
+            .field("generation", &self.version.generation)
+            .finish()
+    }
+}
+
+impl VersionHandle {
+    pub(crate) fn new(version: Arc<Version>) -> Self {
+        Self { version }
+    }
+
+    /// Its generation.
+    pub fn generation(&self) -> u64 {
+        self.version.generation
+    }
+
+    /// What it offers.
+    pub fn info(&self) -> &PluginInfo {
+        self.version.handle.info()
+    }
+}
+
+impl PluginCaller for VersionHandle {
+    fn call_with<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        self.version.handle.call_with(index, input, decode)
+    }
+
+    fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        self.version.handle.call_direct(index, call)
+    }
+
+    fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
+        self.version.handle.call_bytes(index, input)
+    }
+
+    fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
+        let mut stream = self.version.handle.call_stream(index, input)?;
+        stream.keep_alive(Box::new(self.version.clone()));
+        Ok(stream)
+    }
+
+    fn has_method(&self, index: usize) -> bool {
+        self.version.handle.has_method(index)
+    }
+
+    fn check_interface(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        self.version.handle.check_interface(expected)
     }
 }

@@ -150,6 +150,28 @@ impl HotPluginBuilder {
         self
     }
 
+    /// Puts each new version on probation: for a while (by time, or by calls) the
+    /// version it replaced stays loaded, and if its calls fail (panics, crashes...;
+    /// see [`Probation`](crate::Probation)) or its health check does, the previous
+    /// version is swapped back ([`ReloadEvent::RolledBack`]) and the failed build is
+    /// quarantined until the file changes. Off by default.
+    pub fn probation(mut self, probation: crate::Probation) -> Self {
+        self.config.probation = Some(probation);
+        self
+    }
+
+    /// A check run against each new version after it loaded and validated, before
+    /// it serves any call (a canary call, say). An `Err` rejects the build at
+    /// [`Stage::Check`](crate::Stage::Check); the current version keeps serving.
+    /// A panic in the check counts as an `Err`.
+    pub fn pre_swap_check(
+        mut self,
+        check: impl Fn(&crate::VersionHandle) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.pre_swap_check = Some(crate::probation::Check(Arc::new(check)));
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB). A larger file is refused
     /// at the [`Stage::Copy`] stage from its size alone, without reading it.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
@@ -373,6 +395,14 @@ impl HotPlugin {
     /// to the version current when it starts.
     pub fn handle(&self) -> HotHandle {
         HotHandle::new(self.shared.clone())
+    }
+
+    /// Swaps the version the current one replaced back in, while it is still kept
+    /// (the current version is on probation), and quarantines the current build
+    /// like a failed probation. Returns `(from, to)` generations, or `None` when no
+    /// previous version is kept. Waits for holds and a reload under way.
+    pub fn rollback(&self) -> Option<(u64, u64)> {
+        self.shared.roll_back("a rollback was asked for")
     }
 
     /// Reloads now, whatever the watcher saw, on the calling thread. Waits for any

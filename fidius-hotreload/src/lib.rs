@@ -133,6 +133,25 @@
 //! panic message from a plugin uses its own thread-locals too, so a plugin that panicked
 //! on a host thread may end up pinned.
 //!
+//! ## Probation, rollback and pre-swap checks
+//!
+//! A build that loads and validates can still fail on real traffic. With
+//! [`HotPluginBuilder::probation`], each new version is on probation for a window
+//! (time, or a number of calls): the version it replaced stays loaded beside it
+//! instead of draining. Its calls are counted (only while on probation: one relaxed
+//! load per call otherwise), and when failures cross the threshold (panics, its
+//! process crashing or killed for a deadline, unreadable answers; the plugin's own
+//! errors only if asked), or a health check at the end of the window fails, the
+//! previous version is swapped back in ([`ReloadEvent::RolledBack`], with the reason
+//! and counts) and the failed build is quarantined by content: refused at
+//! [`Stage::Quarantine`] until the file holds another build. Passing, the previous
+//! version drains as after any swap ([`ReloadEvent::ProbationPassed`]).
+//! [`HotPlugin::rollback`] does the same on request while the previous version is
+//! kept. [`HotPluginBuilder::pre_swap_check`] runs a check (a canary call, through a
+//! [`VersionHandle`]) against a new version before it serves; a failure rejects the
+//! build at [`Stage::Check`]. A rollback waits for holds like a reload, but not for a
+//! hot directory's hold.
+//!
 //! ## Isolated versions
 //!
 //! With `HotPluginBuilder::isolated` (feature `isolated`, off by default; Linux), each
@@ -358,6 +377,7 @@ mod hold;
 mod pipeline;
 mod poll;
 mod pool;
+mod probation;
 mod shadow;
 mod unload;
 mod version;
@@ -378,11 +398,15 @@ pub use events::{PinnedPolicy, Rejection, ReloadEvent, ReloadOutcome, Stage, Ver
 /// Settings of isolated versions ([`HotPluginBuilder::isolated`]).
 #[cfg(all(feature = "isolated", target_os = "linux"))]
 pub use fidius_isolated::Isolation;
-pub use handle::HotHandle;
+pub use handle::{HotHandle, VersionHandle};
 pub use hold::ReloadHold;
 pub use hot_plugin::{HotPlugin, HotPluginBuilder};
 pub use pipeline::{
     DEFAULT_DEBOUNCE, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_PINNED, DEFAULT_MAX_RETAINED,
+};
+pub use probation::{
+    Probation, ProbationStatus, Quarantined, VersionCheck, DEFAULT_MAX_FAILURES,
+    DEFAULT_PROBATION_WINDOW,
 };
 pub use shadow::default_shadow_dir;
 pub use status::{DrainingVersion, HotStatus, VersionProcess};

@@ -11,7 +11,8 @@ use crate::debounce::{Ran, BACKOFF};
 use crate::drain::{self, Drain, Retirement};
 use crate::events::{PinnedPolicy, PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
 use crate::hazard::HazardCell;
-use crate::hold::HoldGate;
+use crate::hold::{Entered, HoldGate};
+use crate::probation::{Check, OnProbation, Probation, Quarantined, Trial};
 use crate::shadow::{self, ShadowCopy};
 use crate::status::{DrainingVersion, HotStatus};
 use crate::unload::UnloadState;
@@ -19,7 +20,7 @@ use crate::version::{Backend, Version};
 use crate::watcher::WatcherKind;
 use fidius::host::PluginLibrary;
 use fidius::{InterfaceInfo, PluginHandle};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -50,6 +51,10 @@ pub(crate) struct Config {
     pub pinned_policy: PinnedPolicy,
     /// Each build runs in a process of its own, with these settings.
     pub isolation: Option<Isolation>,
+    /// New versions are put on probation.
+    pub probation: Option<Probation>,
+    /// Run against a new version before it serves.
+    pub pre_swap_check: Option<Check>,
 }
 
 /// Settings of isolated versions (`HotPluginBuilder::isolated`).
@@ -72,15 +77,26 @@ impl Default for Config {
             max_pinned: DEFAULT_MAX_PINNED,
             pinned_policy: PinnedPolicy::default(),
             isolation: None,
+            probation: None,
+            pre_swap_check: None,
         }
     }
 }
 
 /// An old version still in use.
 #[derive(Clone)]
-struct Draining {
+pub(crate) struct Draining {
     generation: u64,
     version: Weak<Version>,
+}
+
+impl Draining {
+    pub fn of(version: &Arc<Version>) -> Self {
+        Self {
+            generation: version.generation,
+            version: Arc::downgrade(version),
+        }
+    }
 }
 
 /// State shared by a hot plugin, its handles and the jobs that reload it.
@@ -106,6 +122,10 @@ pub(crate) struct Shared {
     polling: AtomicBool,
     /// Which watcher watches the file, if any.
     pub watcher: Mutex<Option<WatcherKind>>,
+    /// The probation under way, if any (`probation.rs`).
+    pub probation: Mutex<Option<OnProbation>>,
+    /// Builds that failed their probation.
+    pub quarantine: Mutex<Vec<Quarantined>>,
 }
 
 /// A version that was just loaded, and what to build a hot plugin from it.
@@ -129,6 +149,8 @@ impl Shared {
             config: start.config,
             events: start.events,
             draining: Mutex::new(Vec::new()),
+            probation: Mutex::new(None),
+            quarantine: Mutex::new(Vec::new()),
             pinned: Mutex::new(Vec::new()),
             next_generation: AtomicU64::new(2),
             reloads: AtomicU64::new(0),
@@ -268,12 +290,39 @@ impl Shared {
     /// After a pipeline run, with its locks released: delivers the events it queued,
     /// then lets the old version (if it swapped one out) go, so that its `Unloaded`
     /// comes after the `Swapped`.
-    fn finish(self: &Arc<Self>, old: Option<Arc<Version>>) {
+    pub(crate) fn finish(self: &Arc<Self>, old: Vec<Arc<Version>>) {
         self.events.flush();
-        if let Some(old) = old {
+        if !old.is_empty() {
             drop(old);
             drain::reclaim_now_and_later(self);
         }
+    }
+
+    /// A swap's locks, if they can be had at once: the plugin's hold gate and its
+    /// reload lock.
+    pub(crate) fn try_swap_locks(&self) -> Option<(Entered<'_>, MutexGuard<'_, ()>)> {
+        let hold = self.hold.try_enter()?;
+        let serial = self.reload_lock.try_lock()?;
+        Some((hold, serial))
+    }
+
+    pub(crate) fn push_draining(&self, draining: Draining) {
+        self.draining.lock().push(draining);
+    }
+
+    /// Rolls back to the version the current one replaced, while it is still kept
+    /// (its probation is under way). Waits for holds and a reload under way.
+    pub fn roll_back(self: &Arc<Self>, reason: &str) -> Option<(u64, u64)> {
+        let (rolled, old) = {
+            let _own = self.hold.enter();
+            let _serial = self.reload_lock.lock();
+            let from = self.current.with(|v| v.generation);
+            let old = self.roll_back_locked(reason);
+            let to = self.current.with(|v| v.generation);
+            (old.as_ref().map(|_| (from, to)), old)
+        };
+        self.finish(old.into_iter().collect());
+        rolled
     }
 
     /// Counts a rejection and queues its event (under the reload locks, so that it
@@ -286,19 +335,22 @@ impl Shared {
     /// Copy, load, validate, swap. Runs with the reload locks held, so it only queues
     /// its events, for the caller to deliver once they are released. Returns the old
     /// version after a swap, for the caller to let go of after that.
-    fn pipeline(&self) -> (Result<ReloadOutcome, Rejection>, Option<Arc<Version>>) {
+    fn pipeline(self: &Arc<Self>) -> (Result<ReloadOutcome, Rejection>, Vec<Arc<Version>>) {
         let span = tracing::info_span!("fidius_reload", plugin = %self.plugin);
         let _span = span.enter();
-        let mut old = None;
+        let mut old = Vec::new();
         let result = self.pipeline_into(&mut old);
         (result, old)
     }
 
-    fn queue(&self, event: ReloadEvent) {
+    pub(crate) fn queue(&self, event: ReloadEvent) {
         self.events.enqueue(&self.plugin, event);
     }
 
-    fn pipeline_into(&self, old: &mut Option<Arc<Version>>) -> Result<ReloadOutcome, Rejection> {
+    fn pipeline_into(
+        self: &Arc<Self>,
+        old: &mut Vec<Arc<Version>>,
+    ) -> Result<ReloadOutcome, Rejection> {
         let current = self.current.load_full();
         self.prune_draining();
         let draining = self.draining.lock().len();
@@ -331,6 +383,17 @@ impl Shared {
         // version is actually swapped in: generations count versions, not attempts.
         let generation = self.next_generation.load(Ordering::SeqCst);
         let copy = make_copy(&self.source, &self.config, generation, &self.stopped)?;
+        if let Some(q) = self.quarantined(copy.content_hash) {
+            return Err(Rejection::new(
+                &self.source,
+                Stage::Quarantine,
+                format!(
+                    "this build failed its probation as generation {} and was rolled back ({}); it is not loaded again until the file changes",
+                    q.generation, q.reason
+                ),
+                None,
+            ));
+        }
         let retirement = current.retirement.clone();
         let loaded = load_version(
             &self.source,
@@ -352,9 +415,25 @@ impl Shared {
         };
         let to = new.info();
         self.queue(ReloadEvent::Loaded(to.clone()));
+        let new = Arc::new(new);
+        if let Some(check) = &self.config.pre_swap_check {
+            if let Err(why) = crate::probation::run_check(&check.0, &new) {
+                // Let go of after the locks, like any version.
+                old.push(new);
+                return Err(Rejection::new(
+                    &self.source,
+                    Stage::Check,
+                    format!("the pre-swap check failed: {why}"),
+                    None,
+                ));
+            }
+        }
         self.next_generation.store(generation + 1, Ordering::SeqCst);
+        // A probation under way ends, passed: its previous version drains.
+        old.extend(self.pass_probation());
         // Reloads are serialized, so `current` is what the swap replaces.
-        self.current.swap(Arc::new(new));
+        self.begin_probation(&new, current.clone());
+        self.current.swap(new);
         self.reloads.fetch_add(1, Ordering::Relaxed);
         let from = current.info();
         let outcome = ReloadOutcome::Swapped {
@@ -363,14 +442,15 @@ impl Shared {
         };
         self.queue(ReloadEvent::Swapped { from, to });
         let generation = current.generation;
-        self.draining.lock().push(Draining {
-            generation,
-            version: Arc::downgrade(&current),
-        });
+        // On probation, the version replaced is kept to roll back to; it drains once
+        // the probation is over.
+        if self.probation.lock().is_none() {
+            self.push_draining(Draining::of(&current));
+        }
         // The caller gives the old version up once these events are out (so that its
         // `Unloaded` comes after them), at once unless a call is still in it.
         let in_flight = self.in_flight(&current);
-        *old = Some(current);
+        old.push(current);
         if in_flight > 0 {
             self.queue(ReloadEvent::Draining {
                 generation,
@@ -442,6 +522,8 @@ impl Shared {
             watching: watcher.is_some(),
             watcher,
             process,
+            probation: self.probation_status(),
+            quarantined: self.quarantine.lock().clone(),
         }
     }
 }
@@ -548,6 +630,7 @@ pub(crate) fn load_version(
                 copy: ManuallyDrop::new(copy),
                 loaded_at: SystemTime::now(),
                 retirement,
+                trial: Trial::default(),
             }));
         }
         #[cfg(not(all(feature = "isolated", target_os = "linux")))]
@@ -581,6 +664,7 @@ pub(crate) fn load_version(
         copy: ManuallyDrop::new(copy),
         loaded_at: SystemTime::now(),
         retirement,
+        trial: Trial::default(),
     }))
 }
 

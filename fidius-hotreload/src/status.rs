@@ -55,4 +55,8 @@ pub struct HotStatus {
     /// The process the current version runs in, when it runs isolated; `None` when
     /// it runs in this process.
     pub process: Option<VersionProcess>,
+    /// The probation under way, if any.
+    pub probation: Option<crate::ProbationStatus>,
+    /// Builds that failed their probation, not loaded again while the file holds them.
+    pub quarantined: Vec<crate::Quarantined>,
 }

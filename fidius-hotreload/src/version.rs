@@ -3,6 +3,7 @@
 
 use crate::drain::Retirement;
 use crate::events::VersionInfo;
+use crate::probation::Trial;
 use crate::shadow::ShadowCopy;
 use fidius::descriptor::{CallOutput, ErasedFn};
 use fidius::{
@@ -24,6 +25,8 @@ pub(crate) struct Version {
     pub copy: ManuallyDrop<ShadowCopy>,
     pub loaded_at: SystemTime,
     pub retirement: Arc<Retirement>,
+    /// Its calls while it is on probation (`probation.rs`).
+    pub trial: Trial,
 }
 
 impl Version {

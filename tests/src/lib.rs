@@ -51,7 +51,9 @@ pub fn private_copy(crate_name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// One of the builds of `tests/plugins/hot-plugin`: `"v1"`, `"v2"`, `"v3"` (three
-/// versions of plugin `Hot`), or `"other"` (a plugin `Hot` of another interface).
+/// versions of plugin `Hot`), `"other"` (a plugin `Hot` of another interface),
+/// `"pin"` (version 2, pinning itself), `"newer"` (built against a newer
+/// interface) or `"panics"` (version 2, panicking in every call).
 pub fn hot_build(which: &str) -> PathBuf {
     let path = fixture_dir()
         .join("versions")

@@ -22,9 +22,15 @@ mod versioned {
     #[plugin_impl(Versioned)]
     impl Versioned for Hot {
         fn version(&self) -> u32 {
+            if cfg!(feature = "panics") {
+                panic!("a broken build: version {VERSION} panics");
+            }
             VERSION
         }
         fn work(&self, x: u64) -> u64 {
+            if cfg!(feature = "panics") {
+                panic!("a broken build: version {VERSION} panics");
+            }
             #[cfg(feature = "pin")]
             {
                 // A thread-local whose type needs dropping registers a destructor on
