@@ -233,6 +233,36 @@ fn main() {
     }
     drop(pipelines);
 
+    // Rollback: a build that panics in every call, on probation with a threshold of
+    // one failure; from the failing call's return to the previous version serving.
+    // A fresh plugin each round: the bad build is quarantined after its rollback.
+    println!("\nrollback: from the call that fails probation to the previous version serving");
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let dir = HotDir::new("v1");
+        let hot = HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+            .shadow_dir(&dir.shadow)
+            .watch(false)
+            .probation(fidius_hotreload::Probation::default().max_failures(1))
+            .build()
+            .unwrap();
+        let client = VersionedClient::new(hot.handle()).unwrap();
+        dir.deploy("panics", Deploy::Rename);
+        hot.reload_now().unwrap();
+        assert!(client.version().is_err(), "the bad build serves");
+        let failed = Instant::now();
+        while client.version().is_err() {
+            std::hint::spin_loop();
+        }
+        samples.push(failed.elapsed().as_nanos() as u64);
+    }
+    samples.sort_unstable();
+    println!(
+        "  20 rollbacks: p50 {:.3} ms, max {:.3} ms (with max_failures(1))",
+        samples[samples.len() / 2] as f64 / 1e6,
+        samples[samples.len() - 1] as f64 / 1e6
+    );
+
     // Call latency with and without swaps: two threads call for a second each way.
     println!("\ncall latency percentiles, 2 calling threads, 1 s each");
     let handle = hot.handle();
