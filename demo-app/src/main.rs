@@ -131,6 +131,9 @@ fn serve(built: &plugins::Built, workers: usize) -> Result<(), String> {
             .display()
     );
     println!("  2. run:  cargo build -p uppercase");
+    println!(
+        "  (make `transform` panic and rebuild: probation rolls the build back within a second)"
+    );
     println!("type a line and press Enter to transform it; Ctrl-C to stop.");
     let isolated = start_isolated(built);
     println!();

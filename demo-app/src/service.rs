@@ -2,7 +2,7 @@
 //! calling them; counters; one printed line per reload event.
 
 use fidius::CallError;
-use fidius_hotreload::{DirectoryEvent, HotDirectory, HotHandle, ReloadEvent};
+use fidius_hotreload::{DirectoryEvent, HotDirectory, HotHandle, Probation, ReloadEvent};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +21,8 @@ const SAMPLES: &[&str] = &[
 pub struct Counters {
     pub requests: AtomicU64,
     pub failures: AtomicU64,
+    /// Calls that panicked (a broken build, until it is rolled back).
+    pub panics: AtomicU64,
     pub streamed: AtomicU64,
 }
 
@@ -129,6 +131,18 @@ pub fn event_line(e: &DirectoryEvent) -> String {
                     format!("generation {generation} unloaded: {state:?}")
                 }
                 ReloadEvent::Removed { .. } => "file removed; still serving".to_string(),
+                ReloadEvent::ProbationPassed { generation } => {
+                    format!("generation {generation} passed its probation")
+                }
+                ReloadEvent::RolledBack {
+                    from,
+                    to,
+                    reason,
+                    after,
+                    ..
+                } => format!(
+                    "ROLLED BACK generation {from} -> {to} after {after:?}: {reason}; its build is quarantined"
+                ),
                 ReloadEvent::Retrying {
                     attempt,
                     left,
@@ -151,6 +165,13 @@ impl Service {
     pub fn start(dir: &Path, shadow: &Path, workers: usize) -> Result<Self, String> {
         let hot = HotDirectory::builder::<dyn TextTransform>(dir)
             .shadow_dir(shadow)
+            // A new build proves itself for a second; three panics in that time
+            // swap the previous version back.
+            .probation(
+                Probation::default()
+                    .window(std::time::Duration::from_secs(1))
+                    .max_failures(3),
+            )
             .on_event(|e| println!("{}", event_line(e)))
             .build()
             .map_err(|e| format!("watching {}: {e}", dir.display()))?;
@@ -234,9 +255,10 @@ impl Service {
             })
             .collect();
         format!(
-            "[stats] requests {} | failures {} | streamed words {} | {}",
+            "[stats] requests {} | failures {} | panics {} | streamed words {} | {}",
             self.counters.requests.load(Ordering::Relaxed),
             self.counters.failures.load(Ordering::Relaxed),
+            self.counters.panics.load(Ordering::Relaxed),
             self.counters.streamed.load(Ordering::Relaxed),
             gens.join(" | ")
         )
@@ -293,7 +315,11 @@ fn work(dir: &HotDirectory, counters: &Counters, stop: &AtomicBool) {
         for c in clients.values() {
             let ok = match c.transform(line.clone()) {
                 Ok(out) => !out.is_empty(),
-                Err(CallError::Plugin(_)) | Err(_) => false,
+                Err(CallError::Panic(_)) => {
+                    counters.panics.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(_) => false,
             };
             counters.requests.fetch_add(1, Ordering::Relaxed);
             if !ok {

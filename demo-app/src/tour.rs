@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const TOUR_VERSION: &str = "1.1-tour";
 
 fn step(n: usize, text: &str) {
-    println!("\n[tour] {n}/5 {text}");
+    println!("\n[tour] {n}/6 {text}");
 }
 
 fn check(ok: bool, what: &str) -> Result<(), String> {
@@ -151,6 +151,61 @@ pub fn run(built: &Built, workers: usize) -> Result<(), String> {
 
     step(
         5,
+        "deploying a build whose transform panics: probation rolls it back",
+    );
+    let (broken, panics) = rebuild_uppercase(
+        built,
+        "uppercase-broken",
+        "1.2-broken",
+        "panic!(\"a broken build: transform panics\")",
+    )?;
+    if panics {
+        let broken = std::fs::read(&broken).map_err(|e| e.to_string())?;
+        let panics_before = service.counters.panics.load(Ordering::Relaxed);
+        deploy(&broken, &watched)?;
+        let rolled = events.wait(Duration::from_secs(30), |e| {
+            matches!(e, ReloadEvent::RolledBack { .. })
+        });
+        check(rolled.is_some(), "the panicking build was rolled back")?;
+        if let Some(ReloadEvent::RolledBack {
+            from,
+            to,
+            after,
+            failures,
+            ..
+        }) = rolled
+        {
+            check(
+                true,
+                &format!(
+                    "generation {from} -> {to}, {after:?} after the swap, {failures} failed calls"
+                ),
+            )?;
+        }
+        let described = upper.describe().map_err(|e| e.to_string())?;
+        check(
+            described == format!("uppercase {TOUR_VERSION}"),
+            &format!("the previous version serves again: {described}"),
+        )?;
+        let panicked = service.counters.panics.load(Ordering::Relaxed) - panics_before;
+        check(
+            panicked <= 3 + workers as u64 * 2,
+            &format!("only {panicked} requests met the broken build"),
+        )?;
+        let quarantined = service
+            .dir
+            .status("Uppercase")
+            .is_some_and(|s| s.quarantined.len() == 1);
+        check(
+            quarantined,
+            "its build is quarantined until the file changes",
+        )?;
+    } else {
+        println!("[tour]   SKIPPED: demo-plugins/uppercase was edited; its transform is not the original");
+    }
+
+    step(
+        6,
         "a plugin that crashes and hangs on request, isolated in a process of its own, while the others keep serving",
     );
     let served = service.counters.requests.load(Ordering::Relaxed);
@@ -197,9 +252,26 @@ fn isolation(_: &Built) -> Result<(), String> {
 /// adding "!" when its code is still the original), in a scratch crate under the
 /// target directory. Returns the library and whether the behaviour change applied.
 fn rebuild_edited(built: &Built) -> Result<(PathBuf, bool), String> {
+    rebuild_uppercase(
+        built,
+        "uppercase-edit",
+        TOUR_VERSION,
+        "Ok(format!(\"{}!\", line.to_uppercase()))",
+    )
+}
+
+/// Builds a copy of `demo-plugins/uppercase` (in scratch crate `name`) with VERSION
+/// set to `version` and `transform`'s result replaced by `result` (when its code is
+/// still the original). Returns the library and whether `result` applied.
+fn rebuild_uppercase(
+    built: &Built,
+    name: &str,
+    version: &str,
+    result: &str,
+) -> Result<(PathBuf, bool), String> {
     let ws = &built.workspace;
     let scratch = built.target_dir.join("demo-tour");
-    let krate = scratch.join("uppercase-edit");
+    let krate = scratch.join(name);
     std::fs::create_dir_all(krate.join("src")).map_err(|e| e.to_string())?;
     let source = std::fs::read_to_string(ws.join("demo-plugins/uppercase/src/lib.rs"))
         .map_err(|e| e.to_string())?;
@@ -207,18 +279,15 @@ fn rebuild_edited(built: &Built) -> Result<(PathBuf, bool), String> {
         .lines()
         .map(|l| {
             if l.trim_start().starts_with("const VERSION") {
-                format!("const VERSION: &str = \"{TOUR_VERSION}\";")
+                format!("const VERSION: &str = \"{version}\";")
             } else {
                 l.to_string()
             }
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let exclaims = edited.contains("Ok(line.to_uppercase())");
-    edited = edited.replace(
-        "Ok(line.to_uppercase())",
-        "Ok(format!(\"{}!\", line.to_uppercase()))",
-    );
+    let applies = edited.contains("Ok(line.to_uppercase())");
+    edited = edited.replace("Ok(line.to_uppercase())", result);
     std::fs::write(krate.join("src/lib.rs"), edited).map_err(|e| e.to_string())?;
     let manifest = format!(
         r#"[package]
@@ -264,5 +333,5 @@ fidius = {{ path = "{}" }}
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     ));
-    Ok((lib, exclaims))
+    Ok((lib, applies))
 }

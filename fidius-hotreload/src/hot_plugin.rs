@@ -163,7 +163,9 @@ impl HotPluginBuilder {
     /// A check run against each new version after it loaded and validated, before
     /// it serves any call (a canary call, say). An `Err` rejects the build at
     /// [`Stage::Check`](crate::Stage::Check); the current version keeps serving.
-    /// A panic in the check counts as an `Err`.
+    /// A panic in the check counts as an `Err`. It runs on the reloading thread
+    /// (a pool worker for watched reloads) with the reload locks held: keep it
+    /// quick, and do not reload or roll back from it.
     pub fn pre_swap_check(
         mut self,
         check: impl Fn(&crate::VersionHandle) -> Result<(), String> + Send + Sync + 'static,
@@ -400,7 +402,8 @@ impl HotPlugin {
     /// Swaps the version the current one replaced back in, while it is still kept
     /// (the current version is on probation), and quarantines the current build
     /// like a failed probation. Returns `(from, to)` generations, or `None` when no
-    /// previous version is kept. Waits for holds and a reload under way.
+    /// previous version is kept. Waits for holds and a reload under way (so never
+    /// call it while holding a [`hold`](Self::hold) on the same thread).
     pub fn rollback(&self) -> Option<(u64, u64)> {
         self.shared.roll_back("a rollback was asked for")
     }

@@ -150,7 +150,12 @@
 //! kept. [`HotPluginBuilder::pre_swap_check`] runs a check (a canary call, through a
 //! [`VersionHandle`]) against a new version before it serves; a failure rejects the
 //! build at [`Stage::Check`]. A rollback waits for holds like a reload, but not for a
-//! hot directory's hold.
+//! hot directory's hold. When a newer build replaces a version still on probation,
+//! that version drains unproven, and the newer one is on trial against the last
+//! version that proved itself. A rolled-back build stays quarantined until a
+//! different build is swapped in. Calls through a [`VersionHandle`] and streams are
+//! not counted by probation; checks run with the reload lock held, so keep them
+//! quick.
 //!
 //! ## Isolated versions
 //!

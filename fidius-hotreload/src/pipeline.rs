@@ -416,6 +416,9 @@ impl Shared {
         let to = new.info();
         self.queue(ReloadEvent::Loaded(to.clone()));
         let new = Arc::new(new);
+        // Taken now, even if the check below refuses the build: its events name
+        // this generation, and no later build may reuse it.
+        self.next_generation.store(generation + 1, Ordering::SeqCst);
         if let Some(check) = &self.config.pre_swap_check {
             if let Err(why) = crate::probation::run_check(&check.0, &new) {
                 // Let go of after the locks, like any version.
@@ -428,13 +431,19 @@ impl Shared {
                 ));
             }
         }
-        self.next_generation.store(generation + 1, Ordering::SeqCst);
-        // A probation under way ends, passed: its previous version drains.
-        old.extend(self.pass_probation());
-        // Reloads are serialized, so `current` is what the swap replaces.
-        self.begin_probation(&new, current.clone());
+        // Reloads are serialized, so `current` is what the swap replaces. On
+        // probation, the version to roll back to is the last one that proved itself:
+        // `current`, or, if `current` is still on probation itself, the one it is on
+        // trial against (`current` then drains without having passed).
+        let previous = match self.replace_on_trial(&current) {
+            Some(proven) => proven,
+            None => current.clone(),
+        };
+        let on_probation = self.begin_probation(&new, previous);
         self.current.swap(new);
         self.reloads.fetch_add(1, Ordering::Relaxed);
+        // A build that is not the one quarantined: the file changed.
+        self.quarantine.lock().clear();
         let from = current.info();
         let outcome = ReloadOutcome::Swapped {
             from: from.generation,
@@ -442,16 +451,16 @@ impl Shared {
         };
         self.queue(ReloadEvent::Swapped { from, to });
         let generation = current.generation;
-        // On probation, the version replaced is kept to roll back to; it drains once
-        // the probation is over.
-        if self.probation.lock().is_none() {
+        // The version replaced drains, unless it is kept to roll back to.
+        let kept = on_probation && !current.trial.replaced();
+        if !kept {
             self.push_draining(Draining::of(&current));
         }
         // The caller gives the old version up once these events are out (so that its
         // `Unloaded` comes after them), at once unless a call is still in it.
         let in_flight = self.in_flight(&current);
         old.push(current);
-        if in_flight > 0 {
+        if in_flight > 0 && !kept {
             self.queue(ReloadEvent::Draining {
                 generation,
                 in_flight,

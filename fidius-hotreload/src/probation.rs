@@ -144,19 +144,31 @@ impl Probation {
 
 /// The calls of one version while it is on probation; on the version itself, so a
 /// call finds it without a lock.
+/// On a cache line of its own: calls on probation count here from every thread.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct Trial {
     active: AtomicBool,
     calls: AtomicU64,
     failures: AtomicU32,
-    /// The failure that crossed the threshold was already acted on.
+    /// A verdict on it was handed over (so it is given once).
     decided: AtomicBool,
+    /// A newer build replaced it while it was on probation.
+    replaced: AtomicBool,
 }
 
 impl Trial {
     #[inline]
     pub fn active(&self) -> bool {
         self.active.load(Ordering::Relaxed)
+    }
+
+    pub fn replaced(&self) -> bool {
+        self.replaced.load(Ordering::Relaxed)
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures.load(Ordering::Relaxed)
     }
 }
 
@@ -197,10 +209,11 @@ pub struct Quarantined {
 
 impl Shared {
     /// Puts `new` on probation beside `previous` (called under the reload lock,
-    /// before the swap): calls start counting at once.
-    pub(crate) fn begin_probation(self: &Arc<Self>, new: &Version, previous: Arc<Version>) {
+    /// before the swap): calls start counting at once. Returns whether it did
+    /// (whether probation is configured).
+    pub(crate) fn begin_probation(self: &Arc<Self>, new: &Version, previous: Arc<Version>) -> bool {
         let Some(probation) = &self.config().probation else {
-            return;
+            return false;
         };
         new.trial.active.store(true, Ordering::SeqCst);
         *self.probation.lock() = Some(OnProbation {
@@ -215,10 +228,22 @@ impl Shared {
                 shared.window_over(generation);
             }
         });
+        true
     }
 
-    /// Ends a probation under way as passed (a newer build replaces its version):
-    /// the previous version drains as after any swap. Under the reload lock.
+    /// A newer build replaces `current` while it is still on probation: it ends
+    /// unproven (and drains), and the version it was on trial against is returned,
+    /// to stay the one to roll back to: the last version that proved itself. Under
+    /// the reload lock.
+    pub(crate) fn replace_on_trial(&self, current: &Arc<Version>) -> Option<Arc<Version>> {
+        let on = self.probation.lock().take()?;
+        current.trial.active.store(false, Ordering::SeqCst);
+        current.trial.replaced.store(true, Ordering::SeqCst);
+        Some(on.previous)
+    }
+
+    /// Ends the probation under way as passed: the previous version drains as after
+    /// any swap. Under the reload lock.
     pub(crate) fn pass_probation(&self) -> Option<Arc<Version>> {
         let on = self.probation.lock().take()?;
         self.current.with(|v| {
@@ -240,6 +265,14 @@ impl Shared {
         let Some(probation) = &self.config().probation else {
             return;
         };
+        if v.trial.decided.load(Ordering::Relaxed) {
+            // Still counted, for the rollback's report and for `decide`.
+            v.trial.calls.fetch_add(1, Ordering::Relaxed);
+            if error.is_some_and(|e| probation.fails(e)) {
+                v.trial.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
         let calls = v.trial.calls.fetch_add(1, Ordering::Relaxed) + 1;
         let failed = error.is_some_and(|e| probation.fails(e));
         let failures = if failed {
@@ -319,6 +352,20 @@ impl Shared {
         {
             return;
         }
+        // Failures that crossed the threshold after a pass was handed over (by the
+        // window or the call count) still fail it.
+        let max_failures = self
+            .config()
+            .probation
+            .as_ref()
+            .map_or(u32::MAX, |p| p.max_failures);
+        let failures = self.current.with(|v| v.trial.failures());
+        let verdict = match verdict {
+            Verdict::Pass if failures >= max_failures => Verdict::Fail(format!(
+                "{failures} calls failed (the limit is {max_failures})"
+            )),
+            verdict => verdict,
+        };
         let old = match verdict {
             Verdict::Pass => self.pass_probation(),
             Verdict::Fail(reason) => self.roll_back_locked(&reason),
@@ -343,7 +390,6 @@ impl Shared {
             content_hash: failed.copy.content_hash,
             reason: reason.to_string(),
         });
-        tracing::error!(plugin = %self.plugin(), from = failed.generation, to = on.previous.generation, reason, "rolled back");
         self.queue(ReloadEvent::RolledBack {
             from: failed.generation,
             to: on.previous.generation,

@@ -22,6 +22,8 @@ fn the_tour_passes_all_its_checks() {
         "[tour]   ok: the broken build was rejected",
         "[tour]   ok: the good version keeps serving: uppercase 1.1-tour",
         "[tour]   ok: zero failed requests (0)",
+        "[tour]   ok: the panicking build was rolled back",
+        "[tour]   ok: its build is quarantined until the file changes",
         "[tour] all checks passed",
     ] {
         assert!(stdout.contains(line), "missing `{line}` in:\n{stdout}");

@@ -192,3 +192,25 @@ fn a_rollback_on_request_restores_the_previous_version() {
     assert_eq!(hot.status().quarantined[0].generation, 2);
     assert!(hot.rollback().is_none());
 }
+
+/// A newer build arriving while a version is on probation: the unproven version
+/// drains, and the newer one is on trial against the last version that proved itself.
+#[test]
+fn a_rollback_goes_back_to_the_last_proven_version() {
+    let dir = HotDir::new("v1");
+    let hot = on_probation(&dir, Probation::default().max_failures(1));
+    let client = VersionedClient::new(hot.handle()).unwrap();
+    dir.deploy("v2", Deploy::Rename);
+    hot.reload_now().unwrap();
+    dir.deploy("panics", Deploy::Rename);
+    hot.reload_now().unwrap();
+    let probation = hot.status().probation.expect("on probation");
+    assert_eq!((probation.generation, probation.previous), (3, 1));
+    assert!(matches!(client.version(), Err(CallError::Panic(_))));
+    let until = Instant::now() + Duration::from_secs(10);
+    while client.version().ok() != Some(1) {
+        assert!(Instant::now() < until, "never rolled back to version 1");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(hot.status().current.generation, 1);
+}
