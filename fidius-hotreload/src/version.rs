@@ -42,21 +42,47 @@ impl Version {
 
 impl Drop for Version {
     fn drop(&mut self) {
-        // An isolated version's process is ended, and waited for, before the
-        // version is reported retired.
-        #[cfg(all(feature = "isolated", target_os = "linux"))]
-        if let Backend::Isolated { plugin, .. } = &*self.handle {
-            if !plugin.stop() {
-                self.copy.process_left_running();
-            }
-        }
-        // SAFETY: the handle is dropped exactly once, here, and never used after.
-        unsafe { ManuallyDrop::drop(&mut self.handle) };
-        // SAFETY: taken exactly once, here, after the library was closed above, and
-        // never used after.
+        // SAFETY: taken exactly once, here, and never used after.
+        let handle = unsafe { ManuallyDrop::take(&mut self.handle) };
+        // SAFETY: as above.
         let copy = unsafe { ManuallyDrop::take(&mut self.copy) };
-        self.retirement.retired(self.generation, copy);
+        let (generation, retirement) = (self.generation, self.retirement.clone());
+        #[cfg(all(feature = "isolated", target_os = "linux"))]
+        if let Backend::Isolated { .. } = &handle {
+            // An isolated version's process is ended, and waited for, before the
+            // version is reported retired: on a thread of its own, since this may be
+            // a pool worker (which must not wait) or a caller's thread.
+            let retire = move || retire_isolated(handle, copy, generation, &retirement);
+            if let Err(e) = std::thread::Builder::new()
+                .name("fidius-retire".into())
+                .spawn(retire)
+            {
+                tracing::error!(error = %e, generation, "no thread to end an isolated version's process on; it is killed when its plugin is dropped");
+            }
+            return;
+        }
+        // The library is closed here, then its unload checked and reported.
+        drop(handle);
+        retirement.retired(generation, copy);
     }
+}
+
+/// Ends an isolated version's process (waiting until it has exited), then reports
+/// the version retired.
+#[cfg(all(feature = "isolated", target_os = "linux"))]
+fn retire_isolated(
+    handle: Backend,
+    mut copy: ShadowCopy,
+    generation: u64,
+    retirement: &Retirement,
+) {
+    if let Backend::Isolated { plugin, .. } = &handle {
+        if !plugin.stop() {
+            copy.process_left_running();
+        }
+    }
+    drop(handle);
+    retirement.retired(generation, copy);
 }
 
 /// What a version's calls go to: its library, loaded in this process, or its own
