@@ -35,6 +35,14 @@ const HOT_BUILDS: &[(&str, &str)] = &[
     ("panics", "hot_panics"),
 ];
 
+/// The builds of `counter-plugin`, likewise: (feature, library name).
+const COUNTER_BUILDS: &[(&str, &str)] = &[
+    ("", "counter_v1"),
+    ("v2", "counter_v2"),
+    ("refuse", "counter_refuse"),
+    ("stateless", "counter_stateless"),
+];
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
@@ -87,6 +95,14 @@ fn main() {
         cargo(&["hot-plugin"], feature);
         std::fs::copy(
             profile_dir.join(lib_file("hot_plugin")),
+            versions_dir.join(lib_file(name)),
+        )
+        .unwrap();
+    }
+    for (feature, name) in COUNTER_BUILDS {
+        cargo(&["counter-plugin"], feature);
+        std::fs::copy(
+            profile_dir.join(lib_file("counter_plugin")),
             versions_dir.join(lib_file(name)),
         )
         .unwrap();

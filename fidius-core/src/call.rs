@@ -79,6 +79,20 @@ pub unsafe fn invoke<R>(
     }
 }
 
+/// Calls `slot`, a [`MethodFn`] of `desc` outside its method table (a state
+/// function), with `input`, and returns its output bytes.
+///
+/// # Safety
+/// As for [`invoke`]; `slot` must come from `desc`.
+pub unsafe fn invoke_fn(
+    desc: &PluginDescriptor,
+    slot: MethodFn,
+    input: &[u8],
+) -> Result<Vec<u8>, CallError> {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { call_slot(desc, slot, input, |bytes| Ok(bytes.to_vec())) }
+}
+
 /// Calls a byte method with bytes in and bytes out, unframed: the direct bytes entry
 /// of a `fn(Vec<u8>) -> Vec<u8>` method, or the slot of a `#[wire(raw)]` method.
 /// `None` when the method has neither.

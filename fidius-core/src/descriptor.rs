@@ -232,6 +232,14 @@ pub struct PluginDescriptor {
     pub stream_next: Option<crate::stream_ffi::StreamNextFn>,
     /// Frees a stream's producer; called exactly once per stream.
     pub stream_free: Option<crate::stream_ffi::StreamFreeFn>,
+    /// Saves the plugin's state, for a plugin that carries state across versions
+    /// (see [`crate::state`]); `None` otherwise. A [`MethodFn`] that takes no input
+    /// and returns the state's version (`u32`, little-endian) and its wire encoding.
+    pub save_state: Option<MethodFn>,
+    /// Restores state saved by another version: a [`MethodFn`] that takes what
+    /// `save_state` returned and returns nothing, or the plugin's error (it refuses
+    /// the state).
+    pub restore_state: Option<MethodFn>,
 }
 
 // SAFETY: a PluginDescriptor is immutable after construction and only points at
@@ -264,7 +272,7 @@ mod layout_tests {
     #[cfg(target_pointer_width = "64")]
     #[test]
     fn plugin_descriptor_layout() {
-        assert_eq!(size_of::<PluginDescriptor>(), 112);
+        assert_eq!(size_of::<PluginDescriptor>(), 128);
         assert_eq!(align_of::<PluginDescriptor>(), 8);
         assert_eq!(offset_of!(PluginDescriptor, descriptor_size), 0);
         assert_eq!(offset_of!(PluginDescriptor, abi_version), 4);
@@ -283,6 +291,8 @@ mod layout_tests {
         assert_eq!(offset_of!(PluginDescriptor, direct), 88);
         assert_eq!(offset_of!(PluginDescriptor, stream_next), 96);
         assert_eq!(offset_of!(PluginDescriptor, stream_free), 104);
+        assert_eq!(offset_of!(PluginDescriptor, save_state), 112);
+        assert_eq!(offset_of!(PluginDescriptor, restore_state), 120);
     }
 
     #[cfg(target_pointer_width = "64")]

@@ -70,6 +70,9 @@ pub struct PluginInfo {
     pub methods: Vec<MethodInfo>,
     /// `#[trait_meta]` pairs.
     pub trait_metadata: Vec<(String, String)>,
+    /// It carries its state across versions (see [`crate::state`]).
+    #[serde(default)]
+    pub carries_state: bool,
 }
 
 impl PluginInfo {
@@ -157,6 +160,7 @@ impl PluginInfo {
             capabilities: desc.capabilities,
             methods,
             trait_metadata,
+            carries_state: desc.save_state.is_some() && desc.restore_state.is_some(),
         })
     }
 

@@ -27,6 +27,7 @@ pub mod python_descriptor;
 pub mod registry;
 #[doc(hidden)]
 pub mod shim;
+pub mod state;
 pub mod status;
 pub mod stream_ffi;
 pub mod stream_marker;

@@ -338,6 +338,77 @@ where
         direct: <I as Vtable<T>>::DIRECT.as_ptr(),
         stream_next: Some(stream_next),
         stream_free: Some(stream_free),
+        save_state: None,
+        restore_state: None,
+    }
+}
+
+/// Builds the descriptor of plugin type `T`, which carries its state across versions
+/// (`#[plugin_impl(Trait, state)]`; see [`crate::state`]).
+pub const fn descriptor_with_state<I, T>(
+    plugin_name: &'static CStr,
+    implemented: &[&str],
+) -> PluginDescriptor
+where
+    I: Interface + Vtable<T> + ?Sized,
+    T: crate::state::PluginState + PluginInstance,
+{
+    let mut descriptor = descriptor::<I, T>(plugin_name, implemented);
+    descriptor.save_state = Some(save_state::<I, T>);
+    descriptor.restore_state = Some(restore_state::<I, T>);
+    descriptor
+}
+
+/// The `save_state` of a plugin that carries state: its state version, then the
+/// state in the wire format.
+///
+/// # Safety
+/// As for every [`MethodFn`](crate::descriptor::MethodFn).
+pub unsafe extern "C" fn save_state<I, T>(
+    input: *const u8,
+    input_len: usize,
+    out: *mut CallOutput,
+) -> i32
+where
+    I: Interface + ?Sized,
+    T: crate::state::PluginState + PluginInstance,
+{
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        run_method(I::INFO.buffer, input, input_len, out, |_, reply| {
+            let state = T::instance().save_state();
+            match crate::state::encode_saved(T::STATE_VERSION, &state) {
+                Ok(bytes) => reply.raw(bytes),
+                Err(e) => reply.serialization_error(&format!("encoding the state: {e}")),
+            }
+        })
+    }
+}
+
+/// The `restore_state` of a plugin that carries state.
+///
+/// # Safety
+/// As for every [`MethodFn`](crate::descriptor::MethodFn).
+pub unsafe extern "C" fn restore_state<I, T>(
+    input: *const u8,
+    input_len: usize,
+    out: *mut CallOutput,
+) -> i32
+where
+    I: Interface + ?Sized,
+    T: crate::state::PluginState + PluginInstance,
+{
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        run_method(I::INFO.buffer, input, input_len, out, |input, reply| {
+            let Some(saved) = crate::state::SavedState::from_bytes(input) else {
+                return reply.serialization_error("a saved state without its version");
+            };
+            match T::instance().restore_state(saved) {
+                Ok(()) => reply.raw(Vec::new()),
+                Err(e) => reply.plugin_error(&e),
+            }
+        })
     }
 }
 

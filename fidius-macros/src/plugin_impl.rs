@@ -12,6 +12,9 @@ use syn::{ImplItem, ItemImpl, Path, Token, Type};
 struct Args {
     trait_path: Path,
     buffer: Option<Buffer>,
+    /// `state`: the type implements `fidius::PluginState` and carries its state
+    /// across versions.
+    state: bool,
 }
 
 impl Parse for Args {
@@ -23,7 +26,17 @@ impl Parse for Args {
             )
         })?;
         let mut buffer = None;
+        let mut state = false;
         if input.parse::<Option<Token![,]>>()?.is_some() {
+            // The bare flag `state`, before any `key = value`.
+            let fork = input.fork();
+            if fork.parse::<syn::Ident>().is_ok_and(|i| i == "state")
+                && (fork.is_empty() || fork.peek(Token![,]))
+            {
+                input.parse::<syn::Ident>()?;
+                input.parse::<Option<Token![,]>>()?;
+                state = true;
+            }
             for kv in attr::parse_key_values(input)? {
                 if kv.key == "buffer" {
                     buffer = Some(attr::parse_buffer(&kv)?);
@@ -31,14 +44,18 @@ impl Parse for Args {
                     return Err(syn::Error::new_spanned(
                         &kv.key,
                         format!(
-                            "unknown key `{}` in #[plugin_impl]; expected `buffer`",
+                            "unknown key `{}` in #[plugin_impl]; expected `state` or `buffer`",
                             kv.key
                         ),
                     ));
                 }
             }
         }
-        Ok(Self { trait_path, buffer })
+        Ok(Self {
+            trait_path,
+            buffer,
+            state,
+        })
     }
 }
 
@@ -102,6 +119,15 @@ fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
         }
     });
 
+    // A plugin that carries state gets the descriptor with its state functions
+    // (which needs `#self_ty: fidius::PluginState`, so a missing impl is a clear
+    // error at the descriptor).
+    let build = if args.state {
+        quote!(descriptor_with_state)
+    } else {
+        quote!(descriptor)
+    };
+
     Ok(quote! {
         #imp
 
@@ -121,7 +147,7 @@ fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
         const _: () = {
             #buffer_check
             static DESCRIPTOR: ::fidius::PluginDescriptor =
-                ::fidius::__private::descriptor::<dyn #trait_path, #self_ty>(
+                ::fidius::__private::#build::<dyn #trait_path, #self_ty>(
                     #name_c,
                     &[#(#implemented),*],
                 );

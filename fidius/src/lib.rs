@@ -101,6 +101,7 @@
 #![warn(missing_docs)]
 
 pub use fidius_core::interface::{interface_info, Interface};
+pub use fidius_core::state::{PluginState, SavedState};
 pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
     InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError,
@@ -108,7 +109,7 @@ pub use fidius_core::{
     ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
 };
 pub use fidius_core::{
-    descriptor, dynamic, error, hash, python_descriptor, registry, status, stream_ffi,
+    descriptor, dynamic, error, hash, python_descriptor, registry, state, status, stream_ffi,
     stream_marker, wasm_descriptor, wire,
 };
 pub use fidius_core::{fnv1a, interface_hash};
@@ -148,8 +149,8 @@ pub mod __private {
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
-        assert_buffer, decode_args, descriptor, run_direct, run_method, Ctor, PluginInstance,
-        Reply, ViaDefault, ViaUnit,
+        assert_buffer, decode_args, descriptor, descriptor_with_state, run_direct, run_method,
+        Ctor, PluginInstance, Reply, ViaDefault, ViaUnit,
     };
     pub use fidius_core::wire::{AsBin, BinVec};
 }

@@ -62,6 +62,21 @@ pub fn hot_build(which: &str) -> PathBuf {
     path
 }
 
+/// One of the builds of `tests/plugins/counter-plugin`: `"v1"`, `"v2"` (carrying
+/// their counters across), `"refuse"` (refusing any state) or `"stateless"` (not
+/// opting in).
+pub fn counter_build(which: &str) -> PathBuf {
+    let path = fixture_dir()
+        .join("versions")
+        .join(lib_file(&format!("counter_{which}")));
+    assert!(
+        path.exists(),
+        "counter build {} was not built",
+        path.display()
+    );
+    path
+}
+
 /// A directory holding a watched plugin file and its shadow directory, for one
 /// hot-reload test.
 pub struct HotDir {

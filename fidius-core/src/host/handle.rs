@@ -134,6 +134,33 @@ impl PluginHandle {
         self.call_stream(index, &input)
     }
 
+    /// Saves the plugin's state, if it carries state across versions
+    /// ([`crate::state`]); `None` if it does not.
+    pub fn save_state(&self) -> Option<Result<crate::state::SavedState, CallError>> {
+        // SAFETY: the descriptor was validated when the library was opened, and
+        // `self.library` keeps the library loaded for the whole call.
+        let desc = unsafe { &*self.desc };
+        let save = desc.save_state?;
+        // SAFETY: as above; `save` is this descriptor's state function.
+        let bytes = unsafe { crate::call::invoke_fn(desc, save, &[]) };
+        Some(bytes.and_then(|bytes| {
+            crate::state::SavedState::from_bytes(&bytes).ok_or_else(|| {
+                CallError::PluginSerialization("a saved state without its version".into())
+            })
+        }))
+    }
+
+    /// Hands `saved` (from [`save_state`](Self::save_state) of another version) to
+    /// the plugin; `None` if it does not carry state. The plugin may refuse it
+    /// ([`CallError::Plugin`]).
+    pub fn restore_state(&self, saved: &crate::state::SavedState) -> Option<Result<(), CallError>> {
+        // SAFETY: as in `save_state`.
+        let desc = unsafe { &*self.desc };
+        let restore = desc.restore_state?;
+        // SAFETY: as in `save_state`.
+        Some(unsafe { crate::call::invoke_fn(desc, restore, &saved.to_bytes()) }.map(drop))
+    }
+
     /// Calls method `index` with already-encoded input and returns the encoded output:
     /// the wire tuple and result for ordinary methods, the bytes themselves for
     /// `#[wire(raw)]` methods.

@@ -83,6 +83,8 @@ fn descriptor(name: *const c_char) -> PluginDescriptor {
         direct: null(),
         stream_next: None,
         stream_free: None,
+        save_state: None,
+        restore_state: None,
     }
 }
 
