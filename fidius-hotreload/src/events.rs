@@ -42,6 +42,10 @@ pub enum Stage {
     /// This build failed its probation before and was rolled back; it is not loaded
     /// again until the file changes.
     Quarantine,
+    /// Both versions carry state, and handing it over failed: calls did not leave
+    /// the old version in time, saving failed, or the new version refused the state.
+    /// The old version serves on with its state.
+    State,
 }
 
 impl std::fmt::Display for Stage {
@@ -53,6 +57,7 @@ impl std::fmt::Display for Stage {
             Stage::Load => "load",
             Stage::Check => "pre-swap check",
             Stage::Quarantine => "quarantine",
+            Stage::State => "state handoff",
             Stage::Validate => "validate",
             Stage::Retention => "retention",
         })
@@ -211,6 +216,20 @@ pub enum ReloadEvent {
         generation: u64,
         /// What happened.
         event: fidius_isolated::IsolatedEvent,
+    },
+    /// The new version took the old one's state before it was swapped in
+    /// (`fidius::PluginState`); calls that arrived meanwhile waited, and went to it.
+    StateHandedOver {
+        /// The version the state was saved from.
+        from: u64,
+        /// The version it was restored into.
+        to: u64,
+        /// The saved state's size.
+        bytes: usize,
+        /// Its layout version (`PluginState::STATE_VERSION` of the saver).
+        layout: u32,
+        /// How long calls were held off (drain, save and restore).
+        paused: std::time::Duration,
     },
     /// A version passed its probation; the one it replaced now drains.
     ProbationPassed {
@@ -554,6 +573,15 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         #[cfg(all(feature = "isolated", target_os = "linux"))]
         ReloadEvent::Process { generation, event } => {
             tracing::info!(plugin, generation, event = ?event, "isolated version's process")
+        }
+        ReloadEvent::StateHandedOver {
+            from,
+            to,
+            bytes,
+            paused,
+            ..
+        } => {
+            tracing::info!(plugin, from, to, bytes, paused = ?paused, "state handed over")
         }
         ReloadEvent::ProbationPassed { generation } => {
             tracing::info!(plugin, generation, "version passed its probation")

@@ -1,6 +1,7 @@
 //! [`HotHandle`]: calls always go to the version current when they start.
 
 use crate::pipeline::Shared;
+use crate::probation::{FROZEN, ON_PROBATION};
 use crate::version::Version;
 use fidius::descriptor::{CallOutput, ErasedFn};
 use fidius::{CallError, InterfaceInfo, InterfaceMismatch, PluginCaller, PluginInfo, RawStream};
@@ -41,6 +42,34 @@ impl HotHandle {
     pub fn info(&self) -> PluginInfo {
         self.shared.current.with(|v| v.handle.info().clone())
     }
+
+    /// Runs `f` (one call) in the current version. A version on probation has the
+    /// call counted (`f` returns the call's error, if any, with its result); a
+    /// version frozen for a state handoff makes the call wait, then go to whichever
+    /// version is current. Otherwise one load of the version's flags is all it adds.
+    #[inline]
+    fn call<T>(
+        &self,
+        mut f: impl FnMut(&Version) -> (Option<CallError>, T),
+    ) -> Result<T, CallError> {
+        loop {
+            let done = self.shared.current.with(|v| {
+                let flags = v.trial.flags();
+                if flags & FROZEN != 0 {
+                    return None;
+                }
+                let (error, result) = f(v);
+                if flags & ON_PROBATION != 0 {
+                    self.shared.judge(v, error.as_ref());
+                }
+                Some(result)
+            });
+            match done {
+                Some(result) => return Ok(result),
+                None => self.shared.wait_for_handoff()?,
+            }
+        }
+    }
 }
 
 impl PluginCaller for HotHandle {
@@ -51,14 +80,13 @@ impl PluginCaller for HotHandle {
         input: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        self.shared.current.with(|v| {
+        let mut decode = Some(decode);
+        self.call(|v| {
+            let decode = decode.take().expect("a call runs once");
             let result = v.handle.call_with(index, input, decode);
-            // A version on probation has its calls counted (one relaxed load else).
-            if v.trial.active() {
-                self.shared.judge(v, result.as_ref().err());
-            }
-            result
+            (result.as_ref().err().cloned(), result)
         })
+        .and_then(|result| result)
     }
 
     #[inline]
@@ -67,38 +95,41 @@ impl PluginCaller for HotHandle {
         index: usize,
         call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
     ) -> Option<Result<(), CallError>> {
-        self.shared.current.with(|v| {
+        let mut call = Some(call);
+        self.call(|v| {
+            let call = call.take().expect("a call runs once");
             let result = v.handle.call_direct(index, call);
-            if v.trial.active() {
-                if let Some(result) = &result {
-                    self.shared.judge(v, result.as_ref().err());
-                }
-            }
-            result
+            let error = result.as_ref().and_then(|r| r.as_ref().err().cloned());
+            (error, result)
         })
+        .unwrap_or_else(|e| Some(Err(e)))
     }
 
     #[inline]
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        self.shared.current.with(|v| {
+        self.call(|v| {
             let result = v.handle.call_bytes(index, input);
-            if v.trial.active() {
-                if let Some(result) = &result {
-                    self.shared.judge(v, result.as_ref().err());
-                }
-            }
-            result
+            let error = result.as_ref().and_then(|r| r.as_ref().err().cloned());
+            (error, result)
         })
+        .unwrap_or_else(|e| Some(Err(e)))
     }
 
     fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
         // A stream outlives the call: it holds its version (an owned Arc, not a slot),
         // so a stream started on one version finishes on it, and the version is only
         // retired once the stream is gone.
-        let version = self.shared.current.load_full();
-        let mut stream = version.handle.call_stream(index, input)?;
-        stream.keep_alive(Box::new(version));
-        Ok(stream)
+        loop {
+            let version = self.shared.current.load_full();
+            if version.trial.flags() & FROZEN != 0 {
+                drop(version);
+                self.shared.wait_for_handoff()?;
+                continue;
+            }
+            let mut stream = version.handle.call_stream(index, input)?;
+            stream.keep_alive(Box::new(version));
+            return Ok(stream);
+        }
     }
 
     fn has_method(&self, index: usize) -> bool {

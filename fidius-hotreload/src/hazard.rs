@@ -546,6 +546,16 @@ impl<T> HazardCell<T> {
         new
     }
 
+    /// Calls announced in `value` right now (it may be current). Exact for calls that
+    /// announced before a change the caller made and then published with a
+    /// sequentially consistent store: such a call either is counted here or sees
+    /// the change after its announcement (the argument of the module docs).
+    pub fn calls_in(&self, value: &Arc<T>) -> usize {
+        heavy_barrier();
+        let target: *mut () = Arc::as_ptr(value).cast_mut().cast();
+        announced().into_iter().filter(|&p| p == target).count()
+    }
+
     /// Whether the value at `value` is stranded (compared by address only, so that
     /// the caller need not own a reference).
     pub fn is_stranded(&self, value: *const T) -> bool {

@@ -377,6 +377,7 @@
 // All of it runs on the shared threads of `pool`; `hold` keeps reloads off.
 mod debounce;
 mod drain;
+mod handoff;
 mod hazard;
 mod hold;
 mod pipeline;

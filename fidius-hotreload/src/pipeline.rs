@@ -10,6 +10,7 @@
 use crate::debounce::{Ran, BACKOFF};
 use crate::drain::{self, Drain, Retirement};
 use crate::events::{PinnedPolicy, PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
+use crate::handoff::HandoffGate;
 use crate::hazard::HazardCell;
 use crate::hold::{Entered, HoldGate};
 use crate::probation::{Check, OnProbation, Probation, Quarantined, Trial};
@@ -126,6 +127,8 @@ pub(crate) struct Shared {
     pub probation: Mutex<Option<OnProbation>>,
     /// Builds that failed their probation.
     pub quarantine: Mutex<Vec<Quarantined>>,
+    /// A state handoff under way, for calls to wait on (`handoff.rs`).
+    pub handoff: HandoffGate,
 }
 
 /// A version that was just loaded, and what to build a hot plugin from it.
@@ -151,6 +154,7 @@ impl Shared {
             draining: Mutex::new(Vec::new()),
             probation: Mutex::new(None),
             quarantine: Mutex::new(Vec::new()),
+            handoff: HandoffGate::default(),
             pinned: Mutex::new(Vec::new()),
             next_generation: AtomicU64::new(2),
             reloads: AtomicU64::new(0),
@@ -431,6 +435,15 @@ impl Shared {
                 ));
             }
         }
+        // Both carry state: the new version takes it over before the swap, with
+        // calls held off (`handoff.rs`); a failure leaves the old one serving.
+        let handoff = current.handle.carries_state() && new.handle.carries_state();
+        if handoff {
+            if let Err(rejection) = self.hand_state_over(&current, &new) {
+                old.push(new);
+                return Err(rejection);
+            }
+        }
         // Reloads are serialized, so `current` is what the swap replaces. On
         // probation, the version to roll back to is the last one that proved itself:
         // `current`, or, if `current` is still on probation itself, the one it is on
@@ -441,6 +454,9 @@ impl Shared {
         };
         let on_probation = self.begin_probation(&new, previous);
         self.current.swap(new);
+        if handoff {
+            self.handoff_done();
+        }
         self.reloads.fetch_add(1, Ordering::Relaxed);
         // A build that is not the one quarantined: the file changed.
         self.quarantine.lock().clear();

@@ -13,7 +13,7 @@ use crate::handle::VersionHandle;
 use crate::pipeline::{Draining, Shared};
 use crate::version::Version;
 use fidius::CallError;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -145,10 +145,12 @@ impl Probation {
 /// The calls of one version while it is on probation; on the version itself, so a
 /// call finds it without a lock.
 /// On a cache line of its own: calls on probation count here from every thread.
+/// Every call reads `flags` (one load): on probation, and frozen for a state
+/// handoff (`handoff.rs`).
 #[derive(Default)]
 #[repr(align(128))]
 pub(crate) struct Trial {
-    active: AtomicBool,
+    flags: AtomicU8,
     calls: AtomicU64,
     failures: AtomicU32,
     /// A verdict on it was handed over (so it is given once).
@@ -158,9 +160,22 @@ pub(crate) struct Trial {
 }
 
 impl Trial {
+    /// The flags a call looks at: [`ON_PROBATION`], [`FROZEN`].
     #[inline]
+    pub fn flags(&self) -> u8 {
+        self.flags.load(Ordering::Relaxed)
+    }
+
     pub fn active(&self) -> bool {
-        self.active.load(Ordering::Relaxed)
+        self.flags() & ON_PROBATION != 0
+    }
+
+    pub fn set(&self, flag: u8, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::SeqCst);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::SeqCst);
+        }
     }
 
     pub fn replaced(&self) -> bool {
@@ -171,6 +186,12 @@ impl Trial {
         self.failures.load(Ordering::Relaxed)
     }
 }
+
+/// [`Trial::flags`]: the version is on probation (its calls are counted).
+pub(crate) const ON_PROBATION: u8 = 1;
+/// [`Trial::flags`]: a state handoff is taking the version's state: calls wait for
+/// the next version instead (`handoff.rs`).
+pub(crate) const FROZEN: u8 = 2;
 
 /// The probation under way: the version on trial and the one kept to roll back to.
 pub(crate) struct OnProbation {
@@ -215,7 +236,7 @@ impl Shared {
         let Some(probation) = &self.config().probation else {
             return false;
         };
-        new.trial.active.store(true, Ordering::SeqCst);
+        new.trial.set(ON_PROBATION, true);
         *self.probation.lock() = Some(OnProbation {
             generation: new.generation,
             previous,
@@ -237,7 +258,7 @@ impl Shared {
     /// the reload lock.
     pub(crate) fn replace_on_trial(&self, current: &Arc<Version>) -> Option<Arc<Version>> {
         let on = self.probation.lock().take()?;
-        current.trial.active.store(false, Ordering::SeqCst);
+        current.trial.set(ON_PROBATION, false);
         current.trial.replaced.store(true, Ordering::SeqCst);
         Some(on.previous)
     }
@@ -248,7 +269,7 @@ impl Shared {
         let on = self.probation.lock().take()?;
         self.current.with(|v| {
             if v.generation == on.generation {
-                v.trial.active.store(false, Ordering::SeqCst);
+                v.trial.set(ON_PROBATION, false);
             }
         });
         self.queue(ReloadEvent::ProbationPassed {
@@ -379,12 +400,29 @@ impl Shared {
     pub(crate) fn roll_back_locked(&self, reason: &str) -> Option<Arc<Version>> {
         let on = self.probation.lock().take()?;
         let failed = self.current.load_full();
-        failed.trial.active.store(false, Ordering::SeqCst);
+        failed.trial.set(ON_PROBATION, false);
+        // The state at rollback time goes back with the previous version, when both
+        // carry state; without it (the failed version cannot save, say) the previous
+        // version serves with the state it had when it was replaced.
+        let mut handoff = false;
+        if failed.handle.carries_state() && on.previous.handle.carries_state() {
+            match self.hand_state_over(&failed, &on.previous) {
+                Ok(()) => handoff = true,
+                Err(r) => {
+                    tracing::error!(plugin = %self.plugin(), reason = %r.reason, "rolling back without the failed version's state")
+                }
+            }
+        }
+        // It was frozen when its state was handed to the version now failing.
+        on.previous.trial.set(FROZEN, false);
         let (calls, failures) = (
             failed.trial.calls.load(Ordering::Relaxed),
             failed.trial.failures.load(Ordering::Relaxed),
         );
         self.current.swap(on.previous.clone());
+        if handoff {
+            self.handoff_done();
+        }
         self.quarantine.lock().push(Quarantined {
             generation: failed.generation,
             content_hash: failed.copy.content_hash,

@@ -97,6 +97,32 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// Whether state can be saved from and restored into this version: in-process
+    /// only for now.
+    pub fn carries_state(&self) -> bool {
+        match self {
+            Backend::Local(handle) => handle.info().carries_state,
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { .. } => false,
+        }
+    }
+
+    pub fn save_state(&self) -> Option<Result<fidius::SavedState, CallError>> {
+        match self {
+            Backend::Local(handle) => handle.save_state(),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { .. } => None,
+        }
+    }
+
+    pub fn restore_state(&self, saved: &fidius::SavedState) -> Option<Result<(), CallError>> {
+        match self {
+            Backend::Local(handle) => handle.restore_state(saved),
+            #[cfg(all(feature = "isolated", target_os = "linux"))]
+            Backend::Isolated { .. } => None,
+        }
+    }
+
     /// For an isolated version: its process.
     pub fn process(&self) -> Option<crate::VersionProcess> {
         match self {

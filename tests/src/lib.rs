@@ -301,10 +301,16 @@ pub fn relative_to_cwd(path: &Path) -> PathBuf {
 /// build written beside it, then renamed over it. No bytes are copied where the
 /// fixtures and `to` share a file system.
 pub fn place_build(which: &str, to: &Path) {
+    place_build_from(&hot_build(which), to);
+}
+
+/// Puts the library `build` at `to` as a deploy does: hard-linked (else copied)
+/// beside it, then renamed over it.
+pub fn place_build_from(build: &Path, to: &Path) {
     let staged = to.with_extension("staged");
     let _ = std::fs::remove_file(&staged);
-    if std::fs::hard_link(hot_build(which), &staged).is_err() {
-        std::fs::copy(hot_build(which), &staged).expect("copying a hot build");
+    if std::fs::hard_link(build, &staged).is_err() {
+        std::fs::copy(build, &staged).expect("copying a build");
     }
     std::fs::rename(&staged, to).expect("renaming a build into place");
 }
