@@ -228,7 +228,9 @@ pub enum ReloadEvent {
         bytes: usize,
         /// Its layout version (`PluginState::STATE_VERSION` of the saver).
         layout: u32,
-        /// How long calls were held off (drain, save and restore).
+        /// How long the calls already in the old version took to finish.
+        drained: std::time::Duration,
+        /// How long new calls were held off in all (drain, save and restore).
         paused: std::time::Duration,
     },
     /// A version passed its probation; the one it replaced now drains.

@@ -65,22 +65,29 @@ impl Shared {
         started: Instant,
     ) -> Result<(), String> {
         // Calls announced in it, and owned references besides the cell's and ours
-        // (streams, nested calls past the slots).
-        let mut pause = Duration::from_micros(50);
+        // (streams, nested calls past the slots). Calls are short: the first looks
+        // only yield the processor; longer waits sleep, up to 2 ms at a time.
+        let mut pause = Duration::from_micros(100);
         loop {
             let busy = self.current.calls_in(old) + Arc::strong_count(old).saturating_sub(2);
             if busy == 0 {
                 break;
             }
-            if started.elapsed() > DRAIN_LIMIT {
+            let waited = started.elapsed();
+            if waited > DRAIN_LIMIT {
                 return Err(format!(
                     "{busy} calls or streams were still in generation {} after {DRAIN_LIMIT:?}; the state stays with it",
                     old.generation
                 ));
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            if waited < Duration::from_micros(500) {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(2));
+            }
         }
+        let drained = started.elapsed();
         let saved = match old.handle.save_state() {
             Some(Ok(saved)) => saved,
             Some(Err(e)) => {
@@ -107,6 +114,7 @@ impl Shared {
             to: new.generation,
             bytes: saved.bytes().len(),
             layout: saved.version(),
+            drained,
             paused: started.elapsed(),
         });
         Ok(())

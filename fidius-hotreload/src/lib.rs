@@ -157,6 +157,23 @@
 //! not counted by probation; checks run with the reload lock held, so keep them
 //! quick.
 //!
+//! ## State handoff
+//!
+//! A plugin that carries state (`fidius::PluginState`, opted in with
+//! `#[plugin_impl(Trait, state)]`) keeps it across reloads: when the current version
+//! and a new build both carry state, the old version is frozen (calls that reach it
+//! wait, bounded by [`HANDOFF_WAIT`]), the calls already in it finish, its state is
+//! saved and restored into the new version, and only then is the new version swapped
+//! in; the waiting calls proceed on it ([`ReloadEvent::StateHandedOver`], with how
+//! long calls were held off). No update made to the old version is lost. If the calls
+//! do not leave within [`DRAIN_LIMIT`], or saving fails, or the new version refuses
+//! the state (a layout it cannot migrate), the build is rejected at [`Stage::State`]
+//! and the old version serves on with its state. A rollback carries the state back.
+//! A plugin that does not opt in is reloaded as before, starting afresh. Isolated
+//! versions do not hand state over yet. A call that the plugin makes back into the
+//! same hot plugin from inside a call waits for the handoff that waits for it: it
+//! fails after [`HANDOFF_WAIT`].
+//!
 //! ## Isolated versions
 //!
 //! With `HotPluginBuilder::isolated` (feature `isolated`, off by default; Linux), each
@@ -405,6 +422,7 @@ pub use events::{PinnedPolicy, Rejection, ReloadEvent, ReloadOutcome, Stage, Ver
 #[cfg(all(feature = "isolated", target_os = "linux"))]
 pub use fidius_isolated::Isolation;
 pub use handle::{HotHandle, VersionHandle};
+pub use handoff::{DRAIN_LIMIT, HANDOFF_WAIT};
 pub use hold::ReloadHold;
 pub use hot_plugin::{HotPlugin, HotPluginBuilder};
 pub use pipeline::{

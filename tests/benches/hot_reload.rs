@@ -4,7 +4,7 @@
 //! Run with `cargo bench -p fidius-tests --bench hot_reload`. See BENCHMARKS.md.
 
 use fidius::host::PluginHost;
-use fidius_hotreload::HotPlugin;
+use fidius_hotreload::{HotPlugin, ReloadEvent};
 use fidius_tests::{hot_build, Deploy, HotDir};
 use hot_interface::{Versioned, VersionedClient};
 use std::hint::black_box;
@@ -262,6 +262,74 @@ fn main() {
         samples[samples.len() / 2] as f64 / 1e6,
         samples[samples.len() - 1] as f64 / 1e6
     );
+
+    // State handoff: two threads bump counters while the plugin is reloaded 20 times;
+    // each reload hands the state over with calls held off.
+    println!("\nstate handoff: 2 threads calling through 20 reloads that hand the state over");
+    for (label, bytes) in [("1 KiB", 1u64 << 10), ("10 MiB", 10 << 20)] {
+        use counter_interface::{Counter, CounterClient};
+        let dir = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+        let file = dir.path().join(fidius_tests::lib_file("counter"));
+        fidius_tests::place_build_from(&fidius_tests::counter_build("v1"), &file);
+        let hot = HotPlugin::builder::<dyn Counter>(&file, "Counting")
+            .shadow_dir(dir.path().join("shadow"))
+            .watch(false)
+            .build()
+            .unwrap();
+        let events = hot.subscribe();
+        let client = Arc::new(CounterClient::new(hot.handle()).unwrap());
+        client.ballast(bytes).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let callers: Vec<_> = (0..2u32)
+            .map(|key| {
+                let (client, stop) = (client.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut latencies = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        client.bump(key, 1).unwrap();
+                        latencies.push(t.elapsed().as_nanos() as u64);
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        for i in 0..20 {
+            let build = if i % 2 == 0 { "v2" } else { "v1" };
+            fidius_tests::place_build_from(&fidius_tests::counter_build(build), &file);
+            hot.reload_now().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies: Vec<u64> = callers
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect();
+        latencies.sort_unstable();
+        let (mut paused, mut drained): (Vec<Duration>, Vec<Duration>) = events
+            .try_iter()
+            .filter_map(|e| match e {
+                ReloadEvent::StateHandedOver {
+                    paused, drained, ..
+                } => Some((paused, drained)),
+                _ => None,
+            })
+            .unzip();
+        paused.sort();
+        drained.sort();
+        let at = |v: &[u64], q: f64| v[((v.len() - 1) as f64 * q) as usize] as f64 / 1e3;
+        println!(
+            "  {label:>6} state: calls p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs ({} calls); \
+             held off per handoff: median {:?}, max {:?}; of which waiting for calls to leave: max {:?}",
+            at(&latencies, 0.5),
+            at(&latencies, 0.99),
+            *latencies.last().unwrap() as f64 / 1e3,
+            latencies.len(),
+            paused[paused.len() / 2],
+            paused[paused.len() - 1],
+            drained[drained.len() - 1],
+        );
+    }
 
     // Call latency with and without swaps: two threads call for a second each way.
     println!("\ncall latency percentiles, 2 calling threads, 1 s each");

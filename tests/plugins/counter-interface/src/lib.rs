@@ -11,4 +11,6 @@ pub trait Counter: Send + Sync {
     fn value(&self, key: u32) -> u64;
     /// Which build this is.
     fn build(&self) -> String;
+    /// Makes the saved state `bytes` larger (for measuring handoffs).
+    fn ballast(&self, bytes: u64);
 }

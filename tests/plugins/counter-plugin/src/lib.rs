@@ -17,6 +17,7 @@ const BUILD: &str = if cfg!(feature = "refuse") {
 #[derive(Default)]
 pub struct Counting {
     counters: Mutex<BTreeMap<u32, u64>>,
+    ballast: Mutex<Vec<u8>>,
 }
 
 impl Counting {
@@ -45,6 +46,9 @@ impl Counter for Counting {
     fn build(&self) -> String {
         BUILD.to_string()
     }
+    fn ballast(&self, bytes: u64) {
+        *self.ballast.lock().unwrap() = vec![7; bytes as usize];
+    }
 }
 
 #[cfg(feature = "stateless")]
@@ -64,14 +68,20 @@ impl Counter for Counting {
     fn build(&self) -> String {
         BUILD.to_string()
     }
+    fn ballast(&self, bytes: u64) {
+        *self.ballast.lock().unwrap() = vec![7; bytes as usize];
+    }
 }
 
 impl PluginState for Counting {
     const STATE_VERSION: u32 = 1;
-    type State = BTreeMap<u32, u64>;
+    type State = (BTreeMap<u32, u64>, Vec<u8>);
 
     fn save_state(&self) -> Self::State {
-        self.counters.lock().unwrap().clone()
+        (
+            self.counters.lock().unwrap().clone(),
+            self.ballast.lock().unwrap().clone(),
+        )
     }
 
     fn restore_state(&self, saved: SavedState) -> Result<(), PluginError> {
@@ -90,7 +100,9 @@ impl PluginState for Counting {
                 format!("unknown state layout {}", saved.version()),
             ));
         }
-        *self.counters.lock().unwrap() = saved.decode()?;
+        let (counters, ballast) = saved.decode()?;
+        *self.counters.lock().unwrap() = counters;
+        *self.ballast.lock().unwrap() = ballast;
         Ok(())
     }
 }
