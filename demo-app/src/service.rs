@@ -131,6 +131,15 @@ pub fn event_line(e: &DirectoryEvent) -> String {
                     format!("generation {generation} unloaded: {state:?}")
                 }
                 ReloadEvent::Removed { .. } => "file removed; still serving".to_string(),
+                ReloadEvent::StateHandedOver {
+                    from,
+                    to,
+                    bytes,
+                    paused,
+                    ..
+                } => format!(
+                    "state handed over from generation {from} to {to} ({bytes} bytes; calls held off {paused:?})"
+                ),
                 ReloadEvent::ProbationPassed { generation } => {
                     format!("generation {generation} passed its probation")
                 }

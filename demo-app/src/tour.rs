@@ -108,6 +108,7 @@ pub fn run(built: &Built, workers: usize) -> Result<(), String> {
     );
     let (rebuilt, exclaims) = rebuild_edited(built)?;
     let bytes = std::fs::read(&rebuilt).map_err(|e| e.to_string())?;
+    let seen_before = upper.lines_seen().map_err(|e| e.to_string())?;
     deploy(&bytes, &watched)?;
     let swapped = events.wait(Duration::from_secs(30), |e| {
         matches!(e, ReloadEvent::Swapped { .. })
@@ -117,6 +118,13 @@ pub fn run(built: &Built, workers: usize) -> Result<(), String> {
     check(
         described == format!("uppercase {TOUR_VERSION}"),
         &format!("new calls reach it: {described}"),
+    )?;
+    let seen_after = upper.lines_seen().map_err(|e| e.to_string())?;
+    check(
+        seen_after >= seen_before && seen_before > 0,
+        &format!(
+            "its count of lines carried over: {seen_before} before the reload, {seen_after} after"
+        ),
     )?;
     if exclaims {
         let out = upper

@@ -1,6 +1,6 @@
 //! The interface every demo plugin implements.
 
-pub use fidius::{plugin_impl, PluginError, Stream};
+pub use fidius::{plugin_impl, PluginError, PluginState, SavedState, Stream};
 
 #[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
 #[trait_meta("kind", "text-transform")]
@@ -14,6 +14,10 @@ pub trait TextTransform: Send + Sync {
     /// Words in the line; only some plugins count.
     #[optional(since = 1)]
     fn word_count(&self, line: String) -> u64;
+    /// Lines transformed so far, across reloads (a plugin that keeps the count
+    /// carries it from one version to the next).
+    #[optional(since = 1)]
+    fn lines_seen(&self) -> u64;
 }
 
 /// A transform the demo runs isolated, in a process of its own (fidius-isolated),
