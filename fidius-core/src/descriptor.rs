@@ -9,7 +9,9 @@
 //!   first two fields, forever, so a host can read them from any descriptor before
 //!   trusting anything else;
 //! * new fields are only ever appended, and a host reads a field only when
-//!   `descriptor_size` says the plugin wrote it.
+//!   `descriptor_size` says the plugin wrote it. A host refuses a descriptor smaller
+//!   than its own ([`LoadError::DescriptorTooSmall`](crate::host::LoadError)): a
+//!   plugin built against an older fidius of the same ABI is rebuilt, not guessed at.
 
 use std::ffi::{c_char, CStr};
 

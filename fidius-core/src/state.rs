@@ -52,8 +52,10 @@ use serde::Serialize;
 
 /// A plugin whose state survives reloads; see the [module docs](self).
 ///
-/// `save_state` and `restore_state` run while no call is in either version, so a
-/// plugin need not guard against calls meanwhile.
+/// A host that moves state (a hot-reloading one does) calls `save_state` and
+/// `restore_state` while no call is in either version, so a plugin need not guard
+/// against calls meanwhile. `restore_state` should take the state whole or not at
+/// all: after an `Err`, the version may still be used (a rollback target, say).
 pub trait PluginState {
     /// The version of the state's layout. Bump it when `State` changes, and have
     /// `restore_state` migrate (or refuse) states of earlier versions.

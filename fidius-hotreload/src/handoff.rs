@@ -15,8 +15,9 @@
 //!
 //! Freezing rests on the hazard slots' ordering: a call announces its version, then
 //! reads the version's flags; the handoff sets the flag, then counts announcements
-//! (`HazardCell::calls_in`). So a call either sees the flag or is counted and waited
-//! for; none slips past unseen.
+//! and owned references (`HazardCell::busy`). So a call either sees the flag or is
+//! counted and waited for; none slips past unseen. Where that cannot be proven
+//! (membarrier failed under calls that rely on it), the handoff is refused.
 
 use crate::events::{Rejection, ReloadEvent, Stage};
 use crate::pipeline::Shared;
@@ -38,24 +39,54 @@ pub(crate) struct HandoffGate {
     over: parking_lot::Condvar,
 }
 
+/// A handoff that succeeded, until its swap is done: dropped, it ends the handoff
+/// (waiting calls go on), thawing the old version first unless the swap happened.
+pub(crate) struct Handoff<'a> {
+    shared: &'a Shared,
+    old: Arc<Version>,
+    swapped: bool,
+}
+
+impl Handoff<'_> {
+    /// The new version is current: calls that waited go to it.
+    pub fn swapped(mut self) {
+        self.swapped = true;
+    }
+}
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        if !self.swapped {
+            self.old.trial.set(FROZEN, false);
+        }
+        self.shared.handoff_done();
+    }
+}
+
 impl Shared {
     /// Steps 1 to 3 for `old` (the current version) and `new` (not yet swapped in),
-    /// under the reload lock. On success the caller swaps, then calls
-    /// [`handoff_done`](Self::handoff_done). On failure the old version serves on.
+    /// under the reload lock, waiting at most `drain_limit` for the calls in `old`.
+    /// On success the caller swaps, then calls [`Handoff::swapped`]. On failure the
+    /// old version serves on, thawed.
     pub(crate) fn hand_state_over(
         &self,
         old: &Arc<Version>,
         new: &Version,
-    ) -> Result<(), Rejection> {
+        drain_limit: Duration,
+    ) -> Result<Handoff<'_>, Rejection> {
         let started = Instant::now();
         *self.handoff.in_progress.lock() = true;
         old.trial.set(FROZEN, true);
-        let result = self.take_state(old, new, started);
-        if result.is_err() {
-            old.trial.set(FROZEN, false);
-            self.handoff_done();
+        // From here on the guard thaws and releases on any way out.
+        let handoff = Handoff {
+            shared: self,
+            old: old.clone(),
+            swapped: false,
+        };
+        match self.take_state(old, new, started, drain_limit) {
+            Ok(()) => Ok(handoff),
+            Err(why) => Err(Rejection::new(self.source(), Stage::State, why, None)),
         }
-        result.map_err(|why| Rejection::new(self.source(), Stage::State, why, None))
     }
 
     fn take_state(
@@ -63,20 +94,26 @@ impl Shared {
         old: &Arc<Version>,
         new: &Version,
         started: Instant,
+        drain_limit: Duration,
     ) -> Result<(), String> {
-        // Calls announced in it, and owned references besides the cell's and ours
-        // (streams, nested calls past the slots). Calls are short: the first looks
-        // only yield the processor; longer waits sleep, up to 2 ms at a time.
+        // Calls and owned references in it (besides the cell's, and ours: `old`, and
+        // the guard's). Calls are short: the first looks only yield the processor;
+        // longer waits sleep, up to 2 ms at a time.
         let mut pause = Duration::from_micros(100);
         loop {
-            let busy = self.current.calls_in(old) + Arc::strong_count(old).saturating_sub(2);
+            let Some(busy) = self.current.busy(old, 2) else {
+                return Err(format!(
+                    "membarrier failed, and calls in generation {} may not have been seen; the state stays with it",
+                    old.generation
+                ));
+            };
             if busy == 0 {
                 break;
             }
             let waited = started.elapsed();
-            if waited > DRAIN_LIMIT {
+            if waited > drain_limit {
                 return Err(format!(
-                    "{busy} calls or streams were still in generation {} after {DRAIN_LIMIT:?}; the state stays with it",
+                    "{busy} calls or streams were still in generation {} after {drain_limit:?}; the state stays with it",
                     old.generation
                 ));
             }

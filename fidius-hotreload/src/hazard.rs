@@ -315,6 +315,13 @@ fn made_current_fenced() -> bool {
     FENCES.load(Ordering::Acquire) == SYMMETRIC
 }
 
+/// Whether calls may announce `value` (the current value) without a fence: it was
+/// made current while calls relied on membarrier.
+fn asymmetric_era<T>(value: &Arc<T>, current: &AtomicPtr<T>, current_fenced: &AtomicBool) -> bool {
+    ptr::eq(current.load(Ordering::Acquire), Arc::as_ptr(value))
+        && !current_fenced.load(Ordering::Acquire)
+}
+
 /// Every address announced in any slot right now. Call after [`heavy_barrier`].
 fn announced() -> Vec<*mut ()> {
     let registry = REGISTRY.lock();
@@ -546,14 +553,41 @@ impl<T> HazardCell<T> {
         new
     }
 
-    /// Calls announced in `value` right now (it may be current). Exact for calls that
-    /// announced before a change the caller made and then published with a
-    /// sequentially consistent store: such a call either is counted here or sees
-    /// the change after its announcement (the argument of the module docs).
-    pub fn calls_in(&self, value: &Arc<T>) -> usize {
-        heavy_barrier();
+    /// Everything in `value`, the current value, right now: calls announced in a
+    /// slot, and owned references besides the cell's own and the caller's
+    /// `caller_owns` (streams, calls past the slots). Exact for what started before
+    /// a change the caller made with a sequentially consistent store: such a call
+    /// or reference is counted here, or sees the change. Slot calls by the argument
+    /// of the module docs; owned references because taking one holds the swap lock
+    /// for reading, which this takes for writing once. `None` when that cannot be
+    /// proven: the barrier failed while calls may announce `value` without a fence.
+    pub fn busy(&self, value: &Arc<T>, caller_owns: usize) -> Option<usize> {
+        drop(self.swap_lock.write());
+        let barrier = heavy_barrier();
+        if barrier != Barrier::Membarrier
+            && asymmetric_era(value, &self.current, &self.current_fenced)
+        {
+            return None;
+        }
         let target: *mut () = Arc::as_ptr(value).cast_mut().cast();
-        announced().into_iter().filter(|&p| p == target).count()
+        let calls = announced().into_iter().filter(|&p| p == target).count();
+        let listed = self
+            .retiring
+            .lock()
+            .iter()
+            .filter(|r| Arc::ptr_eq(&r.value, value))
+            .count();
+        let stranded = self
+            .stranded
+            .lock()
+            .values
+            .iter()
+            .filter(|v| Arc::ptr_eq(v, value))
+            .count();
+        let owned = Arc::strong_count(value).saturating_sub(1 + listed + stranded + caller_owns);
+        // Whatever those holders did happens before what the caller does next.
+        fence(Ordering::Acquire);
+        Some(calls + owned)
     }
 
     /// Whether the value at `value` is stranded (compared by address only, so that

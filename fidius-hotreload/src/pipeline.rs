@@ -437,13 +437,17 @@ impl Shared {
         }
         // Both carry state: the new version takes it over before the swap, with
         // calls held off (`handoff.rs`); a failure leaves the old one serving.
-        let handoff = current.handle.carries_state() && new.handle.carries_state();
-        if handoff {
-            if let Err(rejection) = self.hand_state_over(&current, &new) {
-                old.push(new);
-                return Err(rejection);
+        let handoff = if current.handle.carries_state() && new.handle.carries_state() {
+            match self.hand_state_over(&current, &new, crate::handoff::DRAIN_LIMIT) {
+                Ok(handoff) => Some(handoff),
+                Err(rejection) => {
+                    old.push(new);
+                    return Err(rejection);
+                }
             }
-        }
+        } else {
+            None
+        };
         // Reloads are serialized, so `current` is what the swap replaces. On
         // probation, the version to roll back to is the last one that proved itself:
         // `current`, or, if `current` is still on probation itself, the one it is on
@@ -454,8 +458,8 @@ impl Shared {
         };
         let on_probation = self.begin_probation(&new, previous);
         self.current.swap(new);
-        if handoff {
-            self.handoff_done();
+        if let Some(handoff) = handoff {
+            handoff.swapped();
         }
         self.reloads.fetch_add(1, Ordering::Relaxed);
         // A build that is not the one quarantined: the file changed.

@@ -33,6 +33,10 @@ impl std::fmt::Debug for Check {
     }
 }
 
+/// How long a rollback waits for the calls in the failing version to leave before it
+/// goes back without that version's state.
+const ROLLBACK_DRAIN_LIMIT: Duration = Duration::from_millis(100);
+
 /// Default probation window.
 pub const DEFAULT_PROBATION_WINDOW: Duration = Duration::from_secs(10);
 /// Default number of failed calls that fails a probation.
@@ -320,9 +324,19 @@ impl Shared {
     }
 
     /// The window of version `generation`'s probation is over: a health check
-    /// decides, if there is one.
+    /// decides, if there is one. It runs with the swap locks held, so that no state
+    /// handoff takes the version's state meanwhile; never waits for them.
     fn window_over(self: &Arc<Self>, generation: u64) {
         let Some(probation) = &self.config().probation else {
+            return;
+        };
+        let Some(locks) = self.try_swap_locks() else {
+            let weak = Arc::downgrade(self);
+            crate::pool::after(Duration::from_millis(5), move || {
+                if let Some(shared) = weak.upgrade() {
+                    shared.window_over(generation);
+                }
+            });
             return;
         };
         let on_trial = self.current.load_full();
@@ -339,8 +353,11 @@ impl Shared {
                 Err(why) => Verdict::Fail(format!("the health check failed: {why}")),
             },
         };
+        let old = self.decide_locked(generation, verdict);
+        drop(locks);
+        // Let go of after the locks, like any version.
         drop(on_trial);
-        self.decide(generation, verdict);
+        self.finish(old.into_iter().collect());
     }
 
     /// Acts on a verdict on the pool (not in the call that reached it).
@@ -365,13 +382,21 @@ impl Shared {
             });
             return;
         };
+        let old = self.decide_locked(generation, verdict);
+        drop(locks);
+        self.finish(old.into_iter().collect());
+    }
+
+    /// Passes or fails version `generation`'s probation if it is still under way,
+    /// under the swap locks; returns the version to let go of after them.
+    fn decide_locked(&self, generation: u64, verdict: Verdict) -> Option<Arc<Version>> {
         if self
             .probation
             .lock()
             .as_ref()
             .is_none_or(|on| on.generation != generation)
         {
-            return;
+            return None;
         }
         // Failures that crossed the threshold after a pass was handed over (by the
         // window or the call count) still fail it.
@@ -387,12 +412,10 @@ impl Shared {
             )),
             verdict => verdict,
         };
-        let old = match verdict {
+        match verdict {
             Verdict::Pass => self.pass_probation(),
             Verdict::Fail(reason) => self.roll_back_locked(&reason),
-        };
-        drop(locks);
-        self.finish(old.into_iter().collect());
+        }
     }
 
     /// Swaps the previous version back in, quarantines the version on probation,
@@ -404,10 +427,11 @@ impl Shared {
         // The state at rollback time goes back with the previous version, when both
         // carry state; without it (the failed version cannot save, say) the previous
         // version serves with the state it had when it was replaced.
-        let mut handoff = false;
+        // A failing version's calls may hang: the rollback waits for them briefly.
+        let mut handoff = None;
         if failed.handle.carries_state() && on.previous.handle.carries_state() {
-            match self.hand_state_over(&failed, &on.previous) {
-                Ok(()) => handoff = true,
+            match self.hand_state_over(&failed, &on.previous, ROLLBACK_DRAIN_LIMIT) {
+                Ok(h) => handoff = Some(h),
                 Err(r) => {
                     tracing::error!(plugin = %self.plugin(), reason = %r.reason, "rolling back without the failed version's state")
                 }
@@ -420,8 +444,8 @@ impl Shared {
             failed.trial.failures.load(Ordering::Relaxed),
         );
         self.current.swap(on.previous.clone());
-        if handoff {
-            self.handoff_done();
+        if let Some(handoff) = handoff {
+            handoff.swapped();
         }
         self.quarantine.lock().push(Quarantined {
             generation: failed.generation,
