@@ -41,6 +41,7 @@ const COUNTER_BUILDS: &[(&str, &str)] = &[
     ("v2", "counter_v2"),
     ("refuse", "counter_refuse"),
     ("stateless", "counter_stateless"),
+    ("panics", "counter_panics"),
 ];
 
 fn main() {

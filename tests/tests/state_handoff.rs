@@ -108,3 +108,58 @@ fn a_build_that_does_not_opt_in_starts_afresh() {
     assert_eq!(client.build().unwrap(), "stateless");
     assert_eq!(client.value(1).unwrap(), 0);
 }
+
+/// A build that takes the state over, then fails its probation: the rollback hands
+/// the state back, counters and all.
+#[test]
+fn a_rollback_carries_the_state_back() {
+    let dir = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let file = dir.path().join(fidius_tests::lib_file("counter"));
+    place_build_from(&counter_build("v1"), &file);
+    let hot = HotPlugin::builder::<dyn Counter>(&file, "Counting")
+        .shadow_dir(dir.path().join("shadow"))
+        .watch(false)
+        .probation(fidius_hotreload::Probation::default().max_failures(1))
+        .build()
+        .unwrap();
+    let client = CounterClient::new(hot.handle()).unwrap();
+    client.bump(3, 40).unwrap();
+    place_build_from(&counter_build("panics"), &file);
+    hot.reload_now().unwrap();
+    assert_eq!(client.build().unwrap(), "panics");
+    assert_eq!(client.value(3).unwrap(), 40, "it took the state over");
+    assert!(client.bump(3, 1).is_err());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client.build().unwrap() != "v1" {
+        assert!(std::time::Instant::now() < until, "never rolled back");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(
+        client.bump(3, 2).unwrap(),
+        42,
+        "the state came back with it"
+    );
+}
+
+/// In directory mode too: each plugin of a library hands its state to the next
+/// build of that library.
+#[test]
+fn a_hot_directory_hands_state_over_as_well() {
+    use fidius_hotreload::HotDirectory;
+    let dir = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let library = plugins.join(fidius_tests::lib_file("counter"));
+    place_build_from(&counter_build("v1"), &library);
+    let hot = HotDirectory::builder::<dyn Counter>(&plugins)
+        .shadow_dir(dir.path().join("shadow"))
+        .watch(false)
+        .build()
+        .unwrap();
+    let client = CounterClient::new(hot.get("Counting").unwrap()).unwrap();
+    client.bump(9, 9).unwrap();
+    place_build_from(&counter_build("v2"), &library);
+    hot.reload_now(&library).unwrap();
+    assert_eq!(client.build().unwrap(), "v2");
+    assert_eq!(client.bump(9, 1).unwrap(), 10);
+}

@@ -4,7 +4,9 @@ use counter_interface::{plugin_impl, Counter, PluginError, PluginState, SavedSta
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-const BUILD: &str = if cfg!(feature = "refuse") {
+const BUILD: &str = if cfg!(feature = "panics") {
+    "panics"
+} else if cfg!(feature = "refuse") {
     "refuse"
 } else if cfg!(feature = "stateless") {
     "stateless"
@@ -22,6 +24,9 @@ pub struct Counting {
 
 impl Counting {
     fn bump_impl(&self, key: u32, by: u64) -> u64 {
+        if cfg!(feature = "panics") {
+            panic!("a broken build: bump panics");
+        }
         let mut counters = self.counters.lock().unwrap();
         let value = counters.entry(key).or_default();
         *value += by;
