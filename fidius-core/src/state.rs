@@ -2,9 +2,11 @@
 //!
 //! A plugin that holds state in memory (counters, caches, sessions) loses it at every
 //! reload unless it carries it across. To do so it implements [`PluginState`] and says
-//! so in its `#[plugin_impl]`:
+//! so in its `#[plugin_impl]` (a compiled, tested example is the test fixture
+//! `tests/plugins/counter-plugin`; this one is written against the `fidius` facade,
+//! which this crate does not depend on):
 //!
-//! ```
+//! ```ignore
 //! # #[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
 //! # pub trait Counter: Send + Sync { fn add(&self, n: u64) -> u64; }
 //! use fidius::{plugin_impl, PluginError, PluginState, SavedState};

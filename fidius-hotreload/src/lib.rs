@@ -170,7 +170,7 @@
 //! the state (a layout it cannot migrate), the build is rejected at [`Stage::State`]
 //! and the old version serves on with its state. A rollback carries the state back.
 //! A plugin that does not opt in is reloaded as before, starting afresh. Isolated
-//! versions do not hand state over yet. Calls that stay long in the old version, and
+//! versions hand state over too, as bytes from one process to the other. Calls that stay long in the old version, and
 //! open streams, hold a handoff up; so does a call the plugin makes back into the
 //! same hot plugin from inside a call (it waits for the handoff, which waits for the
 //! outer call): after [`DRAIN_LIMIT`] the handoff gives up, the old version is

@@ -97,13 +97,13 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
-    /// Whether state can be saved from and restored into this version: in-process
-    /// only for now.
+    /// Whether state can be saved from and restored into this version (in its
+    /// process, for an isolated one: the state crosses as bytes).
     pub fn carries_state(&self) -> bool {
         match self {
             Backend::Local(handle) => handle.info().carries_state,
             #[cfg(all(feature = "isolated", target_os = "linux"))]
-            Backend::Isolated { .. } => false,
+            Backend::Isolated { handle, .. } => handle.info().carries_state,
         }
     }
 
@@ -111,7 +111,7 @@ impl Backend {
         match self {
             Backend::Local(handle) => handle.save_state(),
             #[cfg(all(feature = "isolated", target_os = "linux"))]
-            Backend::Isolated { .. } => None,
+            Backend::Isolated { handle, .. } => handle.save_state(),
         }
     }
 
@@ -119,7 +119,7 @@ impl Backend {
         match self {
             Backend::Local(handle) => handle.restore_state(saved),
             #[cfg(all(feature = "isolated", target_os = "linux"))]
-            Backend::Isolated { .. } => None,
+            Backend::Isolated { handle, .. } => handle.restore_state(saved),
         }
     }
 

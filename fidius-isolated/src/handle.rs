@@ -2,10 +2,10 @@
 
 use crate::plugin::Inner;
 use crate::process::{Leased, NoLane, Reply};
-use crate::protocol::{CALL, NEXT, OPEN_STREAM};
+use crate::protocol::{CALL, NEXT, OPEN_STREAM, RESTORE_STATE, SAVE_STATE};
 use fidius::{
     CallError, InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginInfo, RawStream,
-    StreamSource, Value,
+    SavedState, StreamSource, Value,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -113,6 +113,27 @@ impl IsolatedHandle {
         fidius::dynamic::call(self, self.info(), name, args)
     }
 
+    /// Saves the plugin's state in its process, if it carries state across versions
+    /// (`fidius::PluginState`); `None` if it does not. The state crosses as bytes.
+    pub fn save_state(&self) -> Option<Result<SavedState, CallError>> {
+        if !self.info().carries_state {
+            return None;
+        }
+        Some(self.exchange(SAVE_STATE, 0, &[], |bytes| {
+            SavedState::from_bytes(bytes).ok_or_else(|| {
+                CallError::PluginSerialization("a saved state without its version".into())
+            })
+        }))
+    }
+
+    /// Hands `saved` to the plugin in its process; `None` if it carries no state.
+    pub fn restore_state(&self, saved: &SavedState) -> Option<Result<(), CallError>> {
+        if !self.info().carries_state {
+            return None;
+        }
+        Some(self.exchange(RESTORE_STATE, 0, &saved.to_bytes(), |_| Ok(())))
+    }
+
     /// Calls streaming method `name` with `args`; each item arrives as a [`Value`].
     pub fn call_dynamic_stream(
         &self,
@@ -203,6 +224,31 @@ impl IsolatedHandle {
         }
     }
 
+    /// One request and its answer: operation `op` on method `index` (a call, or a
+    /// state operation), within the handle's deadline.
+    fn exchange<R>(
+        &self,
+        op: u8,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let deadline = self.call_deadline();
+        let mut leased = self.connect(deadline)?;
+        let reply = leased.lane().request(op, index, input, deadline);
+        // Decoded before the lane goes back (the bytes are in its buffer).
+        let result = match &reply {
+            Reply::Item => decode(leased.lane().item()),
+            Reply::Error(e) => Err(e.clone()),
+            Reply::End => Err(CallError::Serialization(
+                "the plugin process answered a call with the end of a stream".into(),
+            )),
+            Reply::Timeout | Reply::Lost => Err(CallError::Serialization(String::new())),
+        };
+        self.settle(leased, &reply, index, deadline)?;
+        result
+    }
+
     fn call_deadline(&self) -> Option<Instant> {
         self.deadline.map(|d| Instant::now() + d)
     }
@@ -215,20 +261,7 @@ impl PluginCaller for IsolatedHandle {
         input: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        let deadline = self.call_deadline();
-        let mut leased = self.connect(deadline)?;
-        let reply = leased.lane().request(CALL, index, input, deadline);
-        // Decoded before the lane goes back (the bytes are in its buffer).
-        let result = match &reply {
-            Reply::Item => decode(leased.lane().item()),
-            Reply::Error(e) => Err(e.clone()),
-            Reply::End => Err(CallError::Serialization(
-                "the plugin process answered a call with the end of a stream".into(),
-            )),
-            Reply::Timeout | Reply::Lost => Err(CallError::Serialization(String::new())),
-        };
-        self.settle(leased, &reply, index, deadline)?;
-        result
+        self.exchange(CALL, index, input, decode)
     }
 
     fn has_method(&self, index: usize) -> bool {

@@ -45,6 +45,11 @@ pub(crate) const MAX_FRAME: usize = 1 << 30;
 pub(crate) const CALL: u8 = 0;
 pub(crate) const OPEN_STREAM: u8 = 1;
 pub(crate) const NEXT: u8 = 2;
+/// Saves the plugin's state (`fidius::PluginState`); the answer is the saved state's
+/// bytes (`SavedState::to_bytes`).
+pub(crate) const SAVE_STATE: u8 = 3;
+/// Restores a saved state (the input, as `SavedState::to_bytes`).
+pub(crate) const RESTORE_STATE: u8 = 4;
 
 /// Response tags.
 pub(crate) const OK: u8 = 0;

@@ -10,7 +10,7 @@
 use crate::protocol::{
     begin_frame, finish_frame, receive_with_descriptor, send_message, write_all, Control,
     FrameReader, ReadError, Ready, Start, CALL, END, ERR, NEXT, OK, OPEN_STREAM, PROTOCOL,
-    RUNNER_ENV,
+    RESTORE_STATE, RUNNER_ENV, SAVE_STATE,
 };
 use fidius::host::{LoadError, PluginHandle, PluginLibrary};
 use fidius::PluginCaller;
@@ -203,6 +203,27 @@ fn serve_lane(handle: &PluginHandle, lane: OwnedFd) {
                     error_frame(&mut out, &error);
                 }
             }
+            SAVE_STATE => match handle.save_state() {
+                Some(Ok(saved)) => {
+                    out.push(OK);
+                    out.extend_from_slice(&saved.to_bytes());
+                }
+                Some(Err(error)) => error_frame(&mut out, &error),
+                None => error_frame(&mut out, &no_state(handle)),
+            },
+            RESTORE_STATE => {
+                let result = match fidius::SavedState::from_bytes(input) {
+                    None => Some(Err(fidius::CallError::Serialization(
+                        "a saved state without its version".into(),
+                    ))),
+                    Some(saved) => handle.restore_state(&saved),
+                };
+                match result {
+                    Some(Ok(())) => out.push(OK),
+                    Some(Err(error)) => error_frame(&mut out, &error),
+                    None => error_frame(&mut out, &no_state(handle)),
+                }
+            }
             OPEN_STREAM => match handle.call_stream(index, input) {
                 Ok(stream) => {
                     out.push(OK);
@@ -228,6 +249,14 @@ fn serve_lane(handle: &PluginHandle, lane: OwnedFd) {
         if out.capacity() > 1 << 20 {
             out = Vec::new();
         }
+    }
+}
+
+/// The error for a state operation on a plugin that carries no state.
+fn no_state(handle: &PluginHandle) -> fidius::CallError {
+    fidius::CallError::NotImplemented {
+        plugin: handle.info().name.clone(),
+        method: "state handoff (the plugin does not implement PluginState)".into(),
     }
 }
 

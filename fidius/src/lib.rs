@@ -97,6 +97,46 @@
 //!
 //! Methods may only be appended to an interface: the host checks, by index, that every
 //! method both sides know has the same signature.
+//!
+//! `#[plugin_impl(Trait, state)]` makes a plugin carry its state across versions: the
+//! type implements [`PluginState`], and a hot-reloading host hands the state of the
+//! old version to the new one at each reload ([`state`] has the details):
+//!
+//! ```
+//! # #[fidius::plugin_interface(version = 1, buffer = PluginAllocated)]
+//! # pub trait Counter: Send + Sync { fn add(&self, n: u64) -> u64; }
+//! use fidius::{plugin_impl, PluginError, PluginState, SavedState};
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! #[derive(Default)]
+//! pub struct Counting {
+//!     total: AtomicU64,
+//! }
+//!
+//! #[plugin_impl(Counter, state)]
+//! impl Counter for Counting {
+//!     fn add(&self, n: u64) -> u64 {
+//!         self.total.fetch_add(n, Ordering::SeqCst) + n
+//!     }
+//! }
+//!
+//! impl PluginState for Counting {
+//!     const STATE_VERSION: u32 = 1;
+//!     type State = u64;
+//!
+//!     fn save_state(&self) -> u64 {
+//!         self.total.load(Ordering::SeqCst)
+//!     }
+//!
+//!     fn restore_state(&self, saved: SavedState) -> Result<(), PluginError> {
+//!         if saved.version() != Self::STATE_VERSION {
+//!             return Err(PluginError::new("STATE_VERSION", "unknown state layout"));
+//!         }
+//!         self.total.store(saved.decode()?, Ordering::SeqCst);
+//!         Ok(())
+//!     }
+//! }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -262,3 +262,47 @@ fn an_isolated_version_whose_process_dies_is_restarted_and_reported() {
     assert_eq!(process.restarts, 1);
     assert_ne!(process.pid, Some(pid));
 }
+
+/// Isolated versions hand their state over too: it crosses from the old version's
+/// process to the new one's as bytes, with calls held off meanwhile.
+#[test]
+fn isolated_versions_hand_state_over_between_processes() {
+    use counter_interface::{Counter, CounterClient};
+    use fidius_tests::{counter_build, place_build_from};
+    let dir = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
+    let file = dir.path().join(fidius_tests::lib_file("counter"));
+    place_build_from(&counter_build("v1"), &file);
+    let hot = HotPlugin::builder::<dyn Counter>(&file, "Counting")
+        .shadow_dir(dir.path().join("shadow"))
+        .watch(false)
+        .isolated(Isolation::default())
+        .build()
+        .unwrap();
+    let client = Arc::new(CounterClient::new(hot.handle()).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let bumper = {
+        let (client, stop) = (client.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut bumps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(client.bump(1, 1).expect("a call failed"), bumps + 1);
+                bumps += 1;
+            }
+            bumps
+        })
+    };
+    for i in 0..10 {
+        let build = if i % 2 == 0 { "v2" } else { "v1" };
+        place_build_from(&counter_build(build), &file);
+        hot.reload_now().unwrap();
+        assert_eq!(client.build().unwrap(), build);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let bumps = bumper.join().unwrap();
+    assert_eq!(client.value(1).unwrap(), bumps);
+    // A build that refuses it, in its own process: rejected, the state stays.
+    place_build_from(&counter_build("refuse"), &file);
+    let refused = hot.reload_now().unwrap_err();
+    assert_eq!(refused.stage, fidius_hotreload::Stage::State, "{refused}");
+    assert_eq!(client.value(1).unwrap(), bumps);
+}
