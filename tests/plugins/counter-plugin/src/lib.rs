@@ -34,30 +34,9 @@ impl Counting {
     }
 }
 
-#[cfg(not(feature = "stateless"))]
-#[plugin_impl(Counter, state)]
-impl Counter for Counting {
-    fn bump(&self, key: u32, by: u64) -> u64 {
-        self.bump_impl(key, by)
-    }
-    fn value(&self, key: u32) -> u64 {
-        self.counters
-            .lock()
-            .unwrap()
-            .get(&key)
-            .copied()
-            .unwrap_or(0)
-    }
-    fn build(&self) -> String {
-        BUILD.to_string()
-    }
-    fn ballast(&self, bytes: u64) {
-        *self.ballast.lock().unwrap() = vec![7; bytes as usize];
-    }
-}
-
-#[cfg(feature = "stateless")]
-#[plugin_impl(Counter)]
+// The same impl, carrying its state or (build "stateless") not.
+#[cfg_attr(not(feature = "stateless"), plugin_impl(Counter, state))]
+#[cfg_attr(feature = "stateless", plugin_impl(Counter))]
 impl Counter for Counting {
     fn bump(&self, key: u32, by: u64) -> u64 {
         self.bump_impl(key, by)
