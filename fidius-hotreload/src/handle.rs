@@ -44,23 +44,20 @@ impl HotHandle {
     }
 
     /// Runs `f` (one call) in the current version. A version on probation has the
-    /// call counted (`f` returns the call's error, if any, with its result); a
-    /// version frozen for a state handoff makes the call wait, then go to whichever
-    /// version is current. Otherwise one load of the version's flags is all it adds.
+    /// call counted (with its error, if it failed); a version frozen for a state
+    /// handoff makes the call wait, then go to whichever version is current.
+    /// Otherwise one load of the version's flags is all it adds.
     #[inline]
-    fn call<T>(
-        &self,
-        mut f: impl FnMut(&Version) -> (Option<CallError>, T),
-    ) -> Result<T, CallError> {
+    fn call<T: Outcome>(&self, mut f: impl FnMut(&Version) -> T) -> Result<T, CallError> {
         loop {
             let done = self.shared.current.with(|v| {
                 let flags = v.trial.flags();
                 if flags & FROZEN != 0 {
                     return None;
                 }
-                let (error, result) = f(v);
+                let result = f(v);
                 if flags & ON_PROBATION != 0 {
-                    self.shared.judge(v, error.as_ref());
+                    self.shared.judge(v, result.error());
                 }
                 Some(result)
             });
@@ -69,6 +66,24 @@ impl HotHandle {
                 None => self.shared.wait_for_handoff()?,
             }
         }
+    }
+}
+
+/// What a call returned, as far as probation cares: the error it ended in, if any.
+trait Outcome {
+    fn error(&self) -> Option<&CallError>;
+}
+
+impl<T> Outcome for Result<T, CallError> {
+    fn error(&self) -> Option<&CallError> {
+        self.as_ref().err()
+    }
+}
+
+/// A fast path's result: `None` when there is none.
+impl<T> Outcome for Option<Result<T, CallError>> {
+    fn error(&self) -> Option<&CallError> {
+        self.as_ref().and_then(Outcome::error)
     }
 }
 
@@ -83,8 +98,7 @@ impl PluginCaller for HotHandle {
         let mut decode = Some(decode);
         self.call(|v| {
             let decode = decode.take().expect("a call runs once");
-            let result = v.handle.call_with(index, input, decode);
-            (result.as_ref().err().cloned(), result)
+            v.handle.call_with(index, input, decode)
         })
         .and_then(|result| result)
     }
@@ -98,21 +112,15 @@ impl PluginCaller for HotHandle {
         let mut call = Some(call);
         self.call(|v| {
             let call = call.take().expect("a call runs once");
-            let result = v.handle.call_direct(index, call);
-            let error = result.as_ref().and_then(|r| r.as_ref().err().cloned());
-            (error, result)
+            v.handle.call_direct(index, call)
         })
         .unwrap_or_else(|e| Some(Err(e)))
     }
 
     #[inline]
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        self.call(|v| {
-            let result = v.handle.call_bytes(index, input);
-            let error = result.as_ref().and_then(|r| r.as_ref().err().cloned());
-            (error, result)
-        })
-        .unwrap_or_else(|e| Some(Err(e)))
+        self.call(|v| v.handle.call_bytes(index, input))
+            .unwrap_or_else(|e| Some(Err(e)))
     }
 
     fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
