@@ -5,7 +5,7 @@
 #![cfg(target_os = "linux")]
 
 use counter_interface::{Counter, CounterClient};
-use fidius_hotreload::{HotPlugin, ReloadEvent, Stage};
+use fidius_hotreload::{HotPlugin, HotPluginBuilder, ReloadEvent, Stage};
 use fidius_tests::{counter_build, place_build_from};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,14 +18,19 @@ struct Counters {
 }
 
 fn counters() -> Counters {
+    counters_with(|builder| builder)
+}
+
+/// Build v1 of the counter plugin, hot-reloading (on command only), with whatever
+/// `configure` adds.
+fn counters_with(configure: impl FnOnce(HotPluginBuilder) -> HotPluginBuilder) -> Counters {
     let dir = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
     let file = dir.path().join(fidius_tests::lib_file("counter"));
     place_build_from(&counter_build("v1"), &file);
-    let hot = HotPlugin::builder::<dyn Counter>(&file, "Counting")
+    let builder = HotPlugin::builder::<dyn Counter>(&file, "Counting")
         .shadow_dir(dir.path().join("shadow"))
-        .watch(false)
-        .build()
-        .unwrap();
+        .watch(false);
+    let hot = configure(builder).build().unwrap();
     Counters {
         _dir: dir,
         file,
@@ -113,19 +118,13 @@ fn a_build_that_does_not_opt_in_starts_afresh() {
 /// the state back, counters and all.
 #[test]
 fn a_rollback_carries_the_state_back() {
-    let dir = tempfile::tempdir_in(fidius_tests::fixture_dir()).unwrap();
-    let file = dir.path().join(fidius_tests::lib_file("counter"));
-    place_build_from(&counter_build("v1"), &file);
-    let hot = HotPlugin::builder::<dyn Counter>(&file, "Counting")
-        .shadow_dir(dir.path().join("shadow"))
-        .watch(false)
-        .probation(fidius_hotreload::Probation::default().max_failures(1))
-        .build()
-        .unwrap();
-    let client = CounterClient::new(hot.handle()).unwrap();
+    let c = counters_with(|builder| {
+        builder.probation(fidius_hotreload::Probation::default().max_failures(1))
+    });
+    let client = CounterClient::new(c.hot.handle()).unwrap();
     client.bump(3, 40).unwrap();
-    place_build_from(&counter_build("panics"), &file);
-    hot.reload_now().unwrap();
+    place_build_from(&counter_build("panics"), &c.file);
+    c.hot.reload_now().unwrap();
     assert_eq!(client.build().unwrap(), "panics");
     assert_eq!(client.value(3).unwrap(), 40, "it took the state over");
     assert!(client.bump(3, 1).is_err());
