@@ -337,32 +337,52 @@ pub fn recv_until<E: std::fmt::Debug>(
     }
 }
 
-/// Processes whose parent is this process and that are neither reaped nor zombies
+/// A live process, as `/proc/<pid>/stat` tells it (Linux).
+pub struct ProcStat {
+    /// Its state letter (`R`, `S`, `Z`...).
+    pub state: String,
+    /// Its parent.
+    pub ppid: u32,
+    /// Its process group.
+    pub pgrp: u32,
+}
+
+/// What `/proc/<pid>/stat` says of `pid`, if it exists.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces and parentheses).
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    Some(ProcStat {
+        state: fields.next()?.to_string(),
+        ppid: fields.next()?.parse().ok()?,
+        pgrp: fields.next()?.parse().ok()?,
+    })
+}
+
+/// Every process that is neither reaped nor a zombie, with what its stat says
 /// (Linux).
-pub fn live_children() -> Vec<u32> {
-    let me = std::process::id().to_string();
+pub fn live_processes() -> Vec<(u32, ProcStat)> {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // The fields after the command name (which may hold spaces): state, ppid.
-            let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let ppid = fields.next();
-            ppid == Some(me.as_str()) && state != Some("Z")
-        })
+        .filter_map(|pid| Some((pid, proc_stat(pid)?)))
+        .filter(|(_, stat)| stat.state != "Z")
+        .collect()
+}
+
+/// Processes whose parent is this process and that are neither reaped nor zombies
+/// (Linux).
+pub fn live_children() -> Vec<u32> {
+    let me = std::process::id();
+    live_processes()
+        .into_iter()
+        .filter(|(_, stat)| stat.ppid == me)
+        .map(|(pid, _)| pid)
         .collect()
 }
 
 /// Whether process `pid` exists and is not a zombie (Linux).
 pub fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        rest.split_whitespace().next() != Some("Z")
-    })
+    proc_stat(pid).is_some_and(|stat| stat.state != "Z")
 }

@@ -418,18 +418,9 @@ fn a_crash_that_leaves_a_forked_copy_behind_is_noticed_and_the_copy_killed() {
     assert_eq!(client.add(1, 1).unwrap(), 2);
     // Nothing is left in the dead process's group.
     let group_members = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
-                    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-                    let fields: Vec<&str> = rest.split_whitespace().collect();
-                    // state, ppid, pgrp
-                    fields.get(2) == Some(&pid.to_string().as_str()) && fields[0] != "Z"
-                })
-            })
+        fidius_tests::live_processes()
+            .iter()
+            .filter(|(_, stat)| stat.pgrp == pid)
             .count()
     };
     let until = Instant::now() + Duration::from_secs(2);
