@@ -1,6 +1,6 @@
 //! The plugins the call benchmark measures, and the bare baseline it compares with.
 
-use bench_interface::{plugin_impl, BenchAlloc, BenchArena};
+use bench_interface::{plugin_impl, BenchAlloc, BenchArena, Record};
 
 pub struct ArenaBench;
 
@@ -14,6 +14,12 @@ impl BenchArena for ArenaBench {
     }
     fn echo_raw(&self, data: Vec<u8>) -> Vec<u8> {
         data
+    }
+    fn echo_str(&self, text: String) -> String {
+        text
+    }
+    fn update(&self, record: Record) -> Record {
+        record.updated()
     }
 }
 
@@ -29,6 +35,12 @@ impl BenchAlloc for AllocBench {
     }
     fn echo_raw(&self, data: Vec<u8>) -> Vec<u8> {
         data
+    }
+    fn echo_str(&self, text: String) -> String {
+        text
+    }
+    fn update(&self, record: Record) -> Record {
+        record.updated()
     }
 }
 
