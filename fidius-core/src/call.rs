@@ -1,11 +1,12 @@
 //! Calling a method slot of a validated descriptor: buffers, status codes, errors.
 //!
 //! This is the one place that crosses into plugin code for a call. Every way of
-//! calling a plugin (a loaded handle, a hot-reloading handle) goes through
-//! [`invoke`].
+//! calling a plugin (a loaded handle, a hot-reloading handle, the runner of an
+//! isolated plugin) goes through a [`CallTable`].
 
 use crate::descriptor::{
-    BufferStrategyKind, CallOutput, ErasedFn, MethodFn, PluginDescriptor, METHOD_OPTIONAL,
+    CallOutput, ErasedFn, FreeBufferFn, MethodFn, PluginDescriptor, METHOD_DIRECT,
+    METHOD_DIRECT_BYTES, METHOD_OPTIONAL, METHOD_RAW,
 };
 use crate::error::{CallError, PluginError};
 use crate::status::*;
@@ -31,7 +32,7 @@ thread_local! {
 /// Frees a plugin-allocated buffer when dropped, even if decoding panics.
 struct PluginBuffer {
     out: CallOutput,
-    free: crate::descriptor::FreeBufferFn,
+    free: FreeBufferFn,
 }
 
 impl PluginBuffer {
@@ -55,216 +56,303 @@ impl Drop for PluginBuffer {
     }
 }
 
-/// Calls method `index` of `desc` with the encoded `input` and hands the encoded result
-/// to `decode`.
+/// What a host reads from a validated descriptor once, at load time, so that a call
+/// reads nothing else: each method's slot (absent for an optional method the plugin
+/// leaves out), its unframed bytes entry and its scalar entry, and the plugin's
+/// `free_buffer`.
 ///
-/// Checks the index and, for optional methods, the capability bit before crossing the
-/// boundary. Plugin errors, panics and serialization failures become [`CallError`]s.
-///
-/// # Safety
-/// `desc` must be a descriptor validated by
-/// [`PluginInfo::from_descriptor`](crate::info::PluginInfo::from_descriptor), whose
-/// library stays loaded for the duration of the call.
-pub unsafe fn invoke<R>(
-    desc: &PluginDescriptor,
-    index: usize,
-    input: &[u8],
-    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-) -> Result<R, CallError> {
-    // SAFETY: forwarded from this function's contract.
-    match unsafe { checked_slot(desc, index, false) } {
-        Ok(Some(slot)) => unsafe { call_slot(desc, slot, input, decode) },
-        Ok(None) => unreachable!("every method has a wire slot"),
-        Err(e) => Err(e),
-    }
+/// Every way of calling a loaded plugin goes through one of these.
+pub struct CallTable {
+    methods: Box<[Entry]>,
+    free: FreeBufferFn,
+    /// Only read to describe a failed call.
+    desc: *const PluginDescriptor,
 }
 
-/// Calls `slot`, a [`MethodFn`] of `desc` outside its method table (a state
-/// function), with `input`, and returns its output bytes.
-///
-/// # Safety
-/// As for [`invoke`]; `slot` must come from `desc`.
-pub unsafe fn invoke_fn(
-    desc: &PluginDescriptor,
-    slot: MethodFn,
-    input: &[u8],
-) -> Result<Vec<u8>, CallError> {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { call_slot(desc, slot, input, |bytes| Ok(bytes.to_vec())) }
+// SAFETY: the table holds function pointers and a pointer to immutable 'static data of
+// a library that the owner of the table keeps loaded.
+unsafe impl Send for CallTable {}
+// SAFETY: as above; nothing in it is ever written after `new`.
+unsafe impl Sync for CallTable {}
+
+/// One method, as [`CallTable`] holds it.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The wire slot; `None` when the method is optional and this plugin lacks it.
+    slot: Option<MethodFn>,
+    /// The unframed bytes entry: a `#[wire(raw)]` method's own slot, or the direct
+    /// entry of a `fn(Vec<u8>) -> Vec<u8>` method.
+    bytes: Option<MethodFn>,
+    /// The scalar direct entry.
+    direct: Option<ErasedFn>,
 }
 
-/// Calls a byte method with bytes in and bytes out, unframed: the direct bytes entry
-/// of a `fn(Vec<u8>) -> Vec<u8>` method, or the slot of a `#[wire(raw)]` method.
-/// `None` when the method has neither.
-///
-/// With the Arena strategy and an expected result below [`LEND_RESULT_MAX`], the buffer
-/// lent to the plugin is the result `Vec` itself, sized from the input and from this
-/// thread's previous results: a result that fits is returned without another copy. One
-/// that does not fit is handed over by the plugin once (the method never runs twice),
-/// copied, and remembered to size the next buffer. Larger results go through the
-/// thread's persistent arena and one more copy, which measured far cheaper than a fresh
-/// large allocation per call (see BENCHMARKS.md).
-///
-/// # Safety
-/// As for [`invoke`]; method `index` must be a byte method, whose direct entry is a
-/// [`MethodFn`] with raw semantics.
-pub unsafe fn invoke_bytes(
-    desc: &PluginDescriptor,
-    index: usize,
-    input: &[u8],
-) -> Option<Result<Vec<u8>, CallError>> {
-    // A `#[wire(raw)]` method's own slot already takes and returns bytes as they are;
-    // other byte methods have a direct entry for it.
-    let raw = index < desc.method_count as usize
-        // SAFETY: index < method_count entries of a validated method table.
-        && unsafe { &*desc.methods.add(index) }.flags & crate::descriptor::METHOD_RAW != 0;
-    // SAFETY: forwarded from this function's contract.
-    let slot = match unsafe { checked_slot(desc, index, !raw) } {
-        Ok(Some(slot)) => slot,
-        Ok(None) => return None,
-        Err(e) => return Some(Err(e)),
-    };
-    let expected = input.len().max(BYTES_HINT.get()).max(64);
-    if desc.buffer_strategy != BufferStrategyKind::Arena as u32 || expected > LEND_RESULT_MAX {
-        // SAFETY: the caller vouches that this entry is a MethodFn of `desc`.
-        return Some(unsafe { call_slot(desc, slot, input, |b| Ok(b.to_vec())) });
-    }
-    let free = desc
-        .free_buffer
-        .expect("validated descriptor has free_buffer");
-    let mut result = Vec::with_capacity(expected);
-    // SAFETY: forwarded from this function's contract; slot and free are `desc`'s.
-    Some(
-        match unsafe { call_lending(slot, free, &mut result, input) } {
-            Err(e) => Err(e),
-            Ok(Lent::Filled) => Ok(result),
-            Ok(Lent::Handed(status, buffer)) => {
-                if status == STATUS_BUFFER_TOO_SMALL {
-                    BYTES_HINT.set(buffer.out.len);
+impl CallTable {
+    /// Reads the table of `desc`.
+    ///
+    /// # Safety
+    /// `desc` must be a descriptor validated by
+    /// [`PluginInfo::from_descriptor`](crate::info::PluginInfo::from_descriptor), and
+    /// every call through the table must happen while its library stays loaded.
+    pub unsafe fn new(desc: &PluginDescriptor) -> Self {
+        let count = desc.method_count as usize;
+        let methods = (0..count)
+            .map(|index| {
+                // SAFETY: a validated descriptor has method_count method descriptors
+                // and vtable slots.
+                let (method, slot) =
+                    unsafe { (&*desc.methods.add(index), *desc.vtable.add(index)) };
+                let present = method.flags & METHOD_OPTIONAL == 0
+                    || (method.optional_bit < 64
+                        && desc.capabilities >> method.optional_bit & 1 == 1);
+                let direct = if desc.direct.is_null() {
+                    None
+                } else {
+                    // SAFETY: the direct table, when present, has method_count entries.
+                    unsafe { *desc.direct.add(index) }
+                };
+                let bytes = if method.flags & METHOD_RAW != 0 {
+                    Some(slot)
+                } else if method.flags & METHOD_DIRECT_BYTES != 0 {
+                    // SAFETY: the entry of a METHOD_DIRECT_BYTES method is a MethodFn
+                    // with raw semantics; only its type was erased.
+                    direct.map(|f| unsafe { std::mem::transmute::<ErasedFn, MethodFn>(f) })
+                } else {
+                    None
+                };
+                let scalar = method.flags & METHOD_DIRECT != 0;
+                Entry {
+                    slot: present.then_some(slot),
+                    bytes: bytes.filter(|_| present),
+                    direct: direct.filter(|_| present && scalar),
                 }
-                interpret(status, buffer.bytes(), |b| Ok(b.to_vec()))
+            })
+            .collect();
+        Self {
+            methods,
+            // Validation guarantees free_buffer is present.
+            free: desc
+                .free_buffer
+                .expect("validated descriptor has free_buffer"),
+            desc,
+        }
+    }
+
+    /// Calls method `index` with the encoded `input` and hands the encoded result to
+    /// `decode`.
+    ///
+    /// The host lends this thread's arena for the result, whatever the interface's
+    /// buffer strategy: a plugin that writes into the loan costs no allocation, and one
+    /// that hands over a buffer of its own (a plugin built before loans, or a result
+    /// too large for the loan) is recognised by the pointer it reports. Plugin errors,
+    /// panics and serialization failures become [`CallError`]s.
+    ///
+    /// # Safety
+    /// The library of this table must stay loaded for the duration of the call.
+    #[inline]
+    pub unsafe fn call<R>(
+        &self,
+        index: usize,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let Some(slot) = self.methods.get(index).and_then(|m| m.slot) else {
+            return Err(self.missing(index));
+        };
+        // SAFETY: forwarded from this function's contract; the slot is this table's.
+        unsafe { self.call_slot(slot, input, decode) }
+    }
+
+    /// Calls `slot`, a [`MethodFn`] of this plugin outside its method table (a state
+    /// function), with `input`, and returns its output bytes.
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call); `slot` must come from this table's descriptor.
+    pub unsafe fn call_fn(&self, slot: MethodFn, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.call_slot(slot, input, |bytes| Ok(bytes.to_vec())) }
+    }
+
+    /// Calls a byte method with bytes in and bytes out, unframed: the direct bytes
+    /// entry of a `fn(Vec<u8>) -> Vec<u8>` method, or the slot of a `#[wire(raw)]`
+    /// method. `None` when the method has neither.
+    ///
+    /// A result expected below [`LEND_RESULT_MAX`] is written straight into the `Vec`
+    /// the caller receives: the host lends it, sized from the input and from this
+    /// thread's previous results. One that does not fit is handed over by the plugin
+    /// once (the method never runs twice), copied, and remembered to size the next
+    /// loan. Larger results are not lent for: the plugin hands over its own buffer and
+    /// the host copies it once (see BENCHMARKS.md).
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call).
+    #[inline]
+    pub unsafe fn call_bytes(
+        &self,
+        index: usize,
+        input: &[u8],
+    ) -> Option<Result<Vec<u8>, CallError>> {
+        let method = self.methods.get(index)?;
+        let Some(slot) = method.bytes else {
+            // A missing optional method is reported by the wire path.
+            return None;
+        };
+        let expected = input.len().max(BYTES_HINT.get()).max(64);
+        if expected > LEND_RESULT_MAX {
+            let mut out = CallOutput::empty();
+            // SAFETY: the MethodFn contract: the slot reads `input` and, given no loan,
+            // hands over a buffer of its own in `out`.
+            let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+            let buffer = PluginBuffer {
+                out,
+                free: self.free,
+            };
+            return Some(interpret(status, buffer.bytes(), |b| Ok(b.to_vec())));
+        }
+        let mut result = Vec::with_capacity(expected);
+        // SAFETY: forwarded from this function's contract; slot and free are this
+        // table's.
+        Some(
+            match unsafe { call_lending(slot, self.free, &mut result, input) } {
+                Err(e) => Err(e),
+                Ok(Lent::Filled) => Ok(result),
+                Ok(Lent::InLoan(status)) => interpret(status, &result, |b| Ok(b.to_vec())),
+                Ok(Lent::Handed(status, buffer)) => {
+                    if status == STATUS_BUFFER_TOO_SMALL {
+                        BYTES_HINT.set(buffer.out.len);
+                    }
+                    interpret(status, buffer.bytes(), |b| Ok(b.to_vec()))
+                }
+            },
+        )
+    }
+
+    /// Calls the scalar fast path of method `index`, if it has one.
+    ///
+    /// `call` receives the type-erased entry point and the error output, calls the
+    /// entry with the scalar arguments and a pointer for the result, and returns its
+    /// status. Returns `None` when the method has no direct entry (the caller then uses
+    /// the wire path, which also reports a missing method).
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call); in addition `call` must transmute the entry to the
+    /// exact signature the interface declares for method `index`.
+    #[inline]
+    pub unsafe fn call_direct(
+        &self,
+        index: usize,
+        call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
+    ) -> Option<Result<(), CallError>> {
+        let entry = self.methods.get(index)?.direct?;
+        let mut err = CallOutput::empty();
+        let status = call(entry, &mut err);
+        if status == STATUS_OK {
+            return Some(Ok(()));
+        }
+        Some(Err(self.failed(status, err)))
+    }
+
+    /// Calls streaming method `index` and returns the producer's state.
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call); method `index` must be a streaming method.
+    pub unsafe fn call_stream(
+        &self,
+        index: usize,
+        input: &[u8],
+    ) -> Result<*mut std::ffi::c_void, CallError> {
+        let Some(slot) = self.methods.get(index).and_then(|m| m.slot) else {
+            return Err(self.missing(index));
+        };
+        // Streams never use a loan: the slot returns the producer in `out.ptr`.
+        let mut out = CallOutput::empty();
+        // SAFETY: the MethodFn contract; a streaming slot returns its producer in `out`.
+        let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+        if status == STATUS_OK {
+            if out.ptr.is_null() {
+                return Err(CallError::PluginSerialization(
+                    "streaming method returned no producer".into(),
+                ));
             }
-        },
-    )
-}
-
-/// The slot of method `index` (its direct entry when `direct`), after the index and
-/// capability checks.
-///
-/// # Safety
-/// As for [`invoke`].
-#[inline]
-unsafe fn checked_slot(
-    desc: &PluginDescriptor,
-    index: usize,
-    direct: bool,
-) -> Result<Option<MethodFn>, CallError> {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { check_method(desc, index) }?;
-    if direct {
-        // SAFETY: the caller vouches that this method's direct entry has the MethodFn
-        // signature.
-        return Ok(unsafe { direct_entry(desc, index) }
-            .map(|f| unsafe { std::mem::transmute::<ErasedFn, MethodFn>(f) }));
+            return Ok(out.ptr as *mut std::ffi::c_void);
+        }
+        Err(self.failed(status, out))
     }
-    // SAFETY: check_method confirmed index < method_count; the vtable has that many
-    // non-null slots.
-    Ok(Some(unsafe { *desc.vtable.add(index) }))
-}
 
-/// The checks every call makes before it crosses: the index is in range and, for an
-/// optional method, the plugin implements it.
-///
-/// # Safety
-/// As for [`invoke`].
-#[inline]
-unsafe fn check_method(desc: &PluginDescriptor, index: usize) -> Result<(), CallError> {
-    let count = desc.method_count as usize;
-    if index >= count {
-        return Err(CallError::InvalidMethodIndex {
-            plugin: plugin_name(desc),
-            index,
-            count,
-        });
-    }
-    // SAFETY: index < method_count, and a validated descriptor has that many entries.
-    let method = unsafe { &*desc.methods.add(index) };
-    if method.flags & METHOD_OPTIONAL != 0
-        && (method.optional_bit >= 64 || desc.capabilities >> method.optional_bit & 1 == 0)
-    {
-        return Err(CallError::NotImplemented {
-            plugin: plugin_name(desc),
-            // SAFETY: validated descriptors have valid method names.
-            method: unsafe { crate::descriptor::read_c_str(method.name) }
-                .unwrap_or("?")
-                .to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Method `index`'s entry in the direct table, if it has one.
-///
-/// # Safety
-/// As for [`invoke`], with `index < method_count`.
-#[inline]
-unsafe fn direct_entry(desc: &PluginDescriptor, index: usize) -> Option<ErasedFn> {
-    if desc.direct.is_null() {
-        return None;
-    }
-    // SAFETY: the direct table has method_count entries and index is below that.
-    unsafe { *desc.direct.add(index) }
-}
-
-/// Runs one slot with the descriptor's buffer strategy.
-///
-/// # Safety
-/// As for [`invoke`]; `slot` belongs to `desc`.
-#[inline]
-unsafe fn call_slot<R>(
-    desc: &PluginDescriptor,
-    slot: MethodFn,
-    input: &[u8],
-    decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
-) -> Result<R, CallError> {
-    // Validation guarantees free_buffer is present.
-    let free = desc
-        .free_buffer
-        .expect("validated descriptor has free_buffer");
-
-    if desc.buffer_strategy == BufferStrategyKind::Arena as u32 {
-        return ARENA.with(|cell| match cell.try_borrow_mut() {
+    /// Runs one slot with this thread's arena lent for the result.
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call); `slot` belongs to this table's descriptor.
+    #[inline]
+    unsafe fn call_slot<R>(
+        &self,
+        slot: MethodFn,
+        input: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        ARENA.with(|cell| match cell.try_borrow_mut() {
             Ok(mut arena) => {
                 // SAFETY: forwarded from this function's contract.
-                unsafe { call_arena(slot, free, &mut arena, input, decode) }
+                unsafe { call_arena(slot, self.free, &mut arena, input, decode) }
             }
             // Re-entered on this thread (a decoder calling a plugin): lend a fresh buffer.
             // SAFETY: forwarded from this function's contract.
             Err(_) => unsafe {
                 call_arena(
                     slot,
-                    free,
+                    self.free,
                     &mut Vec::with_capacity(ARENA_INITIAL),
                     input,
                     decode,
                 )
             },
-        });
+        })
     }
 
-    let mut out = CallOutput::empty();
-    // SAFETY: the slot follows the MethodFn contract: it reads `input_len` bytes at
-    // `input` and fills `out` with a buffer of its own.
-    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
-    let buffer = PluginBuffer { out, free };
-    interpret(status, buffer.bytes(), decode)
+    /// The error for a call to method `index`, which is out of range or not
+    /// implemented.
+    #[cold]
+    #[inline(never)]
+    fn missing(&self, index: usize) -> CallError {
+        // SAFETY: the descriptor is validated and its library loaded while this table
+        // is used (the contract of every calling method).
+        let desc = unsafe { &*self.desc };
+        let count = self.methods.len();
+        if index >= count {
+            return CallError::InvalidMethodIndex {
+                plugin: plugin_name(desc),
+                index,
+                count,
+            };
+        }
+        // SAFETY: index < method_count entries of a validated method table, whose
+        // names are valid.
+        let name = unsafe { crate::descriptor::read_c_str((*desc.methods.add(index)).name) };
+        CallError::NotImplemented {
+            plugin: plugin_name(desc),
+            method: name.unwrap_or("?").to_string(),
+        }
+    }
+
+    /// The error for a non-OK `status` with the buffer the plugin handed over in `out`.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, status: i32, out: CallOutput) -> CallError {
+        let buffer = PluginBuffer {
+            out,
+            free: self.free,
+        };
+        interpret_error(status, buffer.bytes())
+    }
 }
 
 /// # Safety
-/// As for [`invoke`]; `slot` and `free` come from the same validated descriptor.
+/// As for [`CallTable::call`]; `slot` and `free` come from the same validated
+/// descriptor.
+#[inline]
 unsafe fn call_arena<R>(
-    slot: crate::descriptor::MethodFn,
-    free: crate::descriptor::FreeBufferFn,
+    slot: MethodFn,
+    free: FreeBufferFn,
     arena: &mut Vec<u8>,
     input: &[u8],
     decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
@@ -272,6 +360,7 @@ unsafe fn call_arena<R>(
     // SAFETY: forwarded from this function's contract.
     let (status, buffer) = match unsafe { call_lending(slot, free, arena, input) }? {
         Lent::Filled => return decode(arena),
+        Lent::InLoan(status) => return interpret(status, arena, decode),
         Lent::Handed(status, buffer) => (status, buffer),
     };
     let needed = buffer.out.len;
@@ -290,34 +379,38 @@ unsafe fn call_arena<R>(
 
 /// What a slot did with the buffer lent to it.
 enum Lent {
-    /// `STATUS_OK`: the result is the buffer's contents now.
+    /// `STATUS_OK`, written into the loan: the result is the buffer's contents now.
     Filled,
-    /// Any other status, with the buffer the plugin handed over instead (a result too
-    /// large for the loan, or an error).
+    /// Another status, its payload written into the loan.
+    InLoan(i32),
+    /// Any status, with a buffer the plugin handed over instead: a result too large
+    /// for the loan, an error, or a plugin that takes no loans.
     Handed(i32, PluginBuffer),
 }
 
 /// Clears `buf` and lends its capacity to `slot` for the result.
 ///
 /// # Safety
-/// As for [`invoke`]; `slot` and `free` come from the same validated descriptor and
-/// the slot writes its result unframed or encoded, per its contract.
+/// As for [`CallTable::call`]; `slot` and `free` come from the same validated
+/// descriptor and the slot writes its result unframed or encoded, per its contract.
+#[inline]
 unsafe fn call_lending(
     slot: MethodFn,
-    free: crate::descriptor::FreeBufferFn,
+    free: FreeBufferFn,
     buf: &mut Vec<u8>,
     input: &[u8],
 ) -> Result<Lent, CallError> {
     buf.clear();
+    let lent = buf.as_mut_ptr();
     let mut out = CallOutput {
-        ptr: buf.as_mut_ptr(),
+        ptr: lent,
         len: 0,
         cap: buf.capacity(),
     };
     // SAFETY: the slot may write up to `cap` bytes into our spare capacity, or replace
-    // `out` with a buffer of its own and a non-OK status.
+    // `out` with a buffer of its own.
     let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
-    if status != STATUS_OK {
+    if out.ptr != lent {
         return Ok(Lent::Handed(status, PluginBuffer { out, free }));
     }
     if out.len > buf.capacity() {
@@ -329,73 +422,11 @@ unsafe fn call_lending(
     }
     // SAFETY: the plugin initialised the first `out.len` bytes of our capacity.
     unsafe { buf.set_len(out.len) };
-    Ok(Lent::Filled)
-}
-
-/// Calls the scalar fast path of method `index`, if `desc` has one.
-///
-/// `call` receives the type-erased entry point and the error output, calls the entry
-/// with the scalar arguments and a pointer for the result, and returns its status.
-/// Returns `None` when the method has no direct entry (the caller then uses the wire
-/// path, which also reports an out-of-range index).
-///
-/// # Safety
-/// As for [`invoke`]; in addition `call` must transmute the entry to the exact
-/// signature the interface declares for method `index`.
-#[inline]
-pub unsafe fn invoke_direct(
-    desc: &PluginDescriptor,
-    index: usize,
-    call: impl FnOnce(ErasedFn, *mut CallOutput) -> i32,
-) -> Option<Result<(), CallError>> {
-    // SAFETY: forwarded from this function's contract.
-    if let Err(e) = unsafe { check_method(desc, index) } {
-        return Some(Err(e));
-    }
-    // SAFETY: check_method confirmed the index.
-    let entry = unsafe { direct_entry(desc, index) }?;
-    let mut err = CallOutput::empty();
-    let status = call(entry, &mut err);
-    if status == STATUS_OK {
-        return Some(Ok(()));
-    }
-    let free = desc
-        .free_buffer
-        .expect("validated descriptor has free_buffer");
-    let buffer = PluginBuffer { out: err, free };
-    Some(interpret(status, buffer.bytes(), |_| Ok(())))
-}
-
-/// Calls streaming method `index` and returns the producer's state.
-///
-/// # Safety
-/// As for [`invoke`]; method `index` must be a streaming method.
-pub unsafe fn invoke_stream(
-    desc: &PluginDescriptor,
-    index: usize,
-    input: &[u8],
-) -> Result<*mut std::ffi::c_void, CallError> {
-    // SAFETY: forwarded from this function's contract.
-    unsafe { check_method(desc, index) }?;
-    // SAFETY: check_method confirmed the index.
-    let slot = unsafe { *desc.vtable.add(index) };
-    // Streams never use the arena: the slot returns the producer in `out.ptr`.
-    let mut out = CallOutput::empty();
-    // SAFETY: the MethodFn contract; a streaming slot returns its producer in `out`.
-    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
-    if status == STATUS_OK {
-        if out.ptr.is_null() {
-            return Err(CallError::PluginSerialization(
-                "streaming method returned no producer".into(),
-            ));
-        }
-        return Ok(out.ptr as *mut std::ffi::c_void);
-    }
-    let free = desc
-        .free_buffer
-        .expect("validated descriptor has free_buffer");
-    let buffer = PluginBuffer { out, free };
-    Err(interpret_error(status, buffer.bytes()))
+    Ok(if status == STATUS_OK {
+        Lent::Filled
+    } else {
+        Lent::InLoan(status)
+    })
 }
 
 /// The error for a non-OK status and its payload.

@@ -73,31 +73,42 @@ pub struct Reply<'a> {
 }
 
 impl Reply<'_> {
-    /// Writes an encoded value.
+    /// Writes an encoded value, in one pass: into the host's loan while it lasts, then
+    /// into a buffer of our own that is handed over instead.
     pub fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> i32 {
-        if self.arena && !self.out.ptr.is_null() {
-            // SAFETY: for the Arena strategy the host lent `cap` writable bytes at `ptr`.
-            let buf = unsafe { std::slice::from_raw_parts_mut(self.out.ptr, self.out.cap) };
-            match crate::wire::encode_into_slice(value, buf) {
-                Ok(Some(n)) => {
-                    self.out.len = n;
-                    return STATUS_OK;
+        if !self.lent() {
+            let mut buf = Vec::with_capacity(RESULT_HINT.get());
+            return match crate::wire::encode_into(value, &mut buf) {
+                Ok(()) => {
+                    RESULT_HINT.set(buf.len().min(RESULT_HINT_MAX));
+                    self.hand_over(buf, STATUS_OK)
                 }
-                Ok(None) => {
-                    // Too small: encode into a buffer of our own and hand it over. The
-                    // method body has already run and is not run again.
-                    return match crate::wire::encode(value) {
-                        Ok(v) => self.hand_over(v, STATUS_BUFFER_TOO_SMALL),
-                        Err(e) => self.serialization_error(&format!("encoding result: {e}")),
-                    };
-                }
-                Err(e) => return self.serialization_error(&format!("encoding result: {e}")),
-            }
+                Err(e) => self.serialization_error(&format!("encoding result: {e}")),
+            };
         }
-        match crate::wire::encode(value) {
-            Ok(v) => self.hand_over(v, STATUS_OK),
+        let mut writer = LoanWriter {
+            loan: self.out.ptr,
+            cap: self.out.cap,
+            len: 0,
+            spill: None,
+        };
+        match crate::wire::encode_into_writer(value, &mut writer) {
+            Ok(()) => match writer.spill {
+                None => {
+                    self.out.len = writer.len;
+                    STATUS_OK
+                }
+                // The method body has run and is not run again: the host takes this
+                // buffer instead and lends a larger one next time.
+                Some(buf) => self.hand_over(buf, STATUS_BUFFER_TOO_SMALL),
+            },
             Err(e) => self.serialization_error(&format!("encoding result: {e}")),
         }
+    }
+
+    /// True when the host lent a buffer for the result.
+    fn lent(&self) -> bool {
+        self.arena && !self.out.ptr.is_null()
     }
 
     /// Writes the reply of a method returning `Result<T, PluginError>`.
@@ -126,7 +137,7 @@ impl Reply<'_> {
 
     /// Writes raw bytes untouched (`#[wire(raw)]`).
     pub fn raw(&mut self, bytes: Vec<u8>) -> i32 {
-        if self.arena && !self.out.ptr.is_null() {
+        if self.lent() {
             if bytes.len() <= self.out.cap {
                 // SAFETY: the host lent `cap >= bytes.len()` writable bytes at `ptr`,
                 // which cannot overlap a Vec we own.
@@ -174,6 +185,60 @@ impl Reply<'_> {
             cap: bytes.capacity(),
         };
         status
+    }
+}
+
+thread_local! {
+    // The size of this thread's last result encoded without a loan (hosts built before
+    // loans, streams), to size the next buffer. A `Cell<usize>` registers no
+    // destructor, so it cannot keep the library loaded.
+    static RESULT_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(64) };
+}
+
+/// The largest first buffer a result is encoded into without a loan.
+const RESULT_HINT_MAX: usize = 1 << 20;
+
+/// Writes into the buffer the host lent (`cap` bytes at `loan`, uninitialised) and,
+/// once it is full, into a buffer of its own holding everything written so far.
+struct LoanWriter {
+    loan: *mut u8,
+    cap: usize,
+    len: usize,
+    spill: Option<Vec<u8>>,
+}
+
+impl std::io::Write for LoanWriter {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.write_all(data).map(|()| data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if let Some(spill) = &mut self.spill {
+            spill.extend_from_slice(data);
+            return Ok(());
+        }
+        let end = self.len + data.len();
+        if end <= self.cap {
+            // SAFETY: the host lent `cap` writable bytes at `loan` for this call; they
+            // cannot overlap `data`, which lives in the plugin or in its input.
+            unsafe {
+                std::ptr::copy_nonoverlapping(data.as_ptr(), self.loan.add(self.len), data.len())
+            };
+            self.len = end;
+            return Ok(());
+        }
+        let mut spill = Vec::with_capacity(end.max(self.cap.saturating_mul(2)));
+        // SAFETY: the first `len` bytes of the loan were written above.
+        spill.extend_from_slice(unsafe { std::slice::from_raw_parts(self.loan, self.len) });
+        spill.extend_from_slice(data);
+        self.spill = Some(spill);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -257,7 +322,10 @@ pub unsafe fn run_method(
         // SAFETY: the host lends `input_len` readable bytes at `input` for the call.
         unsafe { std::slice::from_raw_parts(input, input_len) }
     };
-    let arena = strategy == BufferStrategyKind::Arena;
+    // Whatever the interface's strategy, a buffer the host lent is used: hosts built
+    // before loans lend only to Arena interfaces and pass no buffer otherwise.
+    let _ = strategy;
+    let arena = !out.ptr.is_null();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut reply = Reply {
             out: &mut *out,

@@ -27,6 +27,17 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
         .map_err(|e| WireError(e.to_string()))
 }
 
+/// Writes the MessagePack encoding of `value` to `out`.
+pub fn encode_into_writer<T: Serialize + ?Sized, W: std::io::Write>(
+    value: &T,
+    out: &mut W,
+) -> Result<(), WireError> {
+    let mut ser = rmp_serde::Serializer::new(out).with_struct_map();
+    value
+        .serialize(&mut ser)
+        .map_err(|e| WireError(e.to_string()))
+}
+
 /// The MessagePack encoding of `value`.
 ///
 /// ```
@@ -43,59 +54,6 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, WireError> {
 /// Decodes a value from its MessagePack encoding.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     rmp_serde::from_slice(bytes).map_err(|e| WireError(e.to_string()))
-}
-
-/// Encodes into a fixed slice; fails (without partial success) when it does not fit.
-///
-/// Returns the number of bytes written, or `None` when `out` is too small.
-pub fn encode_into_slice<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut [u8],
-) -> Result<Option<usize>, WireError> {
-    let mut writer = SliceWriter {
-        buf: out,
-        written: 0,
-        overflow: false,
-    };
-    let result = {
-        let mut ser = rmp_serde::Serializer::new(&mut writer).with_struct_map();
-        value.serialize(&mut ser)
-    };
-    match result {
-        Ok(()) => Ok(Some(writer.written)),
-        Err(_) if writer.overflow => Ok(None),
-        Err(e) => Err(WireError(e.to_string())),
-    }
-}
-
-struct SliceWriter<'a> {
-    buf: &'a mut [u8],
-    written: usize,
-    overflow: bool,
-}
-
-impl std::io::Write for SliceWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.write_all(data).map(|()| data.len())
-    }
-
-    fn write_all(&mut self, data: &[u8]) -> std::io::Result<()> {
-        let end = self.written + data.len();
-        if end > self.buf.len() {
-            self.overflow = true;
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                "output buffer full",
-            ));
-        }
-        self.buf[self.written..end].copy_from_slice(data);
-        self.written = end;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Serializes a byte slice as a MessagePack `bin`. Used by generated code for
@@ -161,21 +119,6 @@ mod tests {
         let encoded = encode(&vec![1u8, 2, 3]).unwrap();
         let back: BinVec = decode(&encoded).unwrap();
         assert_eq!(back.0, vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn slice_encoding_reports_overflow() {
-        let mut small = [0u8; 4];
-        assert_eq!(
-            encode_into_slice("a long string", &mut small).unwrap(),
-            None
-        );
-        let mut big = [0u8; 64];
-        let n = encode_into_slice("a long string", &mut big)
-            .unwrap()
-            .unwrap();
-        let back: String = decode(&big[..n]).unwrap();
-        assert_eq!(back, "a long string");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! [`PluginHandle`]: a callable plugin that keeps its library loaded.
 
 use super::PluginLibrary;
+use crate::call::CallTable;
 use crate::caller::PluginCaller;
 use crate::descriptor::{CallOutput, ErasedFn, PluginDescriptor};
 use crate::error::CallError;
-use crate::info::{FastPath, PluginInfo};
+use crate::info::PluginInfo;
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 use crate::stream_reader::RawStream;
 use serde::de::DeserializeOwned;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct PluginHandle {
     desc: *const PluginDescriptor,
+    table: Arc<CallTable>,
     info: Arc<PluginInfo>,
     library: Arc<PluginLibrary>,
 }
@@ -48,6 +50,9 @@ impl PluginHandle {
     ) -> Self {
         Self {
             desc,
+            // SAFETY: forwarded from this function's contract; `library`, kept with
+            // the table, keeps the descriptor's library loaded.
+            table: Arc::new(unsafe { CallTable::new(&*desc) }),
             info: Arc::new(info),
             library,
         }
@@ -142,7 +147,7 @@ impl PluginHandle {
         let desc = unsafe { &*self.desc };
         let save = desc.save_state?;
         // SAFETY: as above; `save` is this descriptor's state function.
-        let bytes = unsafe { crate::call::invoke_fn(desc, save, &[]) };
+        let bytes = unsafe { self.table.call_fn(save, &[]) };
         Some(bytes.and_then(|bytes| {
             crate::state::SavedState::from_bytes(&bytes).ok_or_else(|| {
                 CallError::PluginSerialization("a saved state without its version".into())
@@ -158,7 +163,7 @@ impl PluginHandle {
         let desc = unsafe { &*self.desc };
         let restore = desc.restore_state?;
         // SAFETY: as in `save_state`.
-        Some(unsafe { crate::call::invoke_fn(desc, restore, &saved.to_bytes()) }.map(drop))
+        Some(unsafe { self.table.call_fn(restore, &saved.to_bytes()) }.map(drop))
     }
 
     /// Calls method `index` with already-encoded input and returns the encoded output:
@@ -177,9 +182,8 @@ impl PluginCaller for PluginHandle {
         input: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        // SAFETY: the descriptor was validated when the library was opened, and
-        // `self.library` keeps the library loaded for the whole call.
-        unsafe { crate::call::invoke(&*self.desc, index, input, decode) }
+        // SAFETY: `self.library` keeps the table's library loaded for the whole call.
+        unsafe { self.table.call(index, input, decode) }
     }
 
     #[inline]
@@ -190,25 +194,20 @@ impl PluginCaller for PluginHandle {
     ) -> Option<Result<(), CallError>> {
         // SAFETY: as in `call_with`; the generated client transmutes the entry to the
         // signature its interface declares, which the hash check made this plugin's.
-        unsafe { crate::call::invoke_direct(&*self.desc, index, call) }
+        unsafe { self.table.call_direct(index, call) }
     }
 
     #[inline]
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
-        let method = self.info.methods.get(index)?;
-        if method.fast_path != FastPath::Bytes && !method.raw {
-            return None;
-        }
-        // SAFETY: as in `call_with`; the descriptor marks method `index` as a byte
-        // method (a raw slot, or a direct entry that is a MethodFn).
-        unsafe { crate::call::invoke_bytes(&*self.desc, index, input) }
+        // SAFETY: as in `call_with`.
+        unsafe { self.table.call_bytes(index, input) }
     }
 
     fn call_stream(&self, index: usize, input: &[u8]) -> Result<RawStream, CallError> {
         // SAFETY: as in `call_with`.
         let desc = unsafe { &*self.desc };
         // SAFETY: as in `call_with`.
-        let state = unsafe { crate::call::invoke_stream(desc, index, input) }?;
+        let state = unsafe { self.table.call_stream(index, input) }?;
         let (Some(next), Some(free), Some(free_buffer)) =
             (desc.stream_next, desc.stream_free, desc.free_buffer)
         else {
