@@ -181,8 +181,10 @@ impl CallTable {
     /// the caller receives: the host lends it, sized from the input and from this
     /// thread's previous results. One that does not fit is handed over by the plugin
     /// once (the method never runs twice), copied, and remembered to size the next
-    /// loan. Larger results are not lent for: the plugin hands over its own buffer and
-    /// the host copies it once (see BENCHMARKS.md).
+    /// loan. Larger results are written into this thread's arena and copied out: a
+    /// fresh large buffer on each side of every call measured up to 40x slower, as
+    /// the allocator hands such blocks back to the system and faults them in again
+    /// (see BENCHMARKS.md).
     ///
     /// # Safety
     /// As for [`call`](Self::call).
@@ -199,15 +201,8 @@ impl CallTable {
         };
         let expected = input.len().max(BYTES_HINT.get()).max(64);
         if expected > LEND_RESULT_MAX {
-            let mut out = CallOutput::empty();
-            // SAFETY: the MethodFn contract: the slot reads `input` and, given no loan,
-            // hands over a buffer of its own in `out`.
-            let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
-            let buffer = PluginBuffer {
-                out,
-                free: self.free,
-            };
-            return Some(interpret(status, buffer.bytes(), |b| Ok(b.to_vec())));
+            // SAFETY: forwarded from this function's contract; the slot is this table's.
+            return Some(unsafe { self.call_slot(slot, input, |b| Ok(b.to_vec())) });
         }
         let mut result = Vec::with_capacity(expected);
         // SAFETY: forwarded from this function's contract; slot and free are this
@@ -469,6 +464,6 @@ fn plugin_name(desc: &PluginDescriptor) -> String {
 
 /// Decodes a typed result; a failure becomes [`CallError::Serialization`].
 pub fn decode_result<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CallError> {
-    crate::wire::decode(bytes)
+    crate::wire::decode_value(bytes)
         .map_err(|e| CallError::Serialization(format!("decoding result: {e}")))
 }

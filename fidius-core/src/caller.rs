@@ -124,7 +124,7 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             buf.clear();
-            crate::wire::encode_into(args, &mut buf)
+            crate::wire::encode_args(args, &mut buf)
                 .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
             let result = caller.call_with(index, &buf, decode);
             if buf.capacity() > 1 << 20 {
@@ -133,7 +133,8 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
             result
         }
         Err(_) => {
-            let buf = crate::wire::encode(args)
+            let mut buf = Vec::new();
+            crate::wire::encode_args(args, &mut buf)
                 .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
             caller.call_with(index, &buf, decode)
         }
@@ -173,7 +174,8 @@ pub fn call_stream<C: PluginCaller + ?Sized, A: Serialize + ?Sized, T>(
     args: &A,
     decode: fn(&[u8]) -> Result<T, CallError>,
 ) -> Result<PluginStream<T>, CallError> {
-    let input = crate::wire::encode(args)
+    let mut input = Vec::new();
+    crate::wire::encode_args(args, &mut input)
         .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
     Ok(PluginStream::new(
         caller.call_stream(index, &input)?,

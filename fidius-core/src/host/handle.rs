@@ -134,7 +134,8 @@ impl PluginHandle {
         index: usize,
         args: &A,
     ) -> Result<RawStream, CallError> {
-        let input = crate::wire::encode(args)
+        let mut input = Vec::new();
+        crate::wire::encode_args(args, &mut input)
             .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
         self.call_stream(index, &input)
     }

@@ -18,4 +18,7 @@ pub trait Blobs: Send + Sync {
     fn fail(&self, n: u64) -> Result<Vec<u8>, PluginError>;
     /// Scalars only: takes the direct path. Panics when `b` is 0.
     fn div(&self, a: u32, b: u32) -> u32;
+    /// Each byte as a `u16`: its result travels as an array of integers, as a
+    /// `Vec<u8>` did from plugins built before byte arguments became `bin`.
+    fn widen(&self, data: Vec<u8>) -> Vec<u16>;
 }

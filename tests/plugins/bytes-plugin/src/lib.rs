@@ -45,6 +45,10 @@ impl Blobs for BlobStore {
         }
         a / b
     }
+    fn widen(&self, data: Vec<u8>) -> Vec<u16> {
+        self.tick();
+        data.into_iter().map(u16::from).collect()
+    }
     fn fail(&self, n: u64) -> Result<Vec<u8>, PluginError> {
         self.tick();
         if n == 0 {
