@@ -278,21 +278,28 @@ impl CallTable {
     ///
     /// # Safety
     /// As for [`call`](Self::call); `slot` belongs to this table's descriptor.
-    #[inline]
+    #[inline(always)]
     unsafe fn call_slot<R>(
         &self,
         slot: MethodFn,
         input: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        ARENA.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut arena) => {
+        // The thread's arena, reached without a closure so that the whole call inlines
+        // into one function: a result passed back out of nested closures was copied
+        // at every level, and those copies measured as a large part of a small call.
+        let cell = ARENA.try_with(|cell| cell as *const RefCell<Vec<u8>>).ok();
+        // SAFETY: a thread-local lives until its thread exits, and this thread is
+        // running this call; the pointer is used only within it.
+        match cell.map(|cell| unsafe { &*cell }.try_borrow_mut()) {
+            Some(Ok(mut arena)) => {
                 // SAFETY: forwarded from this function's contract.
                 unsafe { call_arena(slot, self.free, &mut arena, input, decode) }
             }
-            // Re-entered on this thread (a decoder calling a plugin): lend a fresh buffer.
+            // Re-entered on this thread (a decoder calling a plugin), or called while the
+            // thread's locals are being destroyed: lend a fresh buffer.
             // SAFETY: forwarded from this function's contract.
-            Err(_) => unsafe {
+            _ => unsafe {
                 call_arena(
                     slot,
                     self.free,
@@ -301,7 +308,7 @@ impl CallTable {
                     decode,
                 )
             },
-        })
+        }
     }
 
     /// The error for a call to method `index`, which is out of range or not
@@ -344,7 +351,7 @@ impl CallTable {
 /// # Safety
 /// As for [`CallTable::call`]; `slot` and `free` come from the same validated
 /// descriptor.
-#[inline]
+#[inline(always)]
 unsafe fn call_arena<R>(
     slot: MethodFn,
     free: FreeBufferFn,
@@ -463,6 +470,7 @@ fn plugin_name(desc: &PluginDescriptor) -> String {
 }
 
 /// Decodes a typed result; a failure becomes [`CallError::Serialization`].
+#[inline]
 pub fn decode_result<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CallError> {
     crate::wire::decode_value(bytes)
         .map_err(|e| CallError::Serialization(format!("decoding result: {e}")))

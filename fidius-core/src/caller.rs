@@ -121,8 +121,14 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
     args: &A,
     decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
+    // As for the arena in `call`: reached without a closure, so the call inlines.
+    let cell = SCRATCH
+        .try_with(|cell| cell as *const RefCell<Vec<u8>>)
+        .ok();
+    // SAFETY: a thread-local lives until its thread exits, and this thread is running
+    // this call; the pointer is used only within it.
+    match cell.map(|cell| unsafe { &*cell }.try_borrow_mut()) {
+        Some(Ok(mut buf)) => {
             buf.clear();
             crate::wire::encode_args(args, &mut buf)
                 .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
@@ -132,13 +138,14 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
             }
             result
         }
-        Err(_) => {
+        // Re-entered (a decoder calling a plugin), or the thread is exiting.
+        _ => {
             let mut buf = Vec::new();
             crate::wire::encode_args(args, &mut buf)
                 .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
             caller.call_with(index, &buf, decode)
         }
-    })
+    }
 }
 
 /// Checks a caller against the interface a generated client speaks.

@@ -6,6 +6,7 @@ use crate::descriptor::{BufferStrategyKind, CallOutput, PluginDescriptor, ABI_VE
 use crate::error::PluginError;
 use crate::interface::{Interface, Vtable};
 use crate::status::*;
+use crate::wire::{ScalarArgs, WireScalar};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::ffi::CStr;
@@ -76,33 +77,45 @@ impl Reply<'_> {
     /// Writes an encoded value, in one pass: into the host's loan while it lasts, then
     /// into a buffer of our own that is handed over instead.
     pub fn value<T: Serialize + ?Sized>(&mut self, value: &T) -> i32 {
-        if !self.lent() {
-            let mut buf = Vec::with_capacity(RESULT_HINT.get());
-            return match crate::wire::encode_into(value, &mut buf) {
-                Ok(()) => {
-                    RESULT_HINT.set(buf.len().min(RESULT_HINT_MAX));
-                    self.hand_over(buf, STATUS_OK)
-                }
-                Err(e) => self.serialization_error(&format!("encoding result: {e}")),
-            };
-        }
+        self.write(|w| crate::wire::encode_into_writer(value, w).map_err(|e| e.0))
+    }
+
+    /// Writes a plain scalar, without serde (see [`WireScalar`]).
+    #[inline]
+    pub fn scalar<T: WireScalar>(&mut self, value: T) -> i32 {
+        self.write(|w| value.write(w).map_err(|e| e.to_string()))
+    }
+
+    /// Runs `encode` on a writer over the loan (or, with none, a buffer of our own) and
+    /// reports what it wrote.
+    #[inline]
+    fn write(&mut self, encode: impl FnOnce(&mut LoanWriter) -> Result<(), String>) -> i32 {
+        let lent = self.lent();
         let mut writer = LoanWriter {
             loan: self.out.ptr,
-            cap: self.out.cap,
+            cap: if lent { self.out.cap } else { 0 },
             len: 0,
             spill: None,
         };
-        match crate::wire::encode_into_writer(value, &mut writer) {
-            Ok(()) => match writer.spill {
-                None => {
-                    self.out.len = writer.len;
-                    STATUS_OK
-                }
+        if let Err(e) = encode(&mut writer) {
+            return self.serialization_error(&format!("encoding result: {e}"));
+        }
+        match writer.spill {
+            None if lent => {
+                self.out.len = writer.len;
+                STATUS_OK
+            }
+            // Nothing was written and nothing lent: an empty buffer of our own.
+            None => self.hand_over(Vec::new(), STATUS_OK),
+            Some(buf) if lent => {
                 // The method body has run and is not run again: the host takes this
                 // buffer instead and lends a larger one next time.
-                Some(buf) => self.hand_over(buf, STATUS_BUFFER_TOO_SMALL),
-            },
-            Err(e) => self.serialization_error(&format!("encoding result: {e}")),
+                self.hand_over(buf, STATUS_BUFFER_TOO_SMALL)
+            }
+            Some(buf) => {
+                RESULT_HINT.set(buf.len().min(RESULT_HINT_MAX));
+                self.hand_over(buf, STATUS_OK)
+            }
         }
     }
 
@@ -199,7 +212,8 @@ thread_local! {
 const RESULT_HINT_MAX: usize = 1 << 20;
 
 /// Writes into the buffer the host lent (`cap` bytes at `loan`, uninitialised) and,
-/// once it is full, into a buffer of its own holding everything written so far.
+/// once it is full, into a buffer of its own holding everything written so far. With
+/// no loan, `cap` is 0 and everything goes to a buffer of its own.
 struct LoanWriter {
     loan: *mut u8,
     cap: usize,
@@ -220,6 +234,15 @@ impl std::io::Write for LoanWriter {
             return Ok(());
         }
         let end = self.len + data.len();
+        if end <= self.cap && data.len() <= 16 {
+            // Small writes (markers, scalars) byte by byte: a call to memcpy costs more.
+            for (i, &b) in data.iter().enumerate() {
+                // SAFETY: as below; `len + i < end <= cap`.
+                unsafe { self.loan.add(self.len + i).write(b) };
+            }
+            self.len = end;
+            return Ok(());
+        }
         if end <= self.cap {
             // SAFETY: the host lent `cap` writable bytes at `loan` for this call; they
             // cannot overlap `data`, which lives in the plugin or in its input.
@@ -229,9 +252,16 @@ impl std::io::Write for LoanWriter {
             self.len = end;
             return Ok(());
         }
-        let mut spill = Vec::with_capacity(end.max(self.cap.saturating_mul(2)));
-        // SAFETY: the first `len` bytes of the loan were written above.
-        spill.extend_from_slice(unsafe { std::slice::from_raw_parts(self.loan, self.len) });
+        let first = if self.cap == 0 {
+            RESULT_HINT.get()
+        } else {
+            self.cap.saturating_mul(2)
+        };
+        let mut spill = Vec::with_capacity(end.max(first));
+        if self.len > 0 {
+            // SAFETY: the first `len` bytes of the loan were written above.
+            spill.extend_from_slice(unsafe { std::slice::from_raw_parts(self.loan, self.len) });
+        }
         spill.extend_from_slice(data);
         self.spill = Some(spill);
         Ok(())
@@ -298,6 +328,16 @@ pub unsafe extern "C" fn stream_free(state: *mut std::ffi::c_void) {
 /// Decodes a method's argument tuple.
 pub fn decode_args<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
     crate::wire::decode(input).map_err(|e| format!("decoding arguments: {e}"))
+}
+
+/// Decodes the argument tuple of a scalar method: directly when it is encoded as
+/// rmp-serde encodes it, through serde (with its conversions and errors) otherwise.
+#[inline]
+pub fn decode_scalar_args<T: ScalarArgs + DeserializeOwned>(input: &[u8]) -> Result<T, String> {
+    match T::read(input) {
+        Some(args) => Ok(args),
+        None => decode_args(input),
+    }
 }
 
 /// Runs a method body behind the FFI boundary: builds the input slice, catches panics

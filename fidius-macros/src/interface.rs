@@ -302,6 +302,14 @@ fn shim_fn(
         quote!(let __a0 = ::fidius::__private::BinVec(__input.to_vec());)
     } else if m.args.is_empty() {
         quote!()
+    } else if m.direct {
+        // Plain scalars: read directly, without serde, when encoded the usual way.
+        quote! {
+            let (#(#vars,)*): (#(#decode_tys,)*) = match ::fidius::__private::decode_scalar_args(__input) {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(e) => return __reply.serialization_error(&e),
+            };
+        }
     } else {
         quote! {
             let (#(#vars,)*): (#(#decode_tys,)*) = match ::fidius::__private::decode_args(__input) {
@@ -319,6 +327,7 @@ fn shim_fn(
         (ReturnKind::Value(t), _) if types::is_byte_vec(t) => {
             quote!(__reply.value(&::fidius::__private::AsBin(&__ret)))
         }
+        (ReturnKind::Value(_), _) if m.direct => quote!(__reply.scalar(__ret)),
         (ReturnKind::Value(_), _) => quote!(__reply.value(&__ret)),
         (ReturnKind::Fallible(t), _) if types::is_byte_vec(t) => {
             quote!(__reply.bytes_result(&__ret))

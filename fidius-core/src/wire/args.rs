@@ -1,0 +1,318 @@
+//! Encoding argument tuples: byte containers as `bin`, copied at once.
+
+use super::{WireError, WireScalar};
+use serde::{Serialize, Serializer};
+
+/// Appends the MessagePack encoding of the argument tuple `args` to `out`.
+///
+/// As [`encode_into`](super::encode_into), except that an element of the tuple that is itself a byte
+/// container (`Vec<u8>`, `[u8]`, `Box<[u8]>`, or a reference to one) travels as one
+/// MessagePack `bin`, copied at once, and not as one integer per byte. Plugins decode
+/// both forms (see [`BinVec`](super::BinVec)), so hosts and plugins built before this still agree.
+///
+/// ```
+/// let data = vec![1u8, 2, 3];
+/// let mut out = Vec::new();
+/// fidius_core::wire::encode_args(&(&data, "x"), &mut out).unwrap();
+/// // A two-element array whose first element is a 3-byte `bin`.
+/// assert_eq!(&out[..3], &[0x92, 0xc4, 3]);
+/// ```
+pub fn encode_args<A: Serialize + ?Sized>(args: &A, out: &mut Vec<u8>) -> Result<(), WireError> {
+    let mut ser: Rmp<'_> = rmp_serde::Serializer::new(out).with_struct_map();
+    args.serialize(ArgsSerializer(&mut ser))
+        .map_err(|e| WireError(e.to_string()))
+}
+
+/// The bytes of `value` when it is a byte container sent as `bin`: `Vec<u8>`, `[u8]`,
+/// `Box<[u8]>`, or a shared or mutable reference to one of these.
+#[inline]
+pub fn byte_container<T: ?Sized>(value: &T) -> Option<&[u8]> {
+    let id = typeid::of::<T>();
+    let ptr = value as *const T;
+    // Each branch reinterprets `value` as the type its identity was just compared with
+    // (lifetimes aside, which the borrow of `value` bounds).
+    if id == typeid::of::<Vec<u8>>() {
+        // SAFETY: T is Vec<u8>.
+        Some(unsafe { &*(ptr as *const Vec<u8>) })
+    } else if id == typeid::of::<[u8]>() {
+        // SAFETY: T is [u8], whose size is its length.
+        Some(unsafe { std::slice::from_raw_parts(ptr as *const u8, std::mem::size_of_val(value)) })
+    } else if id == typeid::of::<Box<[u8]>>() {
+        // SAFETY: T is Box<[u8]>.
+        Some(unsafe { &*(ptr as *const Box<[u8]>) })
+    } else if id == typeid::of::<&Vec<u8>>() || id == typeid::of::<&mut Vec<u8>>() {
+        // SAFETY: T is a reference to a Vec<u8>; `&mut` has the layout of `&`.
+        Some(unsafe { *(ptr as *const &Vec<u8>) })
+    } else if id == typeid::of::<&[u8]>() || id == typeid::of::<&mut [u8]>() {
+        // SAFETY: T is a reference to [u8]; `&mut` has the layout of `&`.
+        Some(unsafe { *(ptr as *const &[u8]) })
+    } else if id == typeid::of::<&Box<[u8]>>() {
+        // SAFETY: T is &Box<[u8]>.
+        Some(unsafe { *(ptr as *const &Box<[u8]>) })
+    } else {
+        None
+    }
+}
+
+/// The serializer every wire payload is written with.
+type Rmp<'a> = rmp_serde::Serializer<
+    &'a mut Vec<u8>,
+    rmp_serde::config::StructMapConfig<rmp_serde::config::DefaultConfig>,
+>;
+
+/// Serializes an argument tuple: the array header and each element written directly
+/// when it is a byte container (as `bin`) or a plain scalar, through rmp-serde
+/// otherwise. Anything that is not a tuple is serialized as it is.
+struct ArgsSerializer<'s, 'a>(&'s mut Rmp<'a>);
+
+/// The tuple of [`ArgsSerializer`].
+struct ArgsTuple<'s, 'a>(&'s mut Rmp<'a>);
+
+type Error = rmp_serde::encode::Error;
+
+impl serde::ser::SerializeTuple for ArgsTuple<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    #[inline]
+    fn serialize_element<E: Serialize + ?Sized>(&mut self, value: &E) -> Result<(), Error> {
+        let out: &mut Vec<u8> = self.0.get_mut();
+        if let Some(bytes) = byte_container(value) {
+            write_bin_header(out, bytes.len())?;
+            out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        if write_scalar(value, out) {
+            return Ok(());
+        }
+        value.serialize(&mut *self.0)
+    }
+
+    #[inline]
+    fn end(self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Writes `value` if it is a plain scalar (or a reference to one); false otherwise.
+#[inline]
+fn write_scalar<T: ?Sized>(value: &T, out: &mut Vec<u8>) -> bool {
+    let id = typeid::of::<T>();
+    let ptr = value as *const T;
+    macro_rules! scalars {
+        ($($t:ty),*) => {$(
+            if id == typeid::of::<$t>() {
+                // SAFETY: T is $t.
+                let v = unsafe { *(ptr as *const $t) };
+                return WireScalar::write(v, out).is_ok();
+            }
+            if id == typeid::of::<&$t>() {
+                // SAFETY: T is &$t.
+                let v = unsafe { **(ptr as *const &$t) };
+                return WireScalar::write(v, out).is_ok();
+            }
+        )*};
+    }
+    scalars!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool);
+    false
+}
+
+fn write_bin_header(out: &mut Vec<u8>, len: usize) -> Result<(), Error> {
+    if len <= u8::MAX as usize {
+        out.extend_from_slice(&[0xc4, len as u8]);
+    } else if len <= u16::MAX as usize {
+        out.push(0xc5);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        let len = u32::try_from(len).map_err(|_| {
+            <Error as serde::ser::Error>::custom("a byte argument larger than 4 GiB")
+        })?;
+        out.push(0xc6);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn write_array_header(out: &mut Vec<u8>, len: usize) -> Result<(), Error> {
+    if len < 16 {
+        out.push(0x90 | len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(0xdc);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        let len = u32::try_from(len)
+            .map_err(|_| <Error as serde::ser::Error>::custom("too many arguments"))?;
+        out.push(0xdd);
+        out.extend_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+/// Forwards serializer methods to rmp-serde's.
+macro_rules! forward {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {$(
+        #[inline]
+        fn $name(self, $($arg: $ty),*) -> Result<$ret, Error> {
+            self.0.$name($($arg),*)
+        }
+    )*};
+}
+
+impl<'s, 'a> Serializer for ArgsSerializer<'s, 'a> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = <&'s mut Rmp<'a> as Serializer>::SerializeSeq;
+    type SerializeTuple = ArgsTuple<'s, 'a>;
+    type SerializeTupleStruct = <&'s mut Rmp<'a> as Serializer>::SerializeTupleStruct;
+    type SerializeTupleVariant = <&'s mut Rmp<'a> as Serializer>::SerializeTupleVariant;
+    type SerializeMap = <&'s mut Rmp<'a> as Serializer>::SerializeMap;
+    type SerializeStruct = <&'s mut Rmp<'a> as Serializer>::SerializeStruct;
+    type SerializeStructVariant = <&'s mut Rmp<'a> as Serializer>::SerializeStructVariant;
+
+    #[inline]
+    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, Error> {
+        write_array_header(self.0.get_mut(), len)?;
+        Ok(ArgsTuple(self.0))
+    }
+
+    forward! {
+        serialize_bool(v: bool) -> ();
+        serialize_i8(v: i8) -> ();
+        serialize_i16(v: i16) -> ();
+        serialize_i32(v: i32) -> ();
+        serialize_i64(v: i64) -> ();
+        serialize_i128(v: i128) -> ();
+        serialize_u8(v: u8) -> ();
+        serialize_u16(v: u16) -> ();
+        serialize_u32(v: u32) -> ();
+        serialize_u64(v: u64) -> ();
+        serialize_u128(v: u128) -> ();
+        serialize_f32(v: f32) -> ();
+        serialize_f64(v: f64) -> ();
+        serialize_char(v: char) -> ();
+        serialize_str(v: &str) -> ();
+        serialize_bytes(v: &[u8]) -> ();
+        serialize_none() -> ();
+        serialize_unit() -> ();
+        serialize_unit_struct(name: &'static str) -> ();
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str) -> ();
+        serialize_seq(len: Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple_struct(name: &'static str, len: usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(name: &'static str, index: u32, variant: &'static str, len: usize) -> Self::SerializeTupleVariant;
+        serialize_map(len: Option<usize>) -> Self::SerializeMap;
+        serialize_struct(name: &'static str, len: usize) -> Self::SerializeStruct;
+        serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize) -> Self::SerializeStructVariant;
+    }
+
+    #[inline]
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
+        self.0.serialize_some(value)
+    }
+
+    #[inline]
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.0.serialize_newtype_struct(name, value)
+    }
+
+    #[inline]
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.0
+            .serialize_newtype_variant(name, index, variant, value)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{decode, encode, BinVec};
+
+    #[test]
+    fn byte_containers_in_argument_tuples_travel_as_bin() {
+        let data = vec![5u8; 40];
+        let boxed: Box<[u8]> = data.clone().into_boxed_slice();
+        let mut mutable = data.clone();
+        // Each form of byte container, with a string after it.
+        let forms: Vec<Vec<u8>> = vec![
+            args(&(data.clone(), "s")),
+            args(&(&data, "s")),
+            args(&(data.as_slice(), "s")),
+            args(&(&boxed, "s")),
+            args(&(boxed.clone(), "s")),
+            args(&(&mut mutable, "s")),
+            args(&(mutable.as_mut_slice(), "s")),
+        ];
+        for encoded in &forms {
+            // fixarray(2), bin8 of 40 bytes, the bytes, then fixstr "s".
+            assert_eq!(&encoded[..3], &[0x92, 0xc4, 40]);
+            assert_eq!(&encoded[3..43], &data[..]);
+            assert_eq!(&encoded[43..], &[0xa1, b's']);
+            // Plugins decode it as before: a BinVec, or a plain Vec<u8> element.
+            let (v, s): (BinVec, String) = decode(encoded).unwrap();
+            assert_eq!((v.0, s.as_str()), (data.clone(), "s"));
+            let (v, _): (Vec<u8>, String) = decode(encoded).unwrap();
+            assert_eq!(v, data);
+        }
+        // Nested byte containers and other sequences keep serde's own encoding.
+        let nested = args(&(Some(data.clone()), vec![1u16, 2]));
+        assert_eq!(
+            nested,
+            encode(&(Some(data.clone()), vec![1u16, 2])).unwrap()
+        );
+        // Scalars (and references to them) are written as rmp-serde writes them, in
+        // tuples of any length.
+        let (a, b) = (-70_000i64, 3.5f64);
+        let scalars = (a, &b, true, u64::MAX, -1i8, 7u16, 1.25f32, usize::MAX, &a);
+        assert_eq!(args(&scalars), encode(&scalars).unwrap());
+        let empty: [u8; 0] = [];
+        let sixteen = (
+            1u8,
+            2u8,
+            3u8,
+            4u8,
+            5u8,
+            6u8,
+            7u8,
+            8u8,
+            9u8,
+            10u8,
+            11u8,
+            12u8,
+            "s",
+            empty,
+            'c',
+            (),
+        );
+        assert_eq!(
+            args(&sixteen)[0],
+            0xdc,
+            "an array of 16 takes a 16-bit length"
+        );
+        assert_eq!(args(&sixteen), encode(&sixteen).unwrap());
+        let big = vec![9u8; 70_000];
+        let (v,): (BinVec,) = decode(&args(&(&big,))).unwrap();
+        assert_eq!(v.0, big);
+        // Not a tuple: encoded as it is.
+        assert_eq!(args(&7u32), encode(&7u32).unwrap());
+    }
+
+    fn args<A: Serialize + ?Sized>(a: &A) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_args(a, &mut out).unwrap();
+        out
+    }
+}
