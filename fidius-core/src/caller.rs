@@ -115,13 +115,31 @@ thread_local! {
 }
 
 /// Encodes `args` as the wire tuple and calls method `index`. Used by generated clients.
+#[inline]
 pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
     caller: &C,
     index: usize,
     args: &A,
     decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
-    // As for the arena in `call`: reached without a closure, so the call inlines.
+    with_scratch(
+        |buf| {
+            crate::wire::encode_args(args, buf)
+                .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))
+        },
+        |input| caller.call_with(index, input, decode),
+    )
+}
+
+/// Runs `encode` into this thread's reused input buffer, then `call` with what it
+/// wrote.
+#[inline(always)]
+pub(crate) fn with_scratch<R>(
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), CallError>,
+    call: impl FnOnce(&[u8]) -> Result<R, CallError>,
+) -> Result<R, CallError> {
+    // Reached without a closure, as the arena in `CallTable::call` is, so the call
+    // inlines.
     let cell = SCRATCH
         .try_with(|cell| cell as *const RefCell<Vec<u8>>)
         .ok();
@@ -130,9 +148,8 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
     match cell.map(|cell| unsafe { &*cell }.try_borrow_mut()) {
         Some(Ok(mut buf)) => {
             buf.clear();
-            crate::wire::encode_args(args, &mut buf)
-                .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
-            let result = caller.call_with(index, &buf, decode);
+            encode(&mut buf)?;
+            let result = call(&buf);
             if buf.capacity() > 1 << 20 {
                 *buf = Vec::new();
             }
@@ -141,9 +158,8 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
         // Re-entered (a decoder calling a plugin), or the thread is exiting.
         _ => {
             let mut buf = Vec::new();
-            crate::wire::encode_args(args, &mut buf)
-                .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
-            caller.call_with(index, &buf, decode)
+            encode(&mut buf)?;
+            call(&buf)
         }
     }
 }

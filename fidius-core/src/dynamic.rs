@@ -38,12 +38,17 @@ pub fn call(
             streaming: true,
         });
     }
-    let input = dynamic_input(method, args)?;
-    let output = caller.call_with(method.index, &input, |bytes| Ok(bytes.to_vec()))?;
+    check_arity(method, args)?;
     if method.raw {
-        return Ok(Value::Binary(output));
+        let input = raw_input(method, args)?;
+        return caller.call_with(method.index, input, |bytes| {
+            Ok(Value::Binary(bytes.to_vec()))
+        });
     }
-    read_value(&output)
+    crate::caller::with_scratch(
+        |buf| encode_values(args, buf),
+        |input| caller.call_with(method.index, input, read_value),
+    )
 }
 
 /// Calls streaming method `name` with `args`; each item arrives as a [`Value`].
@@ -67,7 +72,17 @@ pub fn call_stream(
 
 /// The wire input for a dynamic call: the argument tuple, or the raw bytes.
 fn dynamic_input(method: &MethodInfo, args: &[Value]) -> Result<Vec<u8>, CallError> {
-    let expected = method.arguments().len();
+    check_arity(method, args)?;
+    if method.raw {
+        return raw_input(method, args).map(<[u8]>::to_vec);
+    }
+    let mut input = Vec::new();
+    encode_values(args, &mut input)?;
+    Ok(input)
+}
+
+fn check_arity(method: &MethodInfo, args: &[Value]) -> Result<(), CallError> {
+    let expected = method.arity();
     if args.len() != expected {
         return Err(CallError::ArgumentCount {
             signature: method.signature.clone(),
@@ -75,20 +90,30 @@ fn dynamic_input(method: &MethodInfo, args: &[Value]) -> Result<Vec<u8>, CallErr
             found: args.len(),
         });
     }
-    if method.raw {
-        return match &args[0] {
-            Value::Binary(b) => Ok(b.clone()),
-            Value::String(s) => Ok(s.as_bytes().to_vec()),
-            other => Err(CallError::Serialization(format!(
-                "raw method `{}` takes bytes, not {other}",
-                method.name
-            ))),
-        };
+    Ok(())
+}
+
+/// The bytes a raw method takes: a `Value::Binary`, or a string as UTF-8.
+fn raw_input<'a>(method: &MethodInfo, args: &'a [Value]) -> Result<&'a [u8], CallError> {
+    match &args[0] {
+        Value::Binary(b) => Ok(b),
+        Value::String(s) => Ok(s.as_bytes()),
+        other => Err(CallError::Serialization(format!(
+            "raw method `{}` takes bytes, not {other}",
+            method.name
+        ))),
     }
-    let mut input = Vec::new();
-    rmpv::encode::write_value(&mut input, &Value::Array(args.to_vec()))
-        .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
-    Ok(input)
+}
+
+/// Appends `args` as the wire tuple.
+fn encode_values(args: &[Value], out: &mut Vec<u8>) -> Result<(), CallError> {
+    let failed =
+        |e: &dyn std::fmt::Display| CallError::Serialization(format!("encoding arguments: {e}"));
+    crate::wire::write_array_header(out, args.len()).map_err(|e| failed(&e))?;
+    for arg in args {
+        rmpv::encode::write_value(out, arg).map_err(|e| failed(&e))?;
+    }
+    Ok(())
 }
 
 /// Decodes any encoded result as a [`Value`].

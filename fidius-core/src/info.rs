@@ -235,6 +235,7 @@ impl MethodInfo {
     /// #   present: true, raw: false, fallible: false, streaming: false,
     /// #   fast_path: fidius_core::FastPath::None, metadata: vec![] };
     /// assert_eq!(m.arguments(), ["HashMap<String,u32>", "(u8,u8)"]);
+    /// assert_eq!(m.arity(), 2);
     /// assert_eq!(m.returns(), "Vec<u8>");
     /// ```
     pub fn arguments(&self) -> Vec<&str> {
@@ -243,6 +244,30 @@ impl MethodInfo {
         };
         let inner = &self.signature[open + 1..self.returns_at().saturating_sub(1)];
         split_top_level(inner)
+    }
+
+    /// The number of arguments, counted without allocating (a dynamic call checks it
+    /// on every call).
+    pub fn arity(&self) -> usize {
+        let Some(open) = self.signature.find('(') else {
+            return 0;
+        };
+        let inner = &self.signature[open + 1..self.returns_at().saturating_sub(1)];
+        if inner.is_empty() {
+            return 0;
+        }
+        let mut depth = 0i32;
+        1 + inner
+            .bytes()
+            .filter(|&b| {
+                match b {
+                    b'(' | b'<' | b'[' => depth += 1,
+                    b')' | b'>' | b']' => depth -= 1,
+                    _ => {}
+                }
+                b == b',' && depth == 0
+            })
+            .count()
     }
 
     /// The return type, as spelled in the signature.

@@ -134,7 +134,7 @@ fn write_bin_header(out: &mut Vec<u8>, len: usize) -> Result<(), Error> {
 }
 
 #[inline(always)]
-fn write_array_header(out: &mut Vec<u8>, len: usize) -> Result<(), Error> {
+pub(crate) fn write_array_header(out: &mut Vec<u8>, len: usize) -> Result<(), Error> {
     if len < 16 {
         out.push(0x90 | len as u8);
     } else if len <= u16::MAX as usize {

@@ -24,6 +24,7 @@ use std::fmt;
 mod args;
 mod scalar;
 
+pub(crate) use args::write_array_header;
 pub use args::{byte_container, encode_args};
 pub use scalar::{ScalarArgs, WireScalar};
 
