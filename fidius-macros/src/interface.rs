@@ -298,6 +298,25 @@ fn shim_fn(
         }
     });
     let raw = m.raw || unframed;
+    // On failure, the error names the method, the argument and its type.
+    let sig = &m.signature;
+    let arg_names = m.args.iter().map(|a| {
+        let n = a.ident.to_string();
+        let t = types::canonical(&a.ty);
+        quote!((#n, #t))
+    });
+    let checks = m.args.iter().map(|a| {
+        let ty = if types::is_byte_vec(&a.ty) {
+            quote!(::fidius::__private::BinVec)
+        } else {
+            let ty = &a.ty;
+            quote!(#ty)
+        };
+        quote!(::fidius::__private::check_arg::<#ty> as ::fidius::__private::ArgCheck)
+    });
+    let explain = quote! {
+        ::fidius::__private::explain_args(#sig, &[#(#arg_names),*], &[#(#checks),*], __input, &e)
+    };
     let decode = if raw {
         quote!(let __a0 = ::fidius::__private::BinVec(__input.to_vec());)
     } else if m.args.is_empty() {
@@ -307,14 +326,14 @@ fn shim_fn(
         quote! {
             let (#(#vars,)*): (#(#decode_tys,)*) = match ::fidius::__private::decode_scalar_args(__input) {
                 ::core::result::Result::Ok(v) => v,
-                ::core::result::Result::Err(e) => return __reply.serialization_error(&e),
+                ::core::result::Result::Err(e) => return __reply.serialization_error(&#explain),
             };
         }
     } else {
         quote! {
             let (#(#vars,)*): (#(#decode_tys,)*) = match ::fidius::__private::decode_args(__input) {
                 ::core::result::Result::Ok(v) => v,
-                ::core::result::Result::Err(e) => return __reply.serialization_error(&e),
+                ::core::result::Result::Err(e) => return __reply.serialization_error(&#explain),
             };
         }
     };

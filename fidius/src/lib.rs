@@ -189,8 +189,9 @@ pub mod __private {
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
-        assert_buffer, decode_args, decode_scalar_args, descriptor, descriptor_with_state,
-        run_direct, run_method, Ctor, PluginInstance, Reply, ViaDefault, ViaUnit,
+        assert_buffer, check_arg, decode_args, decode_scalar_args, descriptor,
+        descriptor_with_state, explain_args, run_direct, run_method, ArgCheck, Ctor,
+        PluginInstance, Reply, ViaDefault, ViaUnit,
     };
     pub use fidius_core::wire::{AsBin, BinVec};
 }

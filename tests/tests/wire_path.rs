@@ -6,7 +6,7 @@
 use bench_interface::{BenchAllocClient, BenchArenaClient, Record};
 use bytes_interface::BlobsClient;
 use fidius::host::{PluginHandle, PluginHost};
-use fidius::Value;
+use fidius::{CallError, Value};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
@@ -190,4 +190,85 @@ fn a_plugin_that_returns_bytes_as_integers_still_decodes() {
     assert_eq!(raw[0], 0xdc, "an array of integers");
     let bytes: Vec<u8> = h.call_method(index, &(&data,)).unwrap();
     assert_eq!(bytes, data);
+}
+
+/// The message of a call that failed because the plugin could not decode its input.
+fn undecodable(result: Result<Vec<u8>, CallError>) -> String {
+    match result {
+        Err(CallError::PluginSerialization(message)) => message,
+        other => panic!("expected a decoding error, got {other:?}"),
+    }
+}
+
+#[test]
+fn undecodable_arguments_name_the_method_and_the_argument() {
+    for h in handles() {
+        let add = h.method_index("add").unwrap();
+        let update = h.method_index("update").unwrap();
+        let echo_str = h.method_index("echo_str").unwrap();
+        let raw = |index, args: &dyn erased::Args| h.call_method_raw(index, &args.encode());
+
+        let m = undecodable(raw(add, &(1i64, "two")));
+        assert!(m.contains("`add(i64,i64)->i64`"), "{m}");
+        assert!(m.contains("argument 2 (`b: i64`) is a string"), "{m}");
+
+        let m = undecodable(raw(add, &(1i64,)));
+        assert!(m.contains("expected 2 argument(s), found 1"), "{m}");
+
+        let m = undecodable(raw(echo_str, &(7u8,)));
+        assert!(
+            m.contains("argument 1 (`text: String`) is an integer"),
+            "{m}"
+        );
+
+        let m = undecodable(raw(update, &(("not", "a record"),)));
+        assert!(m.contains("`update(Record)->Record`"), "{m}");
+        assert!(
+            m.contains("argument 1 (`record: Record`) is an array"),
+            "{m}"
+        );
+
+        let m = undecodable(h.call_method_raw(update, b"\x91\xa5ab"));
+        assert!(m.contains("not valid MessagePack"), "{m}");
+        let m = undecodable(h.call_method_raw(update, b"\x07"));
+        assert!(
+            m.contains("expected an array of 1 argument(s), found an integer"),
+            "{m}"
+        );
+        let m = undecodable(h.call_method_raw(update, b""));
+        assert!(m.contains("update"), "{m}");
+    }
+}
+
+/// Argument tuples of different types, encoded as a host encodes them.
+mod erased {
+    pub trait Args {
+        fn encode(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Args for T {
+        fn encode(&self) -> Vec<u8> {
+            let mut out = Vec::new();
+            fidius::wire::encode_args(self, &mut out).unwrap();
+            out
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever bytes arrive, every method answers with a result or an error, and the
+    /// plugin never panics over them.
+    #[test]
+    fn garbage_input_is_an_error_never_a_panic(input in prop::collection::vec(any::<u8>(), 0..64)) {
+        for h in handles() {
+            for method in ["add", "echo_str", "update", "echo"] {
+                let index = h.method_index(method).unwrap();
+                match h.call_method_raw(index, &input) {
+                    Ok(_) | Err(CallError::PluginSerialization(_)) => {}
+                    Err(other) => prop_assert!(false, "{method}: {other:?}"),
+                }
+            }
+        }
+    }
 }
