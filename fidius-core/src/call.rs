@@ -6,7 +6,7 @@
 
 use crate::descriptor::{
     CallOutput, ErasedFn, FreeBufferFn, MethodFn, PluginDescriptor, METHOD_DIRECT,
-    METHOD_DIRECT_BYTES, METHOD_OPTIONAL, METHOD_RAW,
+    METHOD_DIRECT_BYTES, METHOD_DIRECT_TEXT, METHOD_OPTIONAL, METHOD_RAW,
 };
 use crate::error::{CallError, PluginError};
 use crate::status::*;
@@ -113,9 +113,9 @@ impl CallTable {
                 };
                 let bytes = if method.flags & METHOD_RAW != 0 {
                     Some(slot)
-                } else if method.flags & METHOD_DIRECT_BYTES != 0 {
-                    // SAFETY: the entry of a METHOD_DIRECT_BYTES method is a MethodFn
-                    // with raw semantics; only its type was erased.
+                } else if method.flags & (METHOD_DIRECT_BYTES | METHOD_DIRECT_TEXT) != 0 {
+                    // SAFETY: the entry of a METHOD_DIRECT_BYTES or METHOD_DIRECT_TEXT
+                    // method is a MethodFn with raw semantics; only its type was erased.
                     direct.map(|f| unsafe { std::mem::transmute::<ErasedFn, MethodFn>(f) })
                 } else {
                     None
@@ -173,9 +173,9 @@ impl CallTable {
         unsafe { self.call_slot(slot, input, |bytes| Ok(bytes.to_vec())) }
     }
 
-    /// Calls a byte method with bytes in and bytes out, unframed: the direct bytes
-    /// entry of a `fn(Vec<u8>) -> Vec<u8>` method, or the slot of a `#[wire(raw)]`
-    /// method. `None` when the method has neither.
+    /// Calls a byte method with bytes in and bytes out, unframed: the direct entry of
+    /// a `fn(Vec<u8>) -> Vec<u8>` or `fn(String) -> String` method, or the slot of a
+    /// `#[wire(raw)]` method. `None` when the method has none of these.
     ///
     /// A result expected below [`LEND_RESULT_MAX`] is written straight into the `Vec`
     /// the caller receives: the host lends it, sized from the input and from this

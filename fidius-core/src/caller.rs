@@ -206,6 +206,14 @@ pub fn call_stream<C: PluginCaller + ?Sized, A: Serialize + ?Sized, T>(
     ))
 }
 
+/// The result of a `fn(String) -> String` method's text entry: its unframed bytes,
+/// checked to be UTF-8 (and not copied).
+pub fn text_result(bytes: Vec<u8>) -> Result<String, CallError> {
+    String::from_utf8(bytes).map_err(|e| {
+        CallError::Serialization(format!("decoding result: not UTF-8 ({})", e.utf8_error()))
+    })
+}
+
 /// Decodes a `bin` item as `Vec<u8>`.
 pub fn decode_bytes(bytes: &[u8]) -> Result<Vec<u8>, CallError> {
     crate::call::decode_result::<crate::wire::BinVec>(bytes).map(|v| v.0)

@@ -158,6 +158,12 @@ pub const METHOD_DIRECT: u32 = 1 << 4;
 /// returns the result's bytes, both unframed (as `#[wire(raw)]` does).
 pub const METHOD_DIRECT_BYTES: u32 = 1 << 5;
 
+/// The method is exactly `fn(&self, String) -> String`: its entry in
+/// [`PluginDescriptor::direct`] is a [`MethodFn`] that takes the argument's UTF-8 bytes
+/// and returns the result's, both unframed. The plugin checks the input is UTF-8; the
+/// host checks the result.
+pub const METHOD_DIRECT_TEXT: u32 = 1 << 6;
+
 /// A type-erased `extern "C"` function pointer, as stored in the direct table.
 ///
 /// The real signature of a direct entry for `fn m(&self, a: A, b: B) -> R` is

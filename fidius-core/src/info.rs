@@ -2,7 +2,8 @@
 
 use crate::descriptor::{
     read_c_str, BufferStrategyKind, MetaEntry, PluginDescriptor, METHOD_DIRECT,
-    METHOD_DIRECT_BYTES, METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
+    METHOD_DIRECT_BYTES, METHOD_DIRECT_TEXT, METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT,
+    METHOD_STREAMING,
 };
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 
@@ -20,6 +21,8 @@ pub enum FastPath {
     Scalar,
     /// `fn(Vec<u8>) -> Vec<u8>`: bytes in and out, unframed.
     Bytes,
+    /// `fn(String) -> String`: UTF-8 in and out, unframed.
+    Text,
 }
 
 /// One method of a loaded plugin.
@@ -142,6 +145,8 @@ impl PluginInfo {
                     FastPath::Scalar
                 } else if m.flags & METHOD_DIRECT_BYTES != 0 {
                     FastPath::Bytes
+                } else if m.flags & METHOD_DIRECT_TEXT != 0 {
+                    FastPath::Text
                 } else {
                     FastPath::None
                 },

@@ -423,6 +423,17 @@ fn value_kind(value: &rmpv::Value) -> &'static str {
     }
 }
 
+/// The argument of a `fn(String) -> String` method's text entry: its unframed bytes,
+/// which must be UTF-8.
+pub fn text_arg(signature: &str, input: &[u8]) -> Result<String, String> {
+    match std::str::from_utf8(input) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(e) => Err(format!(
+            "decoding the arguments of `{signature}`: argument 1 is not UTF-8 ({e})"
+        )),
+    }
+}
+
 /// Decodes the argument tuple of a scalar method: directly when it is encoded as
 /// rmp-serde encodes it, through serde (with its conversions and errors) otherwise.
 #[inline]

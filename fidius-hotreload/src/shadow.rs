@@ -163,10 +163,10 @@ impl CopyError {
     }
 }
 
-/// `ENOSPC`, `EDQUOT`, `EIO`, `EAGAIN`, `ENOMEM` (Linux numbers; elsewhere the kinds
-/// above decide).
+/// `ENOSPC`, `EDQUOT`, `EIO`, `EAGAIN`, `ENOMEM`, `EBUSY` (Linux numbers; elsewhere the
+/// kinds above decide).
 #[cfg(target_os = "linux")]
-const TRANSIENT_ERRNOS: &[i32] = &[28, 122, 5, 11, 12];
+const TRANSIENT_ERRNOS: &[i32] = &[28, 122, 5, 11, 12, 16];
 #[cfg(not(target_os = "linux"))]
 const TRANSIENT_ERRNOS: &[i32] = &[];
 
@@ -819,6 +819,10 @@ mod memory {
         )
     }
 
+    /// The longest pause between attempts to seal a copy (1, 2, 4 ... 64 ms: about
+    /// an eighth of a second in all).
+    const SEAL_RETRY_MAX: std::time::Duration = std::time::Duration::from_millis(64);
+
     pub fn copy(
         source: &Path,
         input: &mut Input,
@@ -829,11 +833,23 @@ mod memory {
         let mut file = File::from(fd);
         let content_hash = copy_hashing(input, &mut file)?;
         // From now on the content cannot change, whoever holds the descriptor.
-        rustix::fs::fcntl_add_seals(
-            &file,
-            SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
-        )
-        .map_err(|e| CopyError::Target(e.into()))?;
+        //
+        // Sealing against writes fails with EBUSY while the kernel sees a page of the
+        // file with an extra reference, which it can hold for a moment on its own
+        // (memory compaction, khugepaged): seen once in hundreds of reloads on a busy
+        // machine. Such a reference goes away by itself, so try again, briefly.
+        let seals = SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match rustix::fs::fcntl_add_seals(&file, seals) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::BUSY) if pause <= SEAL_RETRY_MAX => {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+                Err(e) => return Err(CopyError::Target(e.into())),
+            }
+        }
         let fd = OwnedFd::from(file);
         Ok(ShadowCopy {
             load_path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),

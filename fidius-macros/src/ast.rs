@@ -61,6 +61,9 @@ pub struct MethodDef {
     /// Exactly `fn(Vec<u8>) -> Vec<u8>` (not raw): the method gets an unframed bytes
     /// entry besides its wire slot.
     pub bytes_direct: bool,
+    /// Exactly `fn(String) -> String`: the method gets an unframed UTF-8 entry besides
+    /// its wire slot.
+    pub text_direct: bool,
     pub meta: Vec<MetaPair>,
     /// Canonical signature, e.g. `process(String)->String`.
     pub signature: String,
@@ -317,9 +320,14 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
             && args.len() == 1
             && types::is_byte_vec(&args[0].ty)
             && matches!(&ret, ReturnKind::Value(t) if types::is_byte_vec(t));
+        let text_direct = !raw
+            && args.len() == 1
+            && types::is_string(&args[0].ty)
+            && matches!(&ret, ReturnKind::Value(t) if types::is_string(t));
         methods.push(MethodDef {
             direct,
             bytes_direct,
+            text_direct,
             ident: sig.ident.clone(),
             args,
             ret,

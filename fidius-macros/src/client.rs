@@ -18,7 +18,8 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
 
     let methods = def.methods.iter().enumerate().map(|(index, m)| {
         let ident = &m.ident;
-        // Byte arguments are only read, so any byte slice will do.
+        // Byte arguments are only read, so any byte slice will do. (String arguments
+        // stay `String`: `impl AsRef<str>` would break the common `"text".into()`.)
         let params = m.args.iter().map(|a| {
             let (i, t) = (&a.ident, &a.ty);
             if types::is_byte_vec(t) {
@@ -54,6 +55,17 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
         let wire = quote!(::fidius::__private::call_encoded(&self.caller, #index, #args, #decode));
         let body = if streaming {
             quote!(::fidius::__private::call_stream(&self.caller, #index, #args, #decode))
+        } else if m.text_direct {
+            // UTF-8 in and out, unframed, when the caller can; the wire format otherwise.
+            let arg = &m.args[0].ident;
+            quote! {{
+                match ::fidius::PluginCaller::call_bytes(&self.caller, #index, #arg.as_bytes()) {
+                    ::core::option::Option::Some(result) => {
+                        result.and_then(::fidius::__private::text_result)
+                    }
+                    ::core::option::Option::None => #wire,
+                }
+            }}
         } else if m.raw || m.bytes_direct {
             // Bytes in and out, unframed, when the caller can; otherwise the raw slot
             // (raw methods) or the wire format.

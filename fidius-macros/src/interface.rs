@@ -61,6 +61,9 @@ fn flags(m: &MethodDef) -> TokenStream {
     if m.bytes_direct {
         parts.push(quote!(::fidius::__private::METHOD_DIRECT_BYTES));
     }
+    if m.text_direct {
+        parts.push(quote!(::fidius::__private::METHOD_DIRECT_TEXT));
+    }
     quote!(#(#parts)|*)
 }
 
@@ -135,7 +138,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         .zip(&shim_idents)
         .map(|(m, shim)| shim_fn(name, m, shim, false));
     let direct_entries = def.methods.iter().map(|m| {
-        if m.bytes_direct {
+        if m.bytes_direct || m.text_direct {
             let f = format_ident!("__fidius_bytes_{}", m.ident);
             return quote!(::core::option::Option::Some(
                 // SAFETY: only the type is erased; hosts transmute it back to MethodFn.
@@ -166,10 +169,14 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         .iter()
         .filter(|m| m.direct)
         .map(|m| direct_fn(name, m));
-    let bytes_fns = def.methods.iter().filter(|m| m.bytes_direct).map(|m| {
-        let f = format_ident!("__fidius_bytes_{}", m.ident);
-        shim_fn(name, m, &f, true)
-    });
+    let bytes_fns = def
+        .methods
+        .iter()
+        .filter(|m| m.bytes_direct || m.text_direct)
+        .map(|m| {
+            let f = format_ident!("__fidius_bytes_{}", m.ident);
+            shim_fn(name, m, &f, true)
+        });
     let client = crate::client::generate(def);
 
     quote! {
@@ -270,8 +277,9 @@ fn direct_fn(trait_name: &syn::Ident, m: &MethodDef) -> TokenStream {
 /// The `extern "C"` shim for one method: decode the argument tuple, call
 /// `<T as Trait>::method` (bound by name), write the reply.
 ///
-/// With `unframed`, the shim is the bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method:
-/// the argument and result travel as they are, as for `#[wire(raw)]`.
+/// With `unframed`, the shim is the bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method,
+/// or the text entry of a `fn(String) -> String` method: the argument and result
+/// travel as they are (UTF-8, for text), as for `#[wire(raw)]`.
 fn shim_fn(
     trait_name: &syn::Ident,
     m: &MethodDef,
@@ -291,7 +299,7 @@ fn shim_fn(
         }
     });
     let call_args = m.args.iter().zip(&vars).map(|(a, v)| {
-        if types::is_byte_vec(&a.ty) {
+        if types::is_byte_vec(&a.ty) && !(unframed && m.text_direct) {
             quote!(#v.0)
         } else {
             quote!(#v)
@@ -317,7 +325,14 @@ fn shim_fn(
     let explain = quote! {
         ::fidius::__private::explain_args(#sig, &[#(#arg_names),*], &[#(#checks),*], __input, &e)
     };
-    let decode = if raw {
+    let decode = if unframed && m.text_direct {
+        quote! {
+            let __a0 = match ::fidius::__private::text_arg(#sig, __input) {
+                ::core::result::Result::Ok(s) => s,
+                ::core::result::Result::Err(e) => return __reply.serialization_error(&e),
+            };
+        }
+    } else if raw {
         quote!(let __a0 = ::fidius::__private::BinVec(__input.to_vec());)
     } else if m.args.is_empty() {
         quote!()
@@ -338,6 +353,7 @@ fn shim_fn(
         }
     };
     let reply = match (&m.ret, raw) {
+        (_, true) if m.text_direct => quote!(__reply.raw(::std::string::String::into_bytes(__ret))),
         (_, true) => quote!(__reply.raw(__ret)),
         (ReturnKind::Unit, _) => quote!({
             let () = __ret;

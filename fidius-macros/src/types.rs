@@ -41,6 +41,12 @@ pub fn is_byte_vec(ty: &Type) -> bool {
     matches!(last_segment_args(ty, "Vec").as_deref(), Some([t]) if is_ident(t, "u8"))
 }
 
+/// True for `String` (by any path to it).
+pub fn is_string(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "String" && s.arguments.is_none()))
+}
+
 fn is_ident(ty: &Type, name: &str) -> bool {
     matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident(name))
 }
@@ -92,6 +98,8 @@ mod tests {
         assert!(is_byte_vec(&parse_quote!(Vec<u8>)));
         assert!(is_byte_vec(&parse_quote!(std::vec::Vec<u8>)));
         assert!(!is_byte_vec(&parse_quote!(Vec<u16>)));
+        assert!(is_string(&parse_quote!(String)) && is_string(&parse_quote!(std::string::String)));
+        assert!(!is_string(&parse_quote!(str)) && !is_string(&parse_quote!(Vec<String>)));
         assert!(result_parts(&parse_quote!(Result<String, PluginError>)).is_some());
         assert!(is_plugin_error(&parse_quote!(fidius::PluginError)));
         assert!(stream_item(&parse_quote!(fidius::Stream<u8>)).is_some());

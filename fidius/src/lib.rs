@@ -180,17 +180,19 @@ pub mod __private {
     pub use fidius_core::call::decode_result;
     pub use fidius_core::caller::{
         absent_as_not_implemented, bind_client, call_encoded, call_stream, decode_bytes,
+        text_result,
     };
     pub use fidius_core::descriptor::{
         CallOutput, ErasedFn, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT,
-        METHOD_DIRECT_BYTES, METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT, METHOD_STREAMING,
+        METHOD_DIRECT_BYTES, METHOD_DIRECT_TEXT, METHOD_OPTIONAL, METHOD_RAW, METHOD_RESULT,
+        METHOD_STREAMING,
     };
     pub use fidius_core::hash::interface_hash;
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
         assert_buffer, check_arg, decode_args, decode_scalar_args, descriptor,
-        descriptor_with_state, explain_args, run_direct, run_method, ArgCheck, Ctor,
+        descriptor_with_state, explain_args, run_direct, run_method, text_arg, ArgCheck, Ctor,
         PluginInstance, Reply, ViaDefault, ViaUnit,
     };
     pub use fidius_core::wire::{AsBin, BinVec};

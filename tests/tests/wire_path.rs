@@ -272,3 +272,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_string_method_has_an_unframed_text_entry_that_checks_utf8() {
+    for h in handles() {
+        let index = h.method_index("echo_str").unwrap();
+        assert_eq!(h.info().methods[index].fast_path, fidius::FastPath::Text);
+        let caller = |input: &[u8]| fidius::PluginCaller::call_bytes(h, index, input);
+        assert_eq!(
+            caller("héllo".as_bytes()).unwrap().unwrap(),
+            "héllo".as_bytes()
+        );
+        let m = match caller(b"\xff\xfe") {
+            Some(Err(CallError::PluginSerialization(m))) => m,
+            other => panic!("expected a decoding error, got {other:?}"),
+        };
+        assert!(m.contains("`echo_str(String)->String`"), "{m}");
+        assert!(m.contains("argument 1 is not UTF-8"), "{m}");
+    }
+    let err = fidius::__private::text_result(vec![b'a', 0xff]).unwrap_err();
+    assert!(
+        matches!(&err, CallError::Serialization(m) if m.contains("not UTF-8")),
+        "{err:?}"
+    );
+}
