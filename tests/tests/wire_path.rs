@@ -43,6 +43,18 @@ fn handles() -> [&'static PluginHandle; 2] {
     [bench().arena.caller(), bench().alloc.caller()]
 }
 
+/// Calls method `index` through its wire slot, even when it has an unframed entry.
+fn through_the_wire_slot<R: serde::de::DeserializeOwned>(
+    h: &PluginHandle,
+    index: usize,
+    args: &impl serde::Serialize,
+) -> R {
+    let mut input = Vec::new();
+    fidius::wire::encode_args(args, &mut input).unwrap();
+    fidius::PluginCaller::call_with(h, index, &input, fidius::__private::decode_result::<R>)
+        .unwrap()
+}
+
 fn record() -> impl Strategy<Value = Record> {
     (
         ".{0,40}",
@@ -90,6 +102,7 @@ proptest! {
         for h in handles() {
             let index = h.method_index("echo_str").unwrap();
             prop_assert_eq!(&h.call_method::<_, String>(index, &(&s,)).unwrap(), &s);
+            prop_assert_eq!(&through_the_wire_slot::<String>(h, index, &(&s,)), &s);
             prop_assert_eq!(
                 h.call_dynamic("echo_str", &[Value::from(s.as_str())]).unwrap(),
                 Value::from(s.as_str())
@@ -121,6 +134,7 @@ proptest! {
         for h in handles() {
             let index = h.method_index("echo").unwrap();
             prop_assert_eq!(&h.call_method::<_, Vec<u8>>(index, &(&data,)).unwrap(), &data);
+            prop_assert_eq!(&through_the_wire_slot::<Vec<u8>>(h, index, &(&data,)), &data);
             prop_assert_eq!(
                 h.call_dynamic("echo", &[Value::Binary(data.clone())]).unwrap(),
                 Value::Binary(data.clone())

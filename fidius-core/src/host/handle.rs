@@ -5,7 +5,7 @@ use crate::call::CallTable;
 use crate::caller::PluginCaller;
 use crate::descriptor::{CallOutput, ErasedFn, PluginDescriptor};
 use crate::error::CallError;
-use crate::info::PluginInfo;
+use crate::info::{FastPath, PluginInfo};
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 use crate::stream_reader::RawStream;
 use serde::de::DeserializeOwned;
@@ -119,12 +119,42 @@ impl PluginHandle {
     ///
     /// A method returning `Result<T, PluginError>` decodes as `T`; its errors arrive as
     /// [`CallError::Plugin`].
+    ///
+    /// A `fn(Vec<u8>) -> Vec<u8>` method called with one byte container and decoded as
+    /// `Vec<u8>`, or a `fn(String) -> String` method called with one string and decoded
+    /// as `String`, takes the method's unframed entry, as the typed client does.
     pub fn call_method<A: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         index: usize,
         args: &A,
     ) -> Result<R, CallError> {
+        if let Some(result) = self.call_unframed(index, args) {
+            return result;
+        }
         crate::caller::call_encoded(self, index, args, crate::call::decode_result::<R>)
+    }
+
+    /// [`call_method`](Self::call_method) through the unframed bytes or text entry,
+    /// when the method, the arguments and the result type allow it.
+    #[inline]
+    fn call_unframed<A: ?Sized, R>(&self, index: usize, args: &A) -> Option<Result<R, CallError>> {
+        match self.info.methods.get(index)?.fast_path {
+            FastPath::Bytes if typeid_is::<R, Vec<u8>>() => {
+                let bytes = crate::wire::single_bytes(args)?;
+                let result = self.call_bytes(index, bytes)?;
+                Some(result.map(|v| crate::wire::cast(v).unwrap_or_else(|_| unreachable!())))
+            }
+            FastPath::Text if typeid_is::<R, String>() => {
+                let text = crate::wire::single_text(args)?;
+                let result = self.call_bytes(index, text.as_bytes())?;
+                Some(
+                    result
+                        .and_then(crate::caller::text_result)
+                        .map(|s| crate::wire::cast(s).unwrap_or_else(|_| unreachable!())),
+                )
+            }
+            _ => None,
+        }
     }
 
     /// Calls streaming method `index` with `args` (the argument tuple) and returns the
@@ -173,6 +203,11 @@ impl PluginHandle {
     pub fn call_method_raw(&self, index: usize, input: &[u8]) -> Result<Vec<u8>, CallError> {
         self.call_with(index, input, |bytes| Ok(bytes.to_vec()))
     }
+}
+
+/// True when `A` is `B` (lifetimes aside).
+fn typeid_is<A: ?Sized, B: ?Sized>() -> bool {
+    typeid::of::<A>() == typeid::of::<B>()
 }
 
 impl PluginCaller for PluginHandle {

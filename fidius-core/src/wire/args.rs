@@ -54,6 +54,64 @@ pub fn byte_container<T: ?Sized>(value: &T) -> Option<&[u8]> {
     }
 }
 
+/// The bytes of a one-element argument tuple whose element is a byte container (see
+/// [`byte_container`]): `(Vec<u8>,)`, `(&Vec<u8>,)`, `(&[u8],)`, `(Box<[u8]>,)` or
+/// `(&Box<[u8]>,)`. A call of a `fn(Vec<u8>) -> Vec<u8>` method with such a tuple can
+/// take the unframed bytes entry.
+#[inline]
+pub fn single_bytes<A: ?Sized>(args: &A) -> Option<&[u8]> {
+    let id = typeid::of::<A>();
+    let ptr = args as *const A;
+    macro_rules! one {
+        ($($t:ty),*) => {$(
+            if id == typeid::of::<($t,)>() {
+                // SAFETY: A is ($t,).
+                return byte_container(&unsafe { &*(ptr as *const ($t,)) }.0);
+            }
+        )*};
+    }
+    one!(Vec<u8>, &Vec<u8>, &[u8], Box<[u8]>, &Box<[u8]>);
+    None
+}
+
+/// The string of a one-element argument tuple whose element is a string: `(String,)`,
+/// `(&String,)`, `(&str,)` or `(&&str,)`. A call of a `fn(String) -> String` method
+/// with such a tuple can take the unframed text entry.
+#[inline]
+pub fn single_text<A: ?Sized>(args: &A) -> Option<&str> {
+    let id = typeid::of::<A>();
+    let ptr = args as *const A;
+    if id == typeid::of::<(String,)>() {
+        // SAFETY: A is (String,).
+        return Some(&unsafe { &*(ptr as *const (String,)) }.0);
+    }
+    if id == typeid::of::<(&String,)>() {
+        // SAFETY: A is (&String,).
+        return Some(unsafe { &*(ptr as *const (&String,)) }.0);
+    }
+    if id == typeid::of::<(&str,)>() {
+        // SAFETY: A is (&str,).
+        return Some(unsafe { &*(ptr as *const (&str,)) }.0);
+    }
+    if id == typeid::of::<(&&str,)>() {
+        // SAFETY: A is (&&str,).
+        return Some(unsafe { &*(ptr as *const (&&str,)) }.0);
+    }
+    None
+}
+
+/// `value` as a `T` when it is one (lifetimes aside): moves it out as the type it is.
+#[inline]
+pub(crate) fn cast<V: 'static, T>(value: V) -> Result<T, V> {
+    if typeid::of::<T>() != typeid::of::<V>() {
+        return Err(value);
+    }
+    let value = std::mem::ManuallyDrop::new(value);
+    // SAFETY: T is V, so this moves the value out as the type it is; the original is
+    // not dropped.
+    Ok(unsafe { std::ptr::read(&*value as *const V as *const T) })
+}
+
 /// The serializer every wire payload is written with.
 type Rmp<'a> = rmp_serde::Serializer<
     &'a mut Vec<u8>,
@@ -240,6 +298,28 @@ impl<'s, 'a> Serializer for ArgsSerializer<'s, 'a> {
 mod tests {
     use super::*;
     use crate::wire::{decode, encode, BinVec};
+
+    #[test]
+    fn single_byte_and_text_arguments_are_recognised() {
+        let data = vec![1u8, 2];
+        let boxed: Box<[u8]> = data.clone().into_boxed_slice();
+        assert_eq!(single_bytes(&(data.clone(),)), Some(&[1u8, 2][..]));
+        assert_eq!(single_bytes(&(&data,)), Some(&[1u8, 2][..]));
+        assert_eq!(single_bytes(&(data.as_slice(),)), Some(&[1u8, 2][..]));
+        assert_eq!(single_bytes(&(&boxed,)), Some(&[1u8, 2][..]));
+        assert_eq!(single_bytes(&(data.clone(), 1u8)), None);
+        assert_eq!(single_bytes(&data), None);
+        assert_eq!(single_bytes(&("x",)), None);
+        let text = String::from("hé");
+        assert_eq!(single_text(&(text.clone(),)), Some("hé"));
+        assert_eq!(single_text(&(&text,)), Some("hé"));
+        assert_eq!(single_text(&(text.as_str(),)), Some("hé"));
+        assert_eq!(single_text(&(&text.as_str(),)), Some("hé"));
+        assert_eq!(single_text(&(text.as_bytes(),)), None);
+        assert_eq!(single_text(&text), None);
+        assert_eq!(cast::<Vec<u8>, Vec<u8>>(data.clone()), Ok(data.clone()));
+        assert_eq!(cast::<Vec<u8>, String>(data.clone()), Err(data));
+    }
 
     #[test]
     fn byte_containers_in_argument_tuples_travel_as_bin() {

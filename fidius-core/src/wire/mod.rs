@@ -24,8 +24,8 @@ use std::fmt;
 mod args;
 mod scalar;
 
-pub(crate) use args::write_array_header;
-pub use args::{byte_container, encode_args};
+pub use args::{byte_container, encode_args, single_bytes, single_text};
+pub(crate) use args::{cast, write_array_header};
 pub use scalar::{ScalarArgs, WireScalar};
 
 /// A failure to encode or decode a wire payload.
@@ -90,10 +90,7 @@ pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     scalar!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool);
     if typeid::of::<T>() == typeid::of::<Vec<u8>>() {
         let BinVec(v) = decode::<BinVec>(bytes)?;
-        let v = std::mem::ManuallyDrop::new(v);
-        // SAFETY: T is Vec<u8>, so this moves the Vec out as the type it is; the
-        // original is not dropped.
-        return Ok(unsafe { std::ptr::read(&*v as *const Vec<u8> as *const T) });
+        return Ok(cast(v).unwrap_or_else(|_| unreachable!("T is Vec<u8>")));
     }
     decode(bytes)
 }
