@@ -298,10 +298,13 @@ pub unsafe extern "C" fn stream_next(state: *mut std::ffi::c_void, out: *mut Cal
     // SAFETY: the host passes the state a streaming slot returned, used by one thread
     // at a time, and a valid output.
     let (producer, out) = unsafe { (&mut *(state as *mut Producer), &mut *out) };
+    // A host lends a buffer for the item when it can (hosts built before loans pass
+    // none), as for a call.
+    let arena = !out.ptr.is_null();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut reply = Reply {
             out: &mut *out,
-            arena: false,
+            arena,
         };
         (producer.next)(&mut reply)
     }));

@@ -8,6 +8,11 @@ use std::any::Any;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
+/// The first buffer lent for a stream's items.
+const ITEM_LOAN_INITIAL: usize = 1024;
+/// A stream's loan grows to fit items up to this size; larger ones stay handed over.
+const ITEM_LOAN_MAX: usize = 1 << 20;
+
 /// An untyped stream from a plugin: each item is its encoded bytes.
 ///
 /// It holds whatever keeps the plugin's code loaded (its handle, or for a
@@ -27,6 +32,8 @@ enum Source {
         next: StreamNextFn,
         free: StreamFreeFn,
         free_buffer: FreeBufferFn,
+        /// Lent to the producer for each item, as a call's result buffer is.
+        loan: Vec<u8>,
     },
     /// Anything else (a plugin in another process); `None` once finished.
     Other(Option<Box<dyn StreamSource>>),
@@ -73,6 +80,7 @@ impl RawStream {
                 next,
                 free,
                 free_buffer,
+                loan: Vec::with_capacity(ITEM_LOAN_INITIAL),
             },
             keep: vec![keep],
         }
@@ -105,13 +113,14 @@ impl RawStream {
         &mut self,
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Option<Result<R, CallError>> {
-        let (state, next, free_buffer) = match &mut self.source {
+        let (state, next, free_buffer, loan) = match &mut self.source {
             Source::Library {
                 state,
                 next,
                 free_buffer,
+                loan,
                 ..
-            } => (*state, *next, *free_buffer),
+            } => (*state, *next, *free_buffer, loan),
             Source::Other(source) => {
                 let item = source.as_mut()?.next_item();
                 let result = match item {
@@ -127,10 +136,33 @@ impl RawStream {
         if state.is_null() {
             return None;
         }
-        let mut out = CallOutput::empty();
-        // SAFETY: the state is live (not yet freed) and this is the only user.
+        // Lend `loan` for the item. A producer built before loans, or an item too large
+        // for it, hands over a buffer of its own instead, told apart by its pointer.
+        loan.clear();
+        let lent = loan.as_mut_ptr();
+        let mut out = CallOutput {
+            ptr: lent,
+            len: 0,
+            cap: loan.capacity(),
+        };
+        // SAFETY: the state is live (not yet freed) and this is the only user; the
+        // producer may write up to `cap` bytes into the loan.
         let status = unsafe { next(state, &mut out) };
-        let bytes: &[u8] = if out.ptr.is_null() || out.len == 0 {
+        let in_loan = out.ptr == lent;
+        let bytes: &[u8] = if in_loan {
+            if out.len > loan.capacity() {
+                let message = format!(
+                    "plugin reported {} bytes written into a {}-byte buffer",
+                    out.len,
+                    loan.capacity()
+                );
+                self.finish();
+                return Some(Err(CallError::PluginSerialization(message)));
+            }
+            // SAFETY: the producer initialised the first `out.len` bytes of the loan.
+            unsafe { loan.set_len(out.len) };
+            loan
+        } else if out.ptr.is_null() || out.len == 0 {
             &[]
         } else {
             // SAFETY: the plugin reported `len` bytes at `ptr`.
@@ -138,14 +170,19 @@ impl RawStream {
         };
         let result = match status {
             STREAM_END => None,
-            crate::status::STATUS_OK => Some(decode(bytes)),
+            crate::status::STATUS_OK | crate::status::STATUS_BUFFER_TOO_SMALL => {
+                Some(decode(bytes))
+            }
             other => Some(Err(crate::call::interpret_error(other, bytes))),
         };
-        if !out.ptr.is_null() {
+        if !in_loan && !out.ptr.is_null() {
             // SAFETY: a plugin-allocated item buffer, released once with its values.
             unsafe { free_buffer(out.ptr, out.len, out.cap) };
+            if status == crate::status::STATUS_BUFFER_TOO_SMALL && out.len <= ITEM_LOAN_MAX {
+                loan.reserve(out.len.next_power_of_two());
+            }
         }
-        if status != crate::status::STATUS_OK {
+        if status != crate::status::STATUS_OK && status != crate::status::STATUS_BUFFER_TOO_SMALL {
             // Ended or failed: the stream is over either way.
             self.finish();
         }

@@ -94,6 +94,22 @@ fn large_items_arrive_whole() {
 }
 
 #[test]
+fn items_arrive_whole_whether_they_fit_the_buffer_lent_or_not() {
+    // The host lends a buffer for each item: 100 bytes fit it; the first item of 5000
+    // does not (the producer hands over its own, and the loan grows), the next ones
+    // fit the grown loan.
+    let (_d, c) = client();
+    for size in [100u64, 5000, 1 << 20, 0] {
+        let items: Vec<Vec<u8>> = c.blobs(4, size).unwrap().map(Result::unwrap).collect();
+        assert_eq!(items.len(), 4);
+        for (i, item) in items.iter().enumerate() {
+            assert_eq!(item.len() as u64, size);
+            assert!(item.iter().all(|&b| b == i as u8), "size {size}, item {i}");
+        }
+    }
+}
+
+#[test]
 fn many_concurrent_streams_from_several_threads() {
     let (_d, c) = client();
     let c = std::sync::Arc::new(c);
