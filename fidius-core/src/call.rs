@@ -15,7 +15,7 @@ use std::cell::RefCell;
 /// Initial size of each thread's arena.
 const ARENA_INITIAL: usize = 4 * 1024;
 /// Byte results expected to be larger than this are not written into a freshly
-/// allocated result buffer (see [`invoke_bytes`]). 128 KiB is glibc's default mmap
+/// allocated result buffer (see [`CallTable::call_bytes`]). 128 KiB is glibc's default mmap
 /// threshold: above it, a fresh allocation per call measured 40x slower (page faults).
 pub const LEND_RESULT_MAX: usize = 128 * 1024;
 /// An arena grown past this is released after the call instead of kept.

@@ -52,16 +52,23 @@ pub fn abi_version_string(abi: u32) -> String {
     }
 }
 
-/// Who owns the buffer a method's result is written into.
+/// Who owns the buffer a method's result is written into, as an interface declares
+/// it.
+///
+/// Hosts and plugins built with this version of fidius behave the same with either:
+/// the host lends a reusable buffer for every call and the plugin writes into it, or
+/// hands over a buffer of its own when the result does not fit (the method never runs
+/// twice). The declaration still matters to hosts built before: they lend only to
+/// `Arena` interfaces. See BENCHMARKS.md for what each costs.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BufferStrategyKind {
-    /// The plugin allocates each result; the host frees it through the descriptor's
-    /// `free_buffer`. Simple, and best for small or rare results.
+    /// The plugin may allocate each result; the host frees it through the
+    /// descriptor's `free_buffer`. A buffer the host lends is used when there is one.
     PluginAllocated = 1,
     /// The host lends a reusable per-thread buffer; results that do not fit are handed
     /// over in a plugin buffer once (the method never runs twice) and the host grows
-    /// its buffer for next time. Best for large or frequent results.
+    /// its buffer for next time.
     Arena = 2,
 }
 

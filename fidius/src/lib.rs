@@ -85,6 +85,12 @@
 //!   static metadata a host reads without calling anything.
 //! * `#[wire(raw)]` on `fn f(&self, data: Vec<u8>) -> Vec<u8>`: bytes pass untouched.
 //!
+//! Arguments and results travel as MessagePack ([`wire`]), byte arguments as `bin`.
+//! Three kinds of method also get an entry that skips it, used by the typed client and
+//! by `PluginHandle::call_method` alike: all-scalar methods (`fn add(&self, a: i64, b:
+//! i64) -> i64`: values passed as they are), `fn(Vec<u8>) -> Vec<u8>` (bytes unframed)
+//! and `fn(String) -> String` (UTF-8 unframed, checked on both sides).
+//!
 //! A method may return [`Stream<T>`]: the plugin builds it from any iterator
 //! ([`Stream::from_iter`], or [`Stream::from_results`] to end with an error), and the
 //! client returns a [`PluginStream<T>`], an iterator of `Result<T, CallError>` that

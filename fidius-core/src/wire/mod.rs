@@ -4,11 +4,15 @@
 //!   there is a single argument.
 //! * Structs are encoded as maps with field names, so every payload is
 //!   self-describing and can be read as a [`Value`](crate::value::Value).
-//! * A top-level `Vec<u8>` argument or result of a typed method travels as a
-//!   MessagePack `bin` (see [`AsBin`] and [`BinVec`]): one copy per side, not one
-//!   branch per byte. `Vec<u8>` nested inside your own types follows serde's default
-//!   (a sequence) unless you mark it `#[serde(with = "serde_bytes")]`.
-//! * `#[wire(raw)]` methods skip all of this: bytes in, bytes out.
+//! * A byte container that is an argument itself, or a `Vec<u8>` result, travels as a
+//!   MessagePack `bin` (see [`AsBin`], [`BinVec`] and [`encode_args`]): one copy per
+//!   side, not one branch per byte; both sides also read the integer arrays that
+//!   builds before this sent. `Vec<u8>` nested inside your own types follows serde's
+//!   default (a sequence), because serde's untagged, internally tagged and flattened
+//!   types buffer their content in a form that cannot turn a `bin` back into a
+//!   `Vec<u8>`; mark such fields `#[serde(with = "serde_bytes")]`.
+//! * `#[wire(raw)]` methods skip all of this: bytes in, bytes out; so do the unframed
+//!   entries of `fn(Vec<u8>) -> Vec<u8>` and `fn(String) -> String` methods.
 //!
 //! How the format is driven, fast, without changing it:
 //! * [`encode_args`] sends the byte containers of an argument tuple as `bin`;
