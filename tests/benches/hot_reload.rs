@@ -137,14 +137,14 @@ fn main() {
         "hazard slot: announce, re-read, clear",
         "plain work(u64) -> u64 (scalar fast path)",
         "hot   work(u64) -> u64 (scalar fast path)",
-        "plain tag(String) -> String (wire)",
-        "hot   tag(String) -> String (wire)",
+        "plain tag(String) -> String (text entry)",
+        "hot   tag(String) -> String (text entry)",
     ];
     for (name, ns) in names.iter().zip(&results) {
         println!("  {name:<46} {ns:>8.1} ns/call");
     }
     println!(
-        "  hot - plain: {:+.1} ns (scalar), {:+.1} ns (wire)",
+        "  hot - plain: {:+.1} ns (scalar), {:+.1} ns (string)",
         results[3] - results[2],
         results[5] - results[4]
     );
