@@ -88,10 +88,19 @@ fn main() {
         );
     };
 
-    cargo(FIXTURES, "");
-
     let versions_dir = profile_dir.join("versions");
     std::fs::create_dir_all(&versions_dir).unwrap();
+
+    // The bench plugin with `SharedAllocator` as its global allocator, kept under a
+    // name of its own, before the plain build below takes the package's file name.
+    cargo(&["bench-plugin"], "shared-alloc");
+    std::fs::copy(
+        profile_dir.join(lib_file("bench_plugin")),
+        versions_dir.join(lib_file("bench_shared")),
+    )
+    .unwrap();
+
+    cargo(FIXTURES, "");
     for (feature, name) in HOT_BUILDS {
         cargo(&["hot-plugin"], feature);
         std::fs::copy(

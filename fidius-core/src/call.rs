@@ -65,6 +65,8 @@ impl Drop for PluginBuffer {
 pub struct CallTable {
     methods: Box<[Entry]>,
     free: FreeBufferFn,
+    /// Unframed results are taken over as they are (see [`crate::shared_alloc`]).
+    adopt: bool,
     /// Only read to describe a failed call.
     desc: *const PluginDescriptor,
 }
@@ -93,8 +95,11 @@ impl CallTable {
     /// # Safety
     /// `desc` must be a descriptor validated by
     /// [`PluginInfo::from_descriptor`](crate::info::PluginInfo::from_descriptor), and
-    /// every call through the table must happen while its library stays loaded.
-    pub unsafe fn new(desc: &PluginDescriptor) -> Self {
+    /// every call through the table must happen while its library stays loaded. With
+    /// `adopt`, buffers the plugin hands over must come from the allocator this
+    /// process's `Vec`s use: the library and this host both reported the same
+    /// [`SharedAllocator`](crate::SharedAllocator).
+    pub unsafe fn new(desc: &PluginDescriptor, adopt: bool) -> Self {
         let count = desc.method_count as usize;
         let methods = (0..count)
             .map(|index| {
@@ -130,6 +135,7 @@ impl CallTable {
             .collect();
         Self {
             methods,
+            adopt,
             // Validation guarantees free_buffer is present.
             free: desc
                 .free_buffer
@@ -199,6 +205,11 @@ impl CallTable {
             // A missing optional method is reported by the wire path.
             return None;
         };
+        if self.adopt {
+            // SAFETY: forwarded from this function's contract; `adopt` was set only for
+            // a plugin whose buffers come from our allocator.
+            return Some(unsafe { self.call_adopting(slot, input) });
+        }
         let expected = input.len().max(BYTES_HINT.get()).max(64);
         if expected > LEND_RESULT_MAX {
             // SAFETY: forwarded from this function's contract; the slot is this table's.
@@ -220,6 +231,39 @@ impl CallTable {
                 }
             },
         )
+    }
+
+    /// Calls an unframed entry without a loan and takes the buffer the plugin hands
+    /// over as the result itself: no copy.
+    ///
+    /// # Safety
+    /// As for [`call`](Self::call); `slot` is an unframed entry of this table, and the
+    /// table was built with `adopt`.
+    #[inline]
+    unsafe fn call_adopting(&self, slot: MethodFn, input: &[u8]) -> Result<Vec<u8>, CallError> {
+        let mut out = CallOutput::empty();
+        // SAFETY: the MethodFn contract; given no loan, the slot hands over a buffer of
+        // its own in `out`.
+        let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+        if status != STATUS_OK {
+            return Err(self.failed(status, out));
+        }
+        if out.len > out.cap || (out.ptr.is_null() && out.cap != 0) {
+            // Not a buffer anyone could free: left alone rather than guessed at.
+            return Err(CallError::PluginSerialization(format!(
+                "plugin handed over a buffer of {} bytes with a capacity of {}",
+                out.len, out.cap
+            )));
+        }
+        if out.cap == 0 {
+            // An empty `Vec` owns no allocation.
+            return Ok(Vec::new());
+        }
+        // SAFETY: the plugin handed over a `Vec<u8>` of its own (pointer, length and
+        // capacity as it reported them), allocated by its global allocator, which is
+        // the same `SharedAllocator` over the same C library as ours (the condition of
+        // `adopt`); from now on only this `Vec` owns it.
+        Ok(unsafe { Vec::from_raw_parts(out.ptr, out.len, out.cap) })
     }
 
     /// Calls the scalar fast path of method `index`, if it has one.

@@ -10,6 +10,8 @@
 //! * [`error`]: [`PluginError`] and [`CallError`];
 //! * [`value`]: the self-describing [`Value`];
 //! * [`caller`]: [`PluginCaller`], what typed clients call through;
+//! * [`shared_alloc`]: [`SharedAllocator`], an opt-in that lets byte and string
+//!   results change owner across the boundary instead of being copied;
 //! * [`host`] (feature `host`): loading and validating libraries. Plugin builds never
 //!   enable it, so plugins never link `libloading`.
 
@@ -25,6 +27,7 @@ pub mod info;
 pub mod interface;
 pub mod python_descriptor;
 pub mod registry;
+pub mod shared_alloc;
 #[doc(hidden)]
 pub mod shim;
 pub mod state;
@@ -48,6 +51,7 @@ pub use hash::{fnv1a, interface_hash};
 pub use info::{FastPath, MethodInfo, PluginInfo};
 pub use interface::{InterfaceInfo, InterfaceMismatch};
 pub use registry::{PluginRegistry, FIDIUS_MAGIC, REGISTRY_VERSION};
+pub use shared_alloc::SharedAllocator;
 pub use stream_marker::Stream;
 pub use stream_reader::{PluginStream, RawStream, StreamSource};
 pub use value::{from_value, to_value, Value, ValueError};

@@ -151,12 +151,12 @@ pub use fidius_core::state::{PluginState, SavedState};
 pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
     InterfaceInfo, InterfaceMismatch, MethodInfo, PluginCaller, PluginDescriptor, PluginError,
-    PluginInfo, PluginRegistry, PluginStream, ProcessExit, RawStream, Stream, StreamSource, Value,
-    ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
+    PluginInfo, PluginRegistry, PluginStream, ProcessExit, RawStream, SharedAllocator, Stream,
+    StreamSource, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
 };
 pub use fidius_core::{
-    descriptor, dynamic, error, hash, python_descriptor, registry, state, status, stream_ffi,
-    stream_marker, wasm_descriptor, wire,
+    descriptor, dynamic, error, hash, python_descriptor, registry, shared_alloc, state, status,
+    stream_ffi, stream_marker, wasm_descriptor, wire,
 };
 pub use fidius_core::{fnv1a, interface_hash};
 pub use fidius_macros::{plugin_impl, plugin_interface};
@@ -176,6 +176,13 @@ macro_rules! fidius_plugin_registry {
         #[unsafe(no_mangle)]
         pub extern "C" fn fidius_get_registry() -> *const $crate::PluginRegistry {
             $crate::registry::plugin_registry()
+        }
+
+        /// Which allocator this library's results come from (see
+        /// `fidius::SharedAllocator`).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn fidius_allocator() -> usize {
+            $crate::shared_alloc::plugin_allocator_identity()
         }
     };
 }

@@ -20,6 +20,12 @@ use fidius::host::{PluginHandle, PluginHost};
 use fidius::wire::{AsBin, BinVec};
 use fidius::Value;
 use std::hint::black_box;
+
+// The host side of the shared-allocator cases: with it, results of the bench plugin
+// built with `SharedAllocator` too change owner instead of being copied. (It is the
+// system allocator plus one comparison per allocation, for every case alike.)
+#[global_allocator]
+static ALLOCATOR: fidius::SharedAllocator = fidius::SharedAllocator;
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 21;
@@ -156,6 +162,8 @@ fn filter() -> Option<String> {
 struct Bench {
     arena: BenchArenaClient<PluginHandle>,
     alloc: BenchAllocClient<PluginHandle>,
+    /// The build with `SharedAllocator`, Arena interface.
+    shared: BenchArenaClient<PluginHandle>,
     bare_add: extern "C" fn(i64, i64) -> i64,
     _bare_lib: libloading::Library,
 }
@@ -166,6 +174,12 @@ impl Bench {
         let host = PluginHost::builder().build();
         let arena = BenchArenaClient::new(host.load_from(&lib, "ArenaBench").unwrap()).unwrap();
         let alloc = BenchAllocClient::new(host.load_from(&lib, "AllocBench").unwrap()).unwrap();
+        let shared = BenchArenaClient::new(
+            host.load_from(fidius_tests::bench_shared_build(), "ArenaBench")
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(shared.caller().shares_allocator());
         // SAFETY: the benchmark's own fixture exports `bench_bare_add` with this
         // signature, and the library outlives every use of the pointer (it is kept in
         // the returned value).
@@ -177,6 +191,7 @@ impl Bench {
         Self {
             arena,
             alloc,
+            shared,
             bare_add,
             _bare_lib: bare_lib,
         }
@@ -471,6 +486,9 @@ fn bytes_group(b: &Bench, size: usize) {
         Case::new("typed client, PluginAllocated", move || {
             black_box(b.alloc.echo(black_box(data)).unwrap());
         }),
+        Case::new("typed client, shared allocator", move || {
+            black_box(b.shared.echo(black_box(data)).unwrap());
+        }),
         Case::new("#[wire(raw)] client, Arena", move || {
             black_box(b.arena.echo_raw(black_box(data)).unwrap());
         }),
@@ -547,6 +565,12 @@ fn string_curve_group(b: &Bench, size: usize) {
             Case::new("String: typed client, PluginAllocated", move || {
                 black_box(b.alloc.echo_str(black_box(s).clone()).unwrap());
             }),
+            Case::new("bytes: typed client, shared allocator", move || {
+                black_box(b.shared.echo(black_box(data)).unwrap());
+            }),
+            Case::new("String: typed client, shared allocator", move || {
+                black_box(b.shared.echo_str(black_box(s).clone()).unwrap());
+            }),
         ],
     );
 }
@@ -576,8 +600,10 @@ const RSS_CASES: &[&str] = &[
     "to_vec",
     "bytes: typed client, Arena",
     "bytes: typed client, PluginAllocated",
+    "bytes: typed client, shared allocator",
     "String: typed client, Arena",
     "String: typed client, PluginAllocated",
+    "String: typed client, shared allocator",
 ];
 
 /// Kilobytes of a field of /proc/self/status.
@@ -605,6 +631,12 @@ fn rss_child(case: &str, size: usize) {
             "to_vec" => drop(black_box(black_box(&data).to_vec())),
             "bytes: typed client, Arena" => drop(black_box(b.arena.echo(&data).unwrap())),
             "bytes: typed client, PluginAllocated" => drop(black_box(b.alloc.echo(&data).unwrap())),
+            "bytes: typed client, shared allocator" => {
+                drop(black_box(b.shared.echo(&data).unwrap()))
+            }
+            "String: typed client, shared allocator" => {
+                drop(black_box(b.shared.echo_str(text(size)).unwrap()))
+            }
             "String: typed client, Arena" => drop(black_box(b.arena.echo_str(text(size)).unwrap())),
             "String: typed client, PluginAllocated" => {
                 drop(black_box(b.alloc.echo_str(text(size)).unwrap()))

@@ -62,6 +62,16 @@ pub fn hot_build(which: &str) -> PathBuf {
     path
 }
 
+/// The build of `tests/plugins/bench-plugin` whose global allocator is
+/// `fidius::SharedAllocator` (the plain build is `fixture("bench-plugin")`).
+pub fn bench_shared_build() -> PathBuf {
+    let path = fixture_dir()
+        .join("versions")
+        .join(lib_file("bench_shared"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
 /// One of the builds of `tests/plugins/counter-plugin`: `"v1"`, `"v2"` (carrying
 /// their counters across), `"refuse"` (refusing any state) or `"stateless"` (not
 /// opting in).

@@ -51,8 +51,9 @@ impl PluginHandle {
         Self {
             desc,
             // SAFETY: forwarded from this function's contract; `library`, kept with
-            // the table, keeps the descriptor's library loaded.
-            table: Arc::new(unsafe { CallTable::new(&*desc) }),
+            // the table, keeps the descriptor's library loaded; `shares_allocator`
+            // was established by the library's own report, checked against ours.
+            table: Arc::new(unsafe { CallTable::new(&*desc, library.shares_allocator()) }),
             info: Arc::new(info),
             library,
         }
@@ -66,6 +67,13 @@ impl PluginHandle {
     /// The file the plugin was loaded from.
     pub fn path(&self) -> &Path {
         self.library.path()
+    }
+
+    /// True when byte and string results of this plugin change owner instead of being
+    /// copied: this host and the plugin's library both use
+    /// [`SharedAllocator`](crate::SharedAllocator) over the same C library.
+    pub fn shares_allocator(&self) -> bool {
+        self.library.shares_allocator()
     }
 
     /// The library this plugin lives in.

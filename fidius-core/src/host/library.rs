@@ -21,6 +21,9 @@ const MAX_PLUGINS: u32 = 4096;
 pub struct PluginLibrary {
     path: PathBuf,
     plugins: Vec<(PluginInfo, *const PluginDescriptor)>,
+    /// This host and the library both use [`SharedAllocator`](crate::SharedAllocator)
+    /// over the same C library.
+    shares_allocator: bool,
     // Declared last so it is dropped (closed) after everything that points into it.
     _library: libloading::Library,
 }
@@ -152,11 +155,18 @@ impl PluginLibrary {
             }
             plugins.push((info, desc_ptr));
         }
+        let shares_allocator = shares_allocator(&library);
         #[cfg(feature = "host")]
-        tracing::debug!(path = %path.display(), plugins = plugins.len(), "loaded plugin library");
+        tracing::debug!(
+            path = %path.display(),
+            plugins = plugins.len(),
+            shares_allocator,
+            "loaded plugin library"
+        );
         Ok(Arc::new(Self {
             path: path.to_path_buf(),
             plugins,
+            shares_allocator,
             _library: library,
         }))
     }
@@ -164,6 +174,13 @@ impl PluginLibrary {
     /// The file this library was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when this host and the library both use
+    /// [`SharedAllocator`](crate::SharedAllocator) over the same C library, so that
+    /// byte and string results change owner instead of being copied.
+    pub fn shares_allocator(&self) -> bool {
+        self.shares_allocator
     }
 
     /// What each plugin in the library offers.
@@ -193,6 +210,24 @@ impl PluginLibrary {
         // SAFETY: `desc` was validated in `open` and the handle keeps `self` alive.
         Ok(unsafe { PluginHandle::new(self.clone(), *desc, info.clone()) })
     }
+}
+
+/// Whether this host and `library` agree on their allocator (see
+/// [`crate::shared_alloc`]). The library is asked only when this host uses
+/// [`SharedAllocator`](crate::SharedAllocator) itself.
+fn shares_allocator(library: &libloading::Library) -> bool {
+    let ours = crate::shared_alloc::allocator_identity();
+    if ours == 0 {
+        return false;
+    }
+    let symbol = format!("{}\0", crate::shared_alloc::ALLOCATOR_SYMBOL);
+    // SAFETY: the library passed the registry checks, so it is a fidius plugin; those
+    // built with this version export `fidius_allocator` with exactly this signature
+    // (through `fidius_plugin_registry!`), and older ones do not export it at all.
+    let Ok(theirs) = (unsafe { library.get::<extern "C" fn() -> usize>(symbol.as_bytes()) }) else {
+        return false;
+    };
+    theirs() == ours
 }
 
 #[cfg(unix)]

@@ -51,3 +51,9 @@ pub extern "C" fn bench_bare_add(a: i64, b: i64) -> i64 {
 }
 
 fidius::fidius_plugin_registry!();
+
+/// With feature `shared-alloc`, the allocator a host using `SharedAllocator` too can
+/// take results from without copying them.
+#[cfg(feature = "shared-alloc")]
+#[global_allocator]
+static ALLOCATOR: fidius::SharedAllocator = fidius::SharedAllocator;
