@@ -6,7 +6,7 @@
 
 use crate::descriptor::{
     CallOutput, ErasedFn, FreeBufferFn, MethodFn, PluginDescriptor, METHOD_DIRECT,
-    METHOD_DIRECT_BYTES, METHOD_DIRECT_TEXT, METHOD_OPTIONAL, METHOD_RAW,
+    METHOD_DIRECT_BYTES, METHOD_DIRECT_TEXT, METHOD_OPTIONAL, METHOD_RAW, METHOD_STREAMING,
 };
 use crate::error::{CallError, PluginError};
 use crate::status::*;
@@ -87,6 +87,8 @@ struct Entry {
     bytes: Option<MethodFn>,
     /// The scalar direct entry.
     direct: Option<ErasedFn>,
+    /// The method returns a stream: its slot hands over a producer, not a result.
+    streaming: bool,
 }
 
 impl CallTable {
@@ -130,6 +132,7 @@ impl CallTable {
                     slot: present.then_some(slot),
                     bytes: bytes.filter(|_| present),
                     direct: direct.filter(|_| present && scalar),
+                    streaming: method.flags & METHOD_STREAMING != 0,
                 }
             })
             .collect();
@@ -162,7 +165,11 @@ impl CallTable {
         input: &[u8],
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
-        let Some(slot) = self.methods.get(index).and_then(|m| m.slot) else {
+        let Some(slot) = self
+            .methods
+            .get(index)
+            .and_then(|m| m.slot.filter(|_| !m.streaming))
+        else {
             return Err(self.missing(index));
         };
         // SAFETY: forwarded from this function's contract; the slot is this table's.
@@ -221,7 +228,12 @@ impl CallTable {
         Some(
             match unsafe { call_lending(slot, self.free, &mut result, input) } {
                 Err(e) => Err(e),
-                Ok(Lent::Filled) => Ok(result),
+                Ok(Lent::Filled) => {
+                    // Follow the latest result: one large result sizes the next loan,
+                    // not every later one.
+                    BYTES_HINT.set(result.len());
+                    Ok(result)
+                }
                 Ok(Lent::InLoan(status)) => interpret(status, &result, |b| Ok(b.to_vec())),
                 Ok(Lent::Handed(status, buffer)) => {
                     if status == STATUS_BUFFER_TOO_SMALL {
@@ -300,7 +312,13 @@ impl CallTable {
         index: usize,
         input: &[u8],
     ) -> Result<*mut std::ffi::c_void, CallError> {
-        let Some(slot) = self.methods.get(index).and_then(|m| m.slot) else {
+        // Only a streaming slot returns a producer: anything else it returned would be
+        // taken for one.
+        let Some(slot) = self
+            .methods
+            .get(index)
+            .and_then(|m| m.slot.filter(|_| m.streaming))
+        else {
             return Err(self.missing(index));
         };
         // Streams never use a loan: the slot returns the producer in `out.ptr`.
@@ -333,8 +351,9 @@ impl CallTable {
         // into one function: a result passed back out of nested closures was copied
         // at every level, and those copies measured as a large part of a small call.
         let cell = ARENA.try_with(|cell| cell as *const RefCell<Vec<u8>>).ok();
-        // SAFETY: a thread-local lives until its thread exits, and this thread is
-        // running this call; the pointer is used only within it.
+        // SAFETY: `try_with` succeeded, so the thread-local is alive, and it cannot be
+        // destroyed while this thread runs this call; the pointer is used only within
+        // it.
         match cell.map(|cell| unsafe { &*cell }.try_borrow_mut()) {
             Some(Ok(mut arena)) => {
                 // SAFETY: forwarded from this function's contract.
@@ -355,8 +374,8 @@ impl CallTable {
         }
     }
 
-    /// The error for a call to method `index`, which is out of range or not
-    /// implemented.
+    /// The error for a call to method `index`, which is out of range, not implemented,
+    /// or a streaming method called as an ordinary one (or the other way round).
     #[cold]
     #[inline(never)]
     fn missing(&self, index: usize) -> CallError {
@@ -374,6 +393,14 @@ impl CallTable {
         // SAFETY: index < method_count entries of a validated method table, whose
         // names are valid.
         let name = unsafe { crate::descriptor::read_c_str((*desc.methods.add(index)).name) };
+        let entry = &self.methods[index];
+        if entry.slot.is_some() {
+            // Present, so the call asked for the wrong kind of method.
+            return CallError::StreamingMismatch {
+                method: name.unwrap_or("?").to_string(),
+                streaming: entry.streaming,
+            };
+        }
         CallError::NotImplemented {
             plugin: plugin_name(desc),
             method: name.unwrap_or("?").to_string(),
@@ -447,6 +474,9 @@ unsafe fn call_lending(
     input: &[u8],
 ) -> Result<Lent, CallError> {
     buf.clear();
+    // A loan is told from a handed-over buffer by its address: an empty Vec's dangling
+    // address could be a plugin's empty Vec's too.
+    debug_assert!(buf.capacity() > 0, "a loan has room");
     let lent = buf.as_mut_ptr();
     let mut out = CallOutput {
         ptr: lent,

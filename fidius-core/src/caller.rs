@@ -48,10 +48,11 @@ pub trait PluginCaller {
         None
     }
 
-    /// Calls the direct bytes entry of a `fn(Vec<u8>) -> Vec<u8>` method: `input` is the
-    /// argument itself and the result is returned as it is, neither framed. `None`
-    /// when there is no such entry; callers then use [`call_with`](Self::call_with).
-    /// The default has none.
+    /// Calls the unframed entry of a `fn(Vec<u8>) -> Vec<u8>` method, a
+    /// `fn(String) -> String` method (UTF-8 bytes) or a `#[wire(raw)]` method: `input`
+    /// is the argument itself and the result is returned as it is, neither framed.
+    /// `None` when there is no such entry; callers then use
+    /// [`call_with`](Self::call_with). The default has none.
     #[inline]
     fn call_bytes(&self, index: usize, input: &[u8]) -> Option<Result<Vec<u8>, CallError>> {
         let _ = (index, input);
@@ -143,8 +144,8 @@ pub(crate) fn with_scratch<R>(
     let cell = SCRATCH
         .try_with(|cell| cell as *const RefCell<Vec<u8>>)
         .ok();
-    // SAFETY: a thread-local lives until its thread exits, and this thread is running
-    // this call; the pointer is used only within it.
+    // SAFETY: `try_with` succeeded, so the thread-local is alive, and it cannot be
+    // destroyed while this thread runs this call; the pointer is used only within it.
     match cell.map(|cell| unsafe { &*cell }.try_borrow_mut()) {
         Some(Ok(mut buf)) => {
             buf.clear();

@@ -100,9 +100,12 @@ impl std::fmt::Display for BufferStrategyKind {
 /// The uniform signature of every vtable slot.
 ///
 /// `input`/`input_len` is the encoded argument tuple (or the raw bytes of a
-/// `#[wire(raw)]` method). For the Arena strategy the host fills `out` with its buffer
-/// before the call; the plugin sets `out.len`, or replaces the whole `out` with a
-/// buffer of its own (see [`crate::status`]).
+/// `#[wire(raw)]` method). Before the call, `out.ptr` is either null or points at
+/// `out.cap` writable bytes the host lends, whatever the interface's buffer strategy
+/// (hosts built before this version lend only for the Arena strategy). The plugin
+/// writes its result into the loan and sets `out.len`, or replaces the whole `out`
+/// with a buffer of its own (see [`crate::status`]); the host tells the two apart by
+/// the pointer.
 pub type MethodFn =
     unsafe extern "C" fn(input: *const u8, input_len: usize, out: *mut CallOutput) -> i32;
 
@@ -123,7 +126,8 @@ pub struct CallOutput {
 }
 
 impl CallOutput {
-    /// An output with no buffer, as passed for the PluginAllocated strategy.
+    /// An output with no buffer: no loan (streaming slots, direct entries' error
+    /// output, and calls whose result the host takes over as it is).
     pub const fn empty() -> Self {
         Self {
             ptr: std::ptr::null_mut(),

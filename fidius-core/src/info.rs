@@ -244,20 +244,25 @@ impl MethodInfo {
     /// assert_eq!(m.returns(), "Vec<u8>");
     /// ```
     pub fn arguments(&self) -> Vec<&str> {
+        split_top_level(self.argument_list())
+    }
+
+    /// What stands between the signature's parentheses; empty when the signature is
+    /// malformed (a plugin's signature is its own text, and must not make the host
+    /// panic).
+    fn argument_list(&self) -> &str {
         let Some(open) = self.signature.find('(') else {
-            return Vec::new();
+            return "";
         };
-        let inner = &self.signature[open + 1..self.returns_at().saturating_sub(1)];
-        split_top_level(inner)
+        self.signature
+            .get(open + 1..self.returns_at().saturating_sub(1))
+            .unwrap_or("")
     }
 
     /// The number of arguments, counted without allocating (a dynamic call checks it
     /// on every call).
     pub fn arity(&self) -> usize {
-        let Some(open) = self.signature.find('(') else {
-            return 0;
-        };
-        let inner = &self.signature[open + 1..self.returns_at().saturating_sub(1)];
+        let inner = self.argument_list();
         if inner.is_empty() {
             return 0;
         }
@@ -356,4 +361,39 @@ unsafe fn read_meta(ptr: *const MetaEntry, count: u32) -> Result<Vec<(String, St
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(signature: &str) -> MethodInfo {
+        MethodInfo {
+            index: 0,
+            name: "f".into(),
+            signature: signature.into(),
+            optional: false,
+            since: 0,
+            present: true,
+            raw: false,
+            fallible: false,
+            streaming: false,
+            fast_path: FastPath::None,
+            metadata: vec![],
+        }
+    }
+
+    #[test]
+    fn malformed_signatures_read_as_no_arguments_without_panicking() {
+        // A plugin's signature is its own text: whatever it says, reading it must not
+        // panic the host.
+        for sig in [
+            "f(", "f", "(", ")(", "f(((", "f()->", "", "f)(", "é(", "f(é",
+        ] {
+            let m = method(sig);
+            let _ = (m.arity(), m.arguments(), m.returns());
+        }
+        assert_eq!(method("f(a,(b,c),Vec<(d,e)>)->x").arity(), 3);
+        assert_eq!(method("f()->x").arity(), 0);
+    }
 }

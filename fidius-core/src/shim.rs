@@ -237,7 +237,8 @@ impl std::io::Write for LoanWriter {
         if end <= self.cap && data.len() <= 16 {
             // Small writes (markers, scalars) byte by byte: a call to memcpy costs more.
             for (i, &b) in data.iter().enumerate() {
-                // SAFETY: as below; `len + i < end <= cap`.
+                // SAFETY: the host lent `cap` writable bytes at `loan` for this call and
+                // `len + i < end <= cap`.
                 unsafe { self.loan.add(self.len + i).write(b) };
             }
             self.len = end;
@@ -455,10 +456,10 @@ pub fn decode_scalar_args<T: ScalarArgs + DeserializeOwned>(input: &[u8]) -> Res
 ///
 /// # Safety
 /// `input` must point at `input_len` readable bytes and `out` at a valid
-/// [`CallOutput`] (with the host's buffer filled in for the Arena strategy), as the
+/// [`CallOutput`] (whose `ptr` is null or a buffer the host lends), as the
 /// [`MethodFn`](crate::descriptor::MethodFn) contract says.
 pub unsafe fn run_method(
-    strategy: BufferStrategyKind,
+    _strategy: BufferStrategyKind,
     input: *const u8,
     input_len: usize,
     out: *mut CallOutput,
@@ -472,9 +473,9 @@ pub unsafe fn run_method(
         // SAFETY: the host lends `input_len` readable bytes at `input` for the call.
         unsafe { std::slice::from_raw_parts(input, input_len) }
     };
-    // Whatever the interface's strategy, a buffer the host lent is used: hosts built
-    // before loans lend only to Arena interfaces and pass no buffer otherwise.
-    let _ = strategy;
+    // Whatever the interface's strategy (`_strategy`, kept for the generated code that
+    // passes it), a buffer the host lent is used: hosts built before loans lend only to
+    // Arena interfaces and pass no buffer otherwise.
     let arena = !out.ptr.is_null();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut reply = Reply {

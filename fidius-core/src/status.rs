@@ -1,12 +1,12 @@
 //! Status codes returned by every method slot across the FFI boundary.
 //!
 //! A slot returns one of these as an `i32`. Where the payload lives depends on the
-//! status and the interface's buffer strategy:
+//! status and on whether the host lent a buffer:
 //!
 //! | status | payload | buffer |
 //! |---|---|---|
-//! | [`STATUS_OK`] | the encoded result | plugin-allocated for `PluginAllocated`; the host's arena for `Arena` |
-//! | [`STATUS_BUFFER_TOO_SMALL`] | the encoded result (arena only) | plugin-allocated: the arena was too small, so the plugin handed over its own buffer instead of running the method again |
+//! | [`STATUS_OK`] | the encoded result | the buffer the host lent; plugin-allocated when it lent none, or for plugins built before loans with the `PluginAllocated` strategy (the host tells them apart by the pointer) |
+//! | [`STATUS_BUFFER_TOO_SMALL`] | the encoded result (after a loan only) | plugin-allocated: the buffer the host lent was too small, so the plugin handed over its own buffer instead of running the method again |
 //! | [`STATUS_SERIALIZATION_ERROR`] | UTF-8 message | plugin-allocated |
 //! | [`STATUS_PLUGIN_ERROR`] | encoded [`PluginError`](crate::error::PluginError) | plugin-allocated |
 //! | [`STATUS_PANIC`] | UTF-8 panic message | plugin-allocated |
@@ -15,7 +15,7 @@
 
 /// The method ran and the result is in the output buffer.
 pub const STATUS_OK: i32 = 0;
-/// Arena strategy only: the host's buffer was too small. The method ran once and its
+/// Only after a loan: the host's buffer was too small. The method ran once and its
 /// result was handed over in a plugin-allocated buffer; the host grows its arena for
 /// the next call.
 pub const STATUS_BUFFER_TOO_SMALL: i32 = 1;

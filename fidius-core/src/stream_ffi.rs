@@ -8,12 +8,16 @@
 //! stream (after the end, after an error, or when it drops the stream early, which
 //! cancels the producer).
 //!
-//! `stream_next` writes each item like a method result, always in a plugin-allocated
-//! buffer (so an item of any size arrives whole), and returns:
+//! `stream_next` writes each item like a method result. `out.ptr` is either null (no
+//! loan: the item comes in a plugin-allocated buffer) or points at `out.cap` writable
+//! bytes the host lends; hosts built with this version lend, older ones pass null. An
+//! item that does not fit the loan is handed over in a plugin-allocated buffer (so an
+//! item of any size arrives whole). `stream_next` returns:
 //!
 //! | status | meaning |
 //! |---|---|
-//! | `STATUS_OK` | one item, encoded, in `out` |
+//! | `STATUS_OK` | one item, encoded, in `out` (in the loan, or handed over) |
+//! | `STATUS_BUFFER_TOO_SMALL` | one item, handed over in a buffer of the plugin's because it did not fit the loan |
 //! | [`STREAM_END`] | no more items |
 //! | `STATUS_PLUGIN_ERROR` | the producer yielded `Err(PluginError)`; the stream is over |
 //! | `STATUS_PANIC` | the producer panicked; the stream is over |

@@ -13,6 +13,33 @@ const ITEM_LOAN_INITIAL: usize = 1024;
 /// A stream's loan grows to fit items up to this size; larger ones stay handed over.
 const ITEM_LOAN_MAX: usize = 1 << 20;
 
+/// An item buffer a producer handed over; released once, when dropped.
+struct HandedItem {
+    out: CallOutput,
+    free: FreeBufferFn,
+}
+
+impl HandedItem {
+    fn bytes(&self) -> &[u8] {
+        if self.out.ptr.is_null() || self.out.len == 0 {
+            return &[];
+        }
+        // SAFETY: the plugin reported `len` initialised bytes at `ptr`, alive until
+        // `free` runs in `drop`.
+        unsafe { std::slice::from_raw_parts(self.out.ptr, self.out.len) }
+    }
+}
+
+impl Drop for HandedItem {
+    fn drop(&mut self) {
+        if !self.out.ptr.is_null() {
+            // SAFETY: a plugin-allocated item buffer, released once with the values
+            // the plugin reported.
+            unsafe { (self.free)(self.out.ptr, self.out.len, self.out.cap) }
+        }
+    }
+}
+
 /// An untyped stream from a plugin: each item is its encoded bytes.
 ///
 /// It holds whatever keeps the plugin's code loaded (its handle, or for a
@@ -149,6 +176,12 @@ impl RawStream {
         // producer may write up to `cap` bytes into the loan.
         let status = unsafe { next(state, &mut out) };
         let in_loan = out.ptr == lent;
+        // A buffer the producer handed over is released when this goes out of scope,
+        // even if `decode` panics.
+        let handed = HandedItem {
+            out: if in_loan { CallOutput::empty() } else { out },
+            free: free_buffer,
+        };
         let bytes: &[u8] = if in_loan {
             if out.len > loan.capacity() {
                 let message = format!(
@@ -162,11 +195,8 @@ impl RawStream {
             // SAFETY: the producer initialised the first `out.len` bytes of the loan.
             unsafe { loan.set_len(out.len) };
             loan
-        } else if out.ptr.is_null() || out.len == 0 {
-            &[]
         } else {
-            // SAFETY: the plugin reported `len` bytes at `ptr`.
-            unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
+            handed.bytes()
         };
         let result = match status {
             STREAM_END => None,
@@ -175,12 +205,10 @@ impl RawStream {
             }
             other => Some(Err(crate::call::interpret_error(other, bytes))),
         };
-        if !in_loan && !out.ptr.is_null() {
-            // SAFETY: a plugin-allocated item buffer, released once with its values.
-            unsafe { free_buffer(out.ptr, out.len, out.cap) };
-            if status == crate::status::STATUS_BUFFER_TOO_SMALL && out.len <= ITEM_LOAN_MAX {
-                loan.reserve(out.len.next_power_of_two());
-            }
+        drop(handed);
+        if !in_loan && status == crate::status::STATUS_BUFFER_TOO_SMALL && out.len <= ITEM_LOAN_MAX
+        {
+            loan.reserve(out.len.next_power_of_two());
         }
         if status != crate::status::STATUS_OK && status != crate::status::STATUS_BUFFER_TOO_SMALL {
             // Ended or failed: the stream is over either way.

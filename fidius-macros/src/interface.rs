@@ -336,8 +336,9 @@ fn shim_fn(
         quote!(let __a0 = ::fidius::__private::BinVec(__input.to_vec());)
     } else if m.args.is_empty() {
         quote!()
-    } else if m.direct {
-        // Plain scalars: read directly, without serde, when encoded the usual way.
+    } else if m.direct && m.args.len() < 16 {
+        // Plain scalars: read directly, without serde, when encoded the usual way
+        // (ScalarArgs covers up to 15 arguments; 16, serde's limit, goes through serde).
         quote! {
             let (#(#vars,)*): (#(#decode_tys,)*) = match ::fidius::__private::decode_scalar_args(__input) {
                 ::core::result::Result::Ok(v) => v,

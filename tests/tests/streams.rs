@@ -182,3 +182,31 @@ fn a_stream_keeps_its_library_loaded() {
     let rest: Vec<u64> = s.map(Result::unwrap).collect();
     assert_eq!(rest, [1, 2, 3, 4]);
 }
+
+#[test]
+fn a_streaming_method_called_as_an_ordinary_one_and_the_reverse_are_errors() {
+    let (_d, c) = client();
+    let h = c.caller();
+    let numbers = h.method_index("numbers").unwrap();
+    let produced = h.method_index("produced").unwrap();
+    // Its slot would hand over a producer, not a result: refused before it runs.
+    let err = h.call_method::<_, u64>(numbers, &(3u64,)).unwrap_err();
+    assert!(
+        matches!(&err, CallError::StreamingMismatch { method, streaming: true } if method == "numbers"),
+        "{err:?}"
+    );
+    // An ordinary method's result would be taken for a producer: refused too.
+    let err = fidius::PluginCaller::call_stream(h, produced, &[0x90]).unwrap_err();
+    assert!(
+        matches!(&err, CallError::StreamingMismatch { method, streaming: false } if method == "produced"),
+        "{err:?}"
+    );
+    // Nothing was started, and the handle still works.
+    assert_eq!(
+        c.numbers(3)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+}

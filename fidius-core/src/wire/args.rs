@@ -29,8 +29,10 @@ pub fn encode_args<A: Serialize + ?Sized>(args: &A, out: &mut Vec<u8>) -> Result
 pub fn byte_container<T: ?Sized>(value: &T) -> Option<&[u8]> {
     let id = typeid::of::<T>();
     let ptr = value as *const T;
-    // Each branch reinterprets `value` as the type its identity was just compared with
-    // (lifetimes aside, which the borrow of `value` bounds).
+    // Each branch reinterprets `value` as the type its identity was just compared with.
+    // typeid erases lifetimes: a reference inside `T` may be shorter than the one
+    // named here, but the slice returned borrows from `value`, and `&'a T` implies
+    // `T: 'a`, so it lives no longer than what it points into.
     if id == typeid::of::<Vec<u8>>() {
         // SAFETY: T is Vec<u8>.
         Some(unsafe { &*(ptr as *const Vec<u8>) })
@@ -60,6 +62,8 @@ pub fn byte_container<T: ?Sized>(value: &T) -> Option<&[u8]> {
 /// take the unframed bytes entry.
 #[inline]
 pub fn single_bytes<A: ?Sized>(args: &A) -> Option<&[u8]> {
+    // As in `byte_container`: lifetimes are erased by typeid, and what is returned
+    // borrows from `args`, which every reference inside `A` outlives.
     let id = typeid::of::<A>();
     let ptr = args as *const A;
     macro_rules! one {
@@ -79,6 +83,8 @@ pub fn single_bytes<A: ?Sized>(args: &A) -> Option<&[u8]> {
 /// with such a tuple can take the unframed text entry.
 #[inline]
 pub fn single_text<A: ?Sized>(args: &A) -> Option<&str> {
+    // As in `byte_container`: lifetimes are erased by typeid, and what is returned
+    // borrows from `args`, which every reference inside `A` outlives.
     let id = typeid::of::<A>();
     let ptr = args as *const A;
     if id == typeid::of::<(String,)>() {
@@ -100,15 +106,21 @@ pub fn single_text<A: ?Sized>(args: &A) -> Option<&str> {
     None
 }
 
-/// `value` as a `T` when it is one (lifetimes aside): moves it out as the type it is.
+/// Types without lifetimes that [`cast`] may move out as a `T`.
+pub(crate) trait LifetimeFree: Sized {}
+impl LifetimeFree for Vec<u8> {}
+impl LifetimeFree for String {}
+
+/// `value` as a `T` when `T` is `V`: moves it out as the type it is.
 #[inline]
-pub(crate) fn cast<V: 'static, T>(value: V) -> Result<T, V> {
+pub(crate) fn cast<V: LifetimeFree, T>(value: V) -> Result<T, V> {
     if typeid::of::<T>() != typeid::of::<V>() {
         return Err(value);
     }
     let value = std::mem::ManuallyDrop::new(value);
-    // SAFETY: T is V, so this moves the value out as the type it is; the original is
-    // not dropped.
+    // SAFETY: typeid compares types with their lifetimes erased, and `V` has none, so
+    // `T` is exactly `V`: this moves the value out as the type it is, and the original
+    // is not dropped.
     Ok(unsafe { std::ptr::read(&*value as *const V as *const T) })
 }
 

@@ -194,7 +194,8 @@ macro_rules! scalar_args {
             #[inline]
             fn read(input: &[u8]) -> Option<Self> {
                 let (&header, mut rest) = input.split_first()?;
-                // A fixarray of this many elements (every arity here is below 16).
+                // A fixarray of this many elements (every arity here is below 16; serde's
+                // tuples stop at 16, which the shims decode through serde).
                 if header != 0x90 | $n {
                     return None;
                 }
@@ -218,6 +219,9 @@ scalar_args! {
     10: (A, B, C, D, E, F, G, H, I, J);
     11: (A, B, C, D, E, F, G, H, I, J, K);
     12: (A, B, C, D, E, F, G, H, I, J, K, L);
+    13: (A, B, C, D, E, F, G, H, I, J, K, L, M);
+    14: (A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+    15: (A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
 }
 
 #[cfg(test)]
