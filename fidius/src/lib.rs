@@ -89,7 +89,10 @@
 //! Three kinds of method also get an entry that skips it, used by the typed client and
 //! by `PluginHandle::call_method` alike: all-scalar methods (`fn add(&self, a: i64, b:
 //! i64) -> i64`: values passed as they are), `fn(Vec<u8>) -> Vec<u8>` (bytes unframed)
-//! and `fn(String) -> String` (UTF-8 unframed, checked on both sides).
+//! and `fn(String) -> String` (UTF-8 unframed, checked on both sides). When the host
+//! and the plugin both declare [`SharedAllocator`] as their global allocator, the
+//! results of the last two change owner instead of being copied (see
+//! [`shared_alloc`]).
 //!
 //! A method may return [`Stream<T>`]: the plugin builds it from any iterator
 //! ([`Stream::from_iter`], or [`Stream::from_results`] to end with an error), and the
