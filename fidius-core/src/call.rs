@@ -22,21 +22,22 @@ pub const LEND_RESULT_MAX: usize = 128 * 1024;
 const ARENA_MAX_RETAINED: usize = 64 * 1024 * 1024;
 
 thread_local! {
-    // Size of the last byte result too large for the buffer lent, to size the next one.
+    // Size of this thread's last byte result, to size the next loan.
     static BYTES_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    // The buffer the host lends to Arena-strategy plugins. Host-side only: a plugin
-    // never touches it, so it cannot pin a plugin library.
+    // The buffer the host lends for results. Host-side only: a plugin never owns it,
+    // so it cannot pin a plugin library.
     static ARENA: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(ARENA_INITIAL));
 }
 
-/// Frees a plugin-allocated buffer when dropped, even if decoding panics.
-struct PluginBuffer {
-    out: CallOutput,
-    free: FreeBufferFn,
+/// Frees a plugin-allocated buffer when dropped, even if decoding panics. A null
+/// `out.ptr` holds nothing.
+pub(crate) struct PluginBuffer {
+    pub(crate) out: CallOutput,
+    pub(crate) free: FreeBufferFn,
 }
 
 impl PluginBuffer {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         if self.out.ptr.is_null() || self.out.len == 0 {
             return &[];
         }

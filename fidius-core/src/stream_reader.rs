@@ -1,6 +1,7 @@
 //! The host side of a stream: pull one item at a time, free the producer exactly once,
 //! keep the plugin's library loaded while the stream lives.
 
+use crate::call::PluginBuffer;
 use crate::descriptor::{CallOutput, FreeBufferFn};
 use crate::error::CallError;
 use crate::stream_ffi::{StreamFreeFn, StreamNextFn, STREAM_END};
@@ -12,33 +13,6 @@ use std::marker::PhantomData;
 const ITEM_LOAN_INITIAL: usize = 1024;
 /// A stream's loan grows to fit items up to this size; larger ones stay handed over.
 const ITEM_LOAN_MAX: usize = 1 << 20;
-
-/// An item buffer a producer handed over; released once, when dropped.
-struct HandedItem {
-    out: CallOutput,
-    free: FreeBufferFn,
-}
-
-impl HandedItem {
-    fn bytes(&self) -> &[u8] {
-        if self.out.ptr.is_null() || self.out.len == 0 {
-            return &[];
-        }
-        // SAFETY: the plugin reported `len` initialised bytes at `ptr`, alive until
-        // `free` runs in `drop`.
-        unsafe { std::slice::from_raw_parts(self.out.ptr, self.out.len) }
-    }
-}
-
-impl Drop for HandedItem {
-    fn drop(&mut self) {
-        if !self.out.ptr.is_null() {
-            // SAFETY: a plugin-allocated item buffer, released once with the values
-            // the plugin reported.
-            unsafe { (self.free)(self.out.ptr, self.out.len, self.out.cap) }
-        }
-    }
-}
 
 /// An untyped stream from a plugin: each item is its encoded bytes.
 ///
@@ -178,7 +152,7 @@ impl RawStream {
         let in_loan = out.ptr == lent;
         // A buffer the producer handed over is released when this goes out of scope,
         // even if `decode` panics.
-        let handed = HandedItem {
+        let handed = PluginBuffer {
             out: if in_loan { CallOutput::empty() } else { out },
             free: free_buffer,
         };
