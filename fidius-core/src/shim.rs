@@ -10,6 +10,7 @@ use crate::wire::{ScalarArgs, WireScalar};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::ffi::CStr;
+use std::io::Write as _;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -83,7 +84,15 @@ impl Reply<'_> {
     /// Writes a plain scalar, without serde (see [`WireScalar`]).
     #[inline]
     pub fn scalar<T: WireScalar>(&mut self, value: T) -> i32 {
-        self.write(|w| value.write(w).map_err(|e| e.to_string()))
+        let e = value.encode();
+        if self.lent() && self.out.cap >= e.bytes.len() {
+            // SAFETY: the host lent `cap >= 9` writable bytes at `ptr` for this call;
+            // all 9 are copied (a fixed size, no call) and `len` of them reported.
+            unsafe { std::ptr::copy_nonoverlapping(e.bytes.as_ptr(), self.out.ptr, 9) };
+            self.out.len = e.len;
+            return STATUS_OK;
+        }
+        self.write(|w| w.write_all(e.as_slice()).map_err(|e| e.to_string()))
     }
 
     /// Runs `encode` on a writer over the loan (or, with none, a buffer of our own) and

@@ -174,12 +174,14 @@ fn write_scalar<T: ?Sized>(value: &T, out: &mut Vec<u8>) -> bool {
             if id == typeid::of::<$t>() {
                 // SAFETY: T is $t.
                 let v = unsafe { *(ptr as *const $t) };
-                return WireScalar::write(v, out).is_ok();
+                WireScalar::push_to(v, out);
+                return true;
             }
             if id == typeid::of::<&$t>() {
                 // SAFETY: T is &$t.
                 let v = unsafe { **(ptr as *const &$t) };
-                return WireScalar::write(v, out).is_ok();
+                WireScalar::push_to(v, out);
+                return true;
             }
         )*};
     }

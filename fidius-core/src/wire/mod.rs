@@ -30,7 +30,7 @@ mod scalar;
 
 pub use args::{byte_container, encode_args, single_bytes, single_text};
 pub(crate) use args::{cast, write_array_header};
-pub use scalar::{ScalarArgs, WireScalar};
+pub use scalar::{Encoded, ScalarArgs, WireScalar};
 
 /// A failure to encode or decode a wire payload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

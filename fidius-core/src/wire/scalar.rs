@@ -53,45 +53,74 @@ fn read_num(input: &mut &[u8]) -> Option<Num> {
     Some(num)
 }
 
-/// Writes `v` in the most compact unsigned form.
-#[inline(always)]
-fn write_uint(out: &mut impl Write, v: u64) -> std::io::Result<()> {
-    if v < 0x80 {
-        out.write_all(&[v as u8])
-    } else if v <= u8::MAX as u64 {
-        out.write_all(&[0xcc, v as u8])
-    } else if v <= u16::MAX as u64 {
-        let b = (v as u16).to_be_bytes();
-        out.write_all(&[0xcd, b[0], b[1]])
-    } else if v <= u32::MAX as u64 {
-        let b = (v as u32).to_be_bytes();
-        out.write_all(&[0xce, b[0], b[1], b[2], b[3]])
-    } else {
-        let mut buf = [0xcf; 9];
-        buf[1..].copy_from_slice(&v.to_be_bytes());
-        out.write_all(&buf)
+/// The encoding of one scalar: at most 9 bytes, the first `len` of `bytes`.
+///
+/// Fixed-size, so that a writer can copy all 9 bytes at once (a few moves, no call to
+/// `memcpy`) and keep `len` of them.
+#[derive(Clone, Copy)]
+pub struct Encoded {
+    /// The bytes; only the first `len` count.
+    pub bytes: [u8; 9],
+    /// How many bytes the encoding has.
+    pub len: usize,
+}
+
+impl Encoded {
+    #[inline(always)]
+    fn new<const N: usize>(marker: Option<u8>, payload: [u8; N]) -> Self {
+        let mut bytes = [0u8; 9];
+        let start = match marker {
+            Some(m) => {
+                bytes[0] = m;
+                1
+            }
+            None => 0,
+        };
+        bytes[start..start + N].copy_from_slice(&payload);
+        Self {
+            bytes,
+            len: start + N,
+        }
+    }
+
+    /// The encoding's bytes.
+    #[inline(always)]
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
-/// Writes `v` in the most compact form: unsigned when it is not negative.
+/// `v` in the most compact unsigned form.
 #[inline(always)]
-fn write_int(out: &mut impl Write, v: i64) -> std::io::Result<()> {
-    if v >= 0 {
-        write_uint(out, v as u64)
-    } else if v >= -32 {
-        out.write_all(&[v as i8 as u8])
-    } else if v >= i8::MIN as i64 {
-        out.write_all(&[0xd0, v as i8 as u8])
-    } else if v >= i16::MIN as i64 {
-        let b = (v as i16).to_be_bytes();
-        out.write_all(&[0xd1, b[0], b[1]])
-    } else if v >= i32::MIN as i64 {
-        let b = (v as i32).to_be_bytes();
-        out.write_all(&[0xd2, b[0], b[1], b[2], b[3]])
+fn encode_uint(v: u64) -> Encoded {
+    if v < 0x80 {
+        Encoded::new(None, [v as u8])
+    } else if v <= u8::MAX as u64 {
+        Encoded::new(Some(0xcc), [v as u8])
+    } else if v <= u16::MAX as u64 {
+        Encoded::new(Some(0xcd), (v as u16).to_be_bytes())
+    } else if v <= u32::MAX as u64 {
+        Encoded::new(Some(0xce), (v as u32).to_be_bytes())
     } else {
-        let mut buf = [0xd3; 9];
-        buf[1..].copy_from_slice(&v.to_be_bytes());
-        out.write_all(&buf)
+        Encoded::new(Some(0xcf), v.to_be_bytes())
+    }
+}
+
+/// `v` in the most compact form: unsigned when it is not negative.
+#[inline(always)]
+fn encode_int(v: i64) -> Encoded {
+    if v >= 0 {
+        encode_uint(v as u64)
+    } else if v >= -32 {
+        Encoded::new(None, [v as i8 as u8])
+    } else if v >= i8::MIN as i64 {
+        Encoded::new(Some(0xd0), [v as i8 as u8])
+    } else if v >= i16::MIN as i64 {
+        Encoded::new(Some(0xd1), (v as i16).to_be_bytes())
+    } else if v >= i32::MIN as i64 {
+        Encoded::new(Some(0xd2), (v as i32).to_be_bytes())
+    } else {
+        Encoded::new(Some(0xd3), v.to_be_bytes())
     }
 }
 
@@ -101,14 +130,36 @@ pub trait WireScalar: Sized + Copy {
     /// Reads one value of this type from `input` and advances past it; `None` when the
     /// next value is not this type's (or out of its range).
     fn read(input: &mut &[u8]) -> Option<Self>;
+
+    /// This value's encoding.
+    fn encode(self) -> Encoded;
+
     /// Writes this value.
-    fn write(self, out: &mut impl Write) -> std::io::Result<()>;
+    #[inline(always)]
+    fn write(self, out: &mut impl Write) -> std::io::Result<()> {
+        out.write_all(self.encode().as_slice())
+    }
+
+    /// Appends this value to `out`: reserves 9 bytes and copies all 9 (a fixed size
+    /// copies without a call), then keeps as many as the encoding has.
+    #[inline(always)]
+    fn push_to(self, out: &mut Vec<u8>) {
+        let e = self.encode();
+        out.reserve(9);
+        let len = out.len();
+        // SAFETY: `reserve(9)` made room for 9 more bytes, and only the first `e.len`
+        // of them, all initialised, become part of the vector.
+        unsafe {
+            std::ptr::copy_nonoverlapping(e.bytes.as_ptr(), out.as_mut_ptr().add(len), 9);
+            out.set_len(len + e.len);
+        }
+    }
 }
 
 macro_rules! wire_int {
     ($($t:ty),*) => {$(
         impl WireScalar for $t {
-            #[inline]
+            #[inline(always)]
             fn read(input: &mut &[u8]) -> Option<Self> {
                 match read_num(input)? {
                     Num::Uint(v) => v.try_into().ok(),
@@ -117,13 +168,13 @@ macro_rules! wire_int {
                 }
             }
 
-            #[inline]
+            #[inline(always)]
             #[allow(unused_comparisons)] // unsigned types are never below zero
-            fn write(self, out: &mut impl Write) -> std::io::Result<()> {
+            fn encode(self) -> Encoded {
                 if self < 0 {
-                    write_int(out, self as i64)
+                    encode_int(self as i64)
                 } else {
-                    write_uint(out, self as u64)
+                    encode_uint(self as u64)
                 }
             }
         }
@@ -133,7 +184,7 @@ macro_rules! wire_int {
 wire_int!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 
 impl WireScalar for f64 {
-    #[inline]
+    #[inline(always)]
     fn read(input: &mut &[u8]) -> Option<Self> {
         match read_num(input)? {
             Num::F64(v) => Some(v),
@@ -142,16 +193,14 @@ impl WireScalar for f64 {
         }
     }
 
-    #[inline]
-    fn write(self, out: &mut impl Write) -> std::io::Result<()> {
-        let mut buf = [0xcb; 9];
-        buf[1..].copy_from_slice(&self.to_be_bytes());
-        out.write_all(&buf)
+    #[inline(always)]
+    fn encode(self) -> Encoded {
+        Encoded::new(Some(0xcb), self.to_be_bytes())
     }
 }
 
 impl WireScalar for f32 {
-    #[inline]
+    #[inline(always)]
     fn read(input: &mut &[u8]) -> Option<Self> {
         match read_num(input)? {
             Num::F32(v) => Some(v),
@@ -159,15 +208,14 @@ impl WireScalar for f32 {
         }
     }
 
-    #[inline]
-    fn write(self, out: &mut impl Write) -> std::io::Result<()> {
-        let b = self.to_be_bytes();
-        out.write_all(&[0xca, b[0], b[1], b[2], b[3]])
+    #[inline(always)]
+    fn encode(self) -> Encoded {
+        Encoded::new(Some(0xca), self.to_be_bytes())
     }
 }
 
 impl WireScalar for bool {
-    #[inline]
+    #[inline(always)]
     fn read(input: &mut &[u8]) -> Option<Self> {
         match read_num(input)? {
             Num::Bool(v) => Some(v),
@@ -175,9 +223,9 @@ impl WireScalar for bool {
         }
     }
 
-    #[inline]
-    fn write(self, out: &mut impl Write) -> std::io::Result<()> {
-        out.write_all(&[if self { 0xc3 } else { 0xc2 }])
+    #[inline(always)]
+    fn encode(self) -> Encoded {
+        Encoded::new(None, [if self { 0xc3 } else { 0xc2 }])
     }
 }
 
