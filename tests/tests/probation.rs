@@ -46,7 +46,11 @@ fn a_build_that_panics_is_rolled_back_and_quarantined_until_the_file_changes() {
     }
     let back_in = failed_at.unwrap().elapsed();
     eprintln!("rolled back {back_in:?} after the third failure ({panics} panics seen)");
-    assert!((3..=6).contains(&panics), "{panics} calls panicked");
+    // The verdict is acted on by the pool, not in the failing call: how many more calls
+    // fail before the swap depends on how soon that thread runs, and on a loaded
+    // machine a fast caller fits dozens in (23 were seen in CI). How long it takes is
+    // measured by the hot-reload benchmark, not asserted here.
+    assert!(panics >= 3, "{panics} calls panicked");
     let seen = recv_until(&events, |e| matches!(e, ReloadEvent::RolledBack { .. }));
     match seen.last() {
         Some(ReloadEvent::RolledBack {
