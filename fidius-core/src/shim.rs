@@ -57,15 +57,30 @@ impl<T> ViaUnit<T> for &Ctor<T> {
             assert!(
                 std::mem::size_of::<T>() == 0,
                 "a fidius plugin type must be a unit struct or implement Default"
-            )
+            );
+            assert!(
+                has_one_value::<T>(),
+                "a fidius plugin type must have a value: this one is uninhabited"
+            );
         };
-        // SAFETY: `T` is zero-sized (checked at compile time above), so it has no bytes
-        // to initialise and any aligned non-null pointer is valid to read it from. This
-        // is how a unit struct `struct MyImpl;` is created without naming its
-        // constructor. (The plugin author registered this type as a plugin, asking for
-        // an instance of it to exist.)
+        // SAFETY: `T` is zero-sized and inhabited (both checked at compile time above):
+        // it has exactly one value, which occupies no bytes, so reading it from any
+        // aligned non-null pointer produces that value. This is how a unit struct
+        // `struct MyImpl;` is created without naming its constructor. (The plugin
+        // author registered this type as a plugin, asking for an instance of it to
+        // exist.)
         unsafe { std::ptr::NonNull::<T>::dangling().as_ptr().read() }
     }
+}
+
+/// True when `T` is zero-sized and has a value: then it has exactly one, which needs
+/// no bytes.
+///
+/// A zero-sized type may have no value at all (`enum Void {}`, or a struct holding
+/// one). `Option` of such a type needs no tag, since `Some` cannot occur, while
+/// `Option` of a unit struct needs a byte to tell `Some(())` from `None`.
+pub const fn has_one_value<T>() -> bool {
+    std::mem::size_of::<T>() == 0 && std::mem::size_of::<Option<T>>() != 0
 }
 
 /// Where a method body writes its reply.
@@ -697,6 +712,23 @@ mod tests {
         assert_eq!(capabilities(&optional, &["x", "c"]), 0b100);
         assert_eq!(capabilities(&optional, &["a", "b", "c"]), 0b111);
         assert_eq!(capabilities(&optional, &[]), 0);
+    }
+
+    #[test]
+    fn only_inhabited_zero_sized_types_are_made_from_nothing() {
+        struct Unit;
+        #[allow(dead_code)]
+        struct Wraps(Unit, ());
+        enum Void {}
+        #[allow(dead_code)]
+        struct HoldsVoid(Void);
+        assert!(has_one_value::<Unit>());
+        assert!(has_one_value::<Wraps>());
+        assert!(has_one_value::<()>());
+        assert!(!has_one_value::<Void>());
+        assert!(!has_one_value::<HoldsVoid>());
+        assert!(!has_one_value::<std::convert::Infallible>());
+        assert!(!has_one_value::<u32>());
     }
 
     #[test]
