@@ -25,21 +25,3 @@ pub const STATUS_SERIALIZATION_ERROR: i32 = 2;
 pub const STATUS_PLUGIN_ERROR: i32 = 3;
 /// The method panicked; the panic was caught at the boundary.
 pub const STATUS_PANIC: i32 = 4;
-
-/// True when the payload of a call that returned `status` lives in a plugin-allocated
-/// buffer that the host must release through `free_buffer`.
-pub fn payload_is_plugin_allocated(status: i32, arena: bool) -> bool {
-    !arena || status != STATUS_OK
-}
-
-/// A short human-readable name for a status code.
-pub fn status_name(status: i32) -> &'static str {
-    match status {
-        STATUS_OK => "ok",
-        STATUS_BUFFER_TOO_SMALL => "buffer too small",
-        STATUS_SERIALIZATION_ERROR => "serialization error",
-        STATUS_PLUGIN_ERROR => "plugin error",
-        STATUS_PANIC => "panic",
-        _ => "unknown status",
-    }
-}
