@@ -1,19 +1,45 @@
 //! The ABI contract between fidius hosts and plugins.
 //!
 //! Plugin authors and hosts use the [`fidius`](https://docs.rs/fidius) facade; this
-//! crate holds what both sides link against:
+//! crate holds what both sides link against. Its modules, in the order a reader needs
+//! them:
 //!
-//! * [`descriptor`] and [`registry`]: the `#[repr(C)]` tables a plugin library exports;
+//! **What an interface is**
+//! * [`interface`]: [`InterfaceInfo`] and the traits `#[plugin_interface]` implements
+//!   for `dyn Trait`, through which a host names what it expects;
+//! * [`hash`]: FNV-1a interface hashing of the required methods' signatures;
+//! * [`stream_marker`]: [`Stream<T>`](Stream), what a streaming method returns;
+//! * [`state`]: [`state::PluginState`], carrying a plugin's state to its next version.
+//!
+//! **What a plugin library exports**
+//! * [`descriptor`]: the `#[repr(C)]` tables (`PluginDescriptor`, method table, entry
+//!   point types), their layout pinned by tests;
+//! * [`registry`]: the `fidius_get_registry` entry point listing a library's plugins;
 //! * [`status`]: the codes every method slot returns;
-//! * [`wire`]: the MessagePack wire format;
-//! * [`hash`]: FNV-1a interface hashing;
-//! * [`error`]: [`PluginError`] and [`CallError`];
-//! * [`value`]: the self-describing [`Value`];
+//! * [`stream_ffi`]: how a stream's items cross, one per pull;
+//! * [`python_descriptor`] and [`wasm_descriptor`]: the same interface described for
+//!   a Python loader and a WASM component loader (read by those loaders, not by the
+//!   host in this crate).
+//!
+//! **How a call crosses**
+//! * [`wire`]: the MessagePack wire format, and the direct readers and writers that
+//!   keep it fast;
+//! * [`call`]: [`call::CallTable`], the one place a call enters plugin code;
 //! * [`caller`]: [`PluginCaller`], what typed clients call through;
+//! * [`stream_reader`]: the host side of a stream;
 //! * [`shared_alloc`]: [`SharedAllocator`], an opt-in that lets byte and string
 //!   results change owner across the boundary instead of being copied;
-//! * [`host`] (feature `host`): loading and validating libraries. Plugin builds never
+//! * [`error`]: [`PluginError`] and [`CallError`].
+//!
+//! **What a host reads**
+//! * [`info`]: [`PluginInfo`] and [`MethodInfo`], validated views of a descriptor;
+//! * [`value`]: the self-describing [`Value`];
+//! * [`dynamic`]: calls by method name with `Value`s, no interface crate needed;
+//! * `host` (feature `host`): loading and validating libraries. Plugin builds never
 //!   enable it, so plugins never link `libloading`.
+//!
+//! The module `shim` holds what the macros' generated code calls on the plugin side;
+//! it is not a public API.
 
 #![warn(missing_docs)]
 
