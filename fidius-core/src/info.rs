@@ -89,11 +89,12 @@ impl PluginInfo {
     /// where not null, point at data of the documented shapes. The caller has
     /// already checked `descriptor_size` and `abi_version`.
     pub unsafe fn from_descriptor(desc: &PluginDescriptor) -> Result<Self, String> {
-        // SAFETY (whole function): the caller vouches for the descriptor's shape; every
-        // pointer is checked for null and every count for sanity before it is followed.
+        // SAFETY: the caller vouches that the plugin name, where not null, points at a
+        // NUL-terminated string; read_c_str checks for null and for UTF-8.
         let name = unsafe { read_c_str(desc.plugin_name) }
             .ok_or("plugin name is null or not UTF-8")?
             .to_string();
+        // SAFETY: as for the plugin name.
         let interface_name = unsafe { read_c_str(desc.interface_name) }
             .ok_or_else(|| format!("plugin `{name}`: interface name is null or not UTF-8"))?
             .to_string();
@@ -118,13 +119,20 @@ impl PluginInfo {
         }
         let mut methods = Vec::with_capacity(desc.method_count as usize);
         for index in 0..desc.method_count as usize {
+            // SAFETY: the method table is not null (checked above) and, as the caller
+            // vouches, holds method_count entries; index is below that.
             let m = unsafe { &*desc.methods.add(index) };
-            // Read the slot as a plain pointer: a null function pointer is invalid as a fn type.
+            // SAFETY: the vtable is not null (checked above) and holds method_count
+            // slots; a slot is read as a plain pointer first, since a null function
+            // pointer would be invalid as a fn type.
             if unsafe { (*(desc.vtable as *const *const ()).add(index)).is_null() } {
                 return Err(format!("plugin `{name}`: method {index} has a null slot"));
             }
+            // SAFETY: a method's name, where not null, is a NUL-terminated string (the
+            // caller's promise); read_c_str checks for null and UTF-8.
             let method_name = unsafe { read_c_str(m.name) }
                 .ok_or_else(|| format!("plugin `{name}`: method {index} has no valid name"))?;
+            // SAFETY: as for the method's name.
             let signature = unsafe { read_c_str(m.signature) }.ok_or_else(|| {
                 format!("plugin `{name}`: method `{method_name}` has no valid signature")
             })?;
@@ -150,10 +158,14 @@ impl PluginInfo {
                 } else {
                     FastPath::None
                 },
+                // SAFETY: a method's metadata, where not null, holds metadata_count
+                // entries of NUL-terminated strings (the caller's promise); read_meta
+                // checks for null and bounds the count.
                 metadata: unsafe { read_meta(m.metadata, m.metadata_count) }
                     .map_err(|e| format!("plugin `{name}`: method `{method_name}`: {e}"))?,
             });
         }
+        // SAFETY: as for a method's metadata.
         let trait_metadata = unsafe { read_meta(desc.trait_metadata, desc.trait_metadata_count) }
             .map_err(|e| format!("plugin `{name}`: trait metadata: {e}"))?;
         Ok(Self {
