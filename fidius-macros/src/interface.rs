@@ -252,8 +252,13 @@ fn direct_fn(trait_name: &syn::Ident, m: &MethodDef) -> TokenStream {
     let tys = m.args.iter().map(|a| &a.ty);
     let ret = m.ret.ok_type();
     quote! {
+        /// The direct entry of a scalar method.
+        ///
+        /// # Safety
+        /// `__out` must be valid for writing the result and `__err` must point at a
+        /// valid `CallOutput`, as the direct-entry contract says.
         #[doc(hidden)]
-        #[allow(non_snake_case, clippy::missing_safety_doc)]
+        #[allow(non_snake_case)]
         #[inline(never)]
         pub unsafe extern "C" fn #f<__FidiusT: #trait_name + ::fidius::__private::PluginInstance>(
             #(#vars: #tys,)*
@@ -375,8 +380,13 @@ fn shim_fn(
         (ReturnKind::Stream(_), _) => quote!(__reply.stream(__ret)),
     };
     quote! {
+        /// A method slot (or unframed entry) under the `MethodFn` contract.
+        ///
+        /// # Safety
+        /// `__input` must point at `__input_len` readable bytes and `__out` at a valid
+        /// `CallOutput` whose `ptr` is null or lends `cap` writable bytes.
         #[doc(hidden)]
-        #[allow(non_snake_case, clippy::missing_safety_doc)]
+        #[allow(non_snake_case)]
         pub unsafe extern "C" fn #shim<__FidiusT: #trait_name + ::fidius::__private::PluginInstance>(
             __input: *const u8,
             __input_len: usize,
