@@ -191,7 +191,7 @@ impl PluginInfo {
         lookup(&self.trait_metadata, key)
     }
 
-    /// `Name (interface v<version>)`, for messages.
+    /// `Interface v<version> (hash 0x…, <buffer strategy>)`, for messages.
     pub fn describe(&self) -> String {
         format!(
             "{} v{} (hash {:#018x}, {})",

@@ -657,7 +657,7 @@ mod tests {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    /// A value that knows whether it has been dropped (its id leaves `LIVE`).
+    /// A value that knows whether it has been dropped (its id leaves the `live` set).
     struct Tracked {
         id: u64,
         live: Arc<Mutex<HashSet<u64>>>,
