@@ -172,9 +172,9 @@ pub fn bind_client<C: PluginCaller + ?Sized>(
 ) -> Result<(), CallError> {
     caller
         .check_interface(expected)
-        .map_err(|m| CallError::InterfaceMismatch {
+        .map_err(|mismatch| CallError::InterfaceMismatch {
             expected: expected.describe(),
-            found: m.to_string(),
+            mismatch,
         })
 }
 

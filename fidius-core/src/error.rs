@@ -110,12 +110,13 @@ pub enum CallError {
         streaming: bool,
     },
     /// A typed client was bound to a plugin that implements another interface.
-    #[error("interface mismatch: the client expects {expected}, the plugin implements {found}")]
+    #[error("the client expects {expected}, and the plugin differs: {mismatch}")]
     InterfaceMismatch {
-        /// What the client expects.
+        /// The interface the client speaks ([`InterfaceInfo::describe`](crate::InterfaceInfo::describe)).
         expected: String,
-        /// What the plugin implements.
-        found: String,
+        /// What differs.
+        #[source]
+        mismatch: crate::interface::InterfaceMismatch,
     },
     /// An isolated plugin's call passed its deadline. The only way to stop a call is
     /// to kill the process running it: that was done, and a new process is starting.

@@ -94,8 +94,11 @@ pub fn interface_info<I: Interface + ?Sized>() -> &'static InterfaceInfo {
     &I::INFO
 }
 
-/// Why a plugin does not match the interface a host or client expects.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a plugin does not match the interface a host or client expects, with both
+/// sides. The one shape of this fact: a load error
+/// ([`LoadError::InterfaceMismatch`](crate::host::LoadError)) and a call error
+/// ([`CallError::InterfaceMismatch`](crate::CallError)) both carry it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum InterfaceMismatch {
     /// Different trait names.

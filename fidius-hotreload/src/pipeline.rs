@@ -738,12 +738,9 @@ fn start_rejection(source: &Path, error: fidius_isolated::StartError) -> Rejecti
     match error {
         fidius_isolated::StartError::Load(e) => {
             let stage = match e {
-                LoadError::PluginNotFound { .. }
-                | LoadError::InterfaceName { .. }
-                | LoadError::InterfaceHash { .. }
-                | LoadError::InterfaceVersion { .. }
-                | LoadError::BufferStrategy { .. }
-                | LoadError::MethodMismatch { .. } => Stage::Validate,
+                LoadError::PluginNotFound { .. } | LoadError::InterfaceMismatch { .. } => {
+                    Stage::Validate
+                }
                 _ => Stage::Load,
             };
             Rejection::new(source, stage, e.to_string(), Some(e))

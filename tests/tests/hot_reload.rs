@@ -489,7 +489,10 @@ fn the_first_load_is_validated_too() {
     assert_eq!(err.stage, Stage::Validate);
     assert!(matches!(
         err.error.as_deref(),
-        Some(fidius::LoadError::InterfaceName { .. })
+        Some(fidius::LoadError::InterfaceMismatch {
+            mismatch: fidius::InterfaceMismatch::Name { .. },
+            ..
+        })
     ));
     assert!(dir.shadow_files().is_empty(), "{:?}", dir.shadow_files());
 }
@@ -684,9 +687,11 @@ fn the_whole_hostile_corpus_is_rejected_while_the_good_version_serves() {
             assert!(
                 matches!(
                     r.error.as_deref(),
-                    Some(fidius::LoadError::InterfaceVersion {
-                        expected: 1,
-                        found: 2,
+                    Some(fidius::LoadError::InterfaceMismatch {
+                        mismatch: fidius::InterfaceMismatch::Version {
+                            expected: 1,
+                            found: 2
+                        },
                         ..
                     })
                 ),

@@ -77,7 +77,13 @@ fn refusals_are_the_in_process_load_errors() {
         .unwrap_err();
     let across = isolated(calc, "BasicCalc");
     assert!(
-        matches!(across, LoadError::InterfaceName { .. }),
+        matches!(
+            across,
+            LoadError::InterfaceMismatch {
+                mismatch: fidius::InterfaceMismatch::Name { .. },
+                ..
+            }
+        ),
         "{across}"
     );
     assert_eq!(across.to_string(), in_process.to_string());

@@ -3,7 +3,7 @@
 
 use calc_interface::{Calculator, CalculatorClient};
 use fidius::host::{PluginHost, PluginLibrary};
-use fidius::LoadError;
+use fidius::{InterfaceMismatch, LoadError};
 use fidius_tests::{fixture, fixture_dir};
 use std::path::{Path, PathBuf};
 
@@ -143,9 +143,8 @@ fn a_shared_library_that_is_not_a_plugin() {
 fn another_interface() {
     let path = fixture("calc-variants");
     let err = calc_host().load_from(&path, "HelloGreeter").unwrap_err();
-    let LoadError::InterfaceName {
-        expected,
-        found,
+    let LoadError::InterfaceMismatch {
+        mismatch: InterfaceMismatch::Name { expected, found },
         plugin,
         ..
     } = &err
@@ -164,8 +163,9 @@ fn another_interface() {
 fn changed_required_method_changes_the_hash() {
     let path = fixture("calc-variants");
     let err = calc_host().load_from(&path, "BrokenCalc").unwrap_err();
-    let LoadError::InterfaceHash {
-        expected, found, ..
+    let LoadError::InterfaceMismatch {
+        mismatch: InterfaceMismatch::Hash { expected, found },
+        ..
     } = &err
     else {
         panic!("{err:?}")
@@ -190,9 +190,11 @@ fn newer_interface_version() {
     assert!(
         matches!(
             err,
-            LoadError::InterfaceVersion {
-                expected: 2,
-                found: 3,
+            LoadError::InterfaceMismatch {
+                mismatch: InterfaceMismatch::Version {
+                    expected: 2,
+                    found: 3
+                },
                 ..
             }
         ),
@@ -205,14 +207,15 @@ fn other_buffer_strategy() {
     let err = calc_host()
         .load_from(fixture("calc-variants"), "ArenaCalc")
         .unwrap_err();
-    let LoadError::BufferStrategy {
-        expected, found, ..
+    let LoadError::InterfaceMismatch {
+        mismatch: InterfaceMismatch::Buffer { expected, found },
+        ..
     } = &err
     else {
         panic!("{err:?}")
     };
     assert_eq!(
-        (expected.as_str(), found.as_str()),
+        (expected.to_string().as_str(), found.as_str()),
         ("PluginAllocated", "Arena")
     );
 }
@@ -222,10 +225,13 @@ fn changed_optional_method() {
     let err = calc_host()
         .load_from(fixture("calc-variants"), "ChangedCalc")
         .unwrap_err();
-    let LoadError::MethodMismatch {
-        index,
-        expected,
-        found,
+    let LoadError::InterfaceMismatch {
+        mismatch:
+            InterfaceMismatch::Method {
+                index,
+                expected,
+                found,
+            },
         ..
     } = &err
     else {
@@ -275,7 +281,16 @@ fn plugin_not_found_lists_what_is_there() {
 #[test]
 fn load_reports_a_mismatch_rather_than_not_found() {
     let err = calc_host().load("FutureCalc").unwrap_err();
-    assert!(matches!(err, LoadError::InterfaceVersion { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            LoadError::InterfaceMismatch {
+                mismatch: InterfaceMismatch::Version { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -298,11 +313,14 @@ fn discover_lists_plugins_and_every_unusable_file() {
         LoadError::Io { .. } => "io",
         LoadError::NotALibrary { .. } => "not-a-library",
         LoadError::MissingRegistry { .. } => "missing-registry",
-        LoadError::InterfaceName { .. } => "name",
-        LoadError::InterfaceHash { .. } => "hash",
-        LoadError::InterfaceVersion { .. } => "version",
-        LoadError::BufferStrategy { .. } => "buffer",
-        LoadError::MethodMismatch { .. } => "method",
+        LoadError::InterfaceMismatch { mismatch, .. } => match mismatch {
+            InterfaceMismatch::Name { .. } => "name",
+            InterfaceMismatch::Hash { .. } => "hash",
+            InterfaceMismatch::Version { .. } => "version",
+            InterfaceMismatch::Buffer { .. } => "buffer",
+            InterfaceMismatch::Method { .. } => "method",
+            _ => "other mismatch",
+        },
         _ => "other",
     };
     let mut kinds: Vec<_> = found.failures.iter().map(describe).collect();

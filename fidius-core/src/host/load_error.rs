@@ -124,67 +124,18 @@ pub enum LoadError {
         /// The name.
         name: String,
     },
-    /// The plugin implements a differently named interface.
-    #[error("{path}: plugin `{plugin}` implements interface `{found}`, expected `{expected}`")]
-    InterfaceName {
+    /// The plugin does not implement the interface the host expects: another trait,
+    /// other required methods, a newer interface version, another buffer strategy,
+    /// or a method table that differs. `mismatch` says which, with both sides.
+    #[error("{path}: plugin `{plugin}` does not match the expected interface: {mismatch}")]
+    InterfaceMismatch {
         /// The file.
         path: PathBuf,
         /// The plugin.
         plugin: String,
-        /// The expected trait name.
-        expected: String,
-        /// The plugin's trait name.
-        found: String,
-    },
-    /// The required methods' signatures differ.
-    #[error("{path}: plugin `{plugin}` interface hash {found:#018x} does not match the expected {expected:#018x} (the required methods differ)")]
-    InterfaceHash {
-        /// The file.
-        path: PathBuf,
-        /// The plugin.
-        plugin: String,
-        /// The expected hash.
-        expected: u64,
-        /// The plugin's hash.
-        found: u64,
-    },
-    /// The plugin was built for a newer interface version than the host's.
-    #[error("{path}: plugin `{plugin}` was built for interface version {found}, this host supports up to {expected}")]
-    InterfaceVersion {
-        /// The file.
-        path: PathBuf,
-        /// The plugin.
-        plugin: String,
-        /// The host's interface version.
-        expected: u32,
-        /// The plugin's.
-        found: u32,
-    },
-    /// A different buffer strategy.
-    #[error("{path}: plugin `{plugin}` uses buffer strategy {found}, expected {expected}")]
-    BufferStrategy {
-        /// The file.
-        path: PathBuf,
-        /// The plugin.
-        plugin: String,
-        /// Expected strategy.
-        expected: String,
-        /// The plugin's.
-        found: String,
-    },
-    /// A method both sides know differs (methods were reordered or changed).
-    #[error("{path}: plugin `{plugin}` method {index} is `{found}`, expected `{expected}`")]
-    MethodMismatch {
-        /// The file.
-        path: PathBuf,
-        /// The plugin.
-        plugin: String,
-        /// Vtable index.
-        index: usize,
-        /// Expected signature.
-        expected: String,
-        /// The plugin's.
-        found: String,
+        /// What differs.
+        #[source]
+        mismatch: InterfaceMismatch,
     },
     /// No plugin of that name in the file or search paths.
     #[error("plugin `{name}` not found in {}; available: [{}]", display_paths(.searched), .available.join(", "))]
@@ -254,54 +205,18 @@ macro_rules! file_of {
             | LoadError::DescriptorTooSmall { path: $path, .. }
             | LoadError::InvalidDescriptor { path: $path, .. }
             | LoadError::DuplicatePlugin { path: $path, .. }
-            | LoadError::InterfaceName { path: $path, .. }
-            | LoadError::InterfaceHash { path: $path, .. }
-            | LoadError::InterfaceVersion { path: $path, .. }
-            | LoadError::BufferStrategy { path: $path, .. }
-            | LoadError::MethodMismatch { path: $path, .. } => $found,
+            | LoadError::InterfaceMismatch { path: $path, .. } => $found,
         }
     };
 }
 
 impl LoadError {
-    /// Turns an interface check failure into the matching variant.
+    /// The error for plugin `plugin` of `path`, which does not match the interface.
     pub fn from_mismatch(path: PathBuf, plugin: String, mismatch: InterfaceMismatch) -> Self {
-        match mismatch {
-            InterfaceMismatch::Name { expected, found } => Self::InterfaceName {
-                path,
-                plugin,
-                expected,
-                found,
-            },
-            InterfaceMismatch::Hash { expected, found } => Self::InterfaceHash {
-                path,
-                plugin,
-                expected,
-                found,
-            },
-            InterfaceMismatch::Version { expected, found } => Self::InterfaceVersion {
-                path,
-                plugin,
-                expected,
-                found,
-            },
-            InterfaceMismatch::Buffer { expected, found } => Self::BufferStrategy {
-                path,
-                plugin,
-                expected: expected.to_string(),
-                found,
-            },
-            InterfaceMismatch::Method {
-                index,
-                expected,
-                found,
-            } => Self::MethodMismatch {
-                path,
-                plugin,
-                index,
-                expected,
-                found,
-            },
+        Self::InterfaceMismatch {
+            path,
+            plugin,
+            mismatch,
         }
     }
 
