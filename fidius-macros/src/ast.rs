@@ -55,18 +55,53 @@ pub struct MethodDef {
     /// `(since, capability bit)` for optional methods.
     pub optional: Option<(u32, u32)>,
     pub raw: bool,
-    /// Every argument and the result are plain scalars: the method gets a direct
-    /// `extern "C"` entry besides its wire slot.
-    pub direct: bool,
-    /// Exactly `fn(Vec<u8>) -> Vec<u8>` (not raw): the method gets an unframed bytes
-    /// entry besides its wire slot.
-    pub bytes_direct: bool,
-    /// Exactly `fn(String) -> String`: the method gets an unframed UTF-8 entry besides
-    /// its wire slot.
-    pub text_direct: bool,
+    /// The entry the method gets besides its wire slot, if any.
+    pub fast_path: FastPath,
     pub meta: Vec<MetaPair>,
     /// Canonical signature, e.g. `process(String)->String`.
     pub signature: String,
+}
+
+/// The entry a method gets besides its wire slot: the same idea as the ABI's
+/// `METHOD_DIRECT*` flags and `fidius_core::FastPath`, under the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FastPath {
+    /// Only the wire slot.
+    None,
+    /// Every argument and the result are plain scalars: a direct `extern "C"` entry
+    /// taking them as they are (`METHOD_DIRECT`).
+    Scalar,
+    /// Exactly `fn(Vec<u8>) -> Vec<u8>` (not raw): an unframed bytes entry
+    /// (`METHOD_DIRECT_BYTES`).
+    Bytes,
+    /// Exactly `fn(String) -> String`: an unframed UTF-8 entry (`METHOD_DIRECT_TEXT`).
+    Text,
+}
+
+impl FastPath {
+    fn of(raw: bool, args: &[ArgDef], ret: &ReturnKind) -> Self {
+        let one_arg = |is: fn(&syn::Type) -> bool| {
+            args.len() == 1 && is(&args[0].ty) && matches!(ret, ReturnKind::Value(t) if is(t))
+        };
+        if raw {
+            FastPath::None
+        } else if matches!(ret, ReturnKind::Value(t) if types::is_scalar(t))
+            && args.iter().all(|a| types::is_scalar(&a.ty))
+        {
+            FastPath::Scalar
+        } else if one_arg(types::is_byte_vec) {
+            FastPath::Bytes
+        } else if one_arg(types::is_string) {
+            FastPath::Text
+        } else {
+            FastPath::None
+        }
+    }
+
+    /// The method has an unframed entry (bytes or text) beside its slot.
+    pub fn unframed(self) -> bool {
+        matches!(self, FastPath::Bytes | FastPath::Text)
+    }
 }
 
 /// Errors collected while parsing.
@@ -313,21 +348,9 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
         };
 
         let signature = signature(&sig.ident, raw, &args, &ret);
-        let direct = !raw
-            && matches!(&ret, ReturnKind::Value(t) if types::is_scalar(t))
-            && args.iter().all(|a| types::is_scalar(&a.ty));
-        let bytes_direct = !raw
-            && args.len() == 1
-            && types::is_byte_vec(&args[0].ty)
-            && matches!(&ret, ReturnKind::Value(t) if types::is_byte_vec(t));
-        let text_direct = !raw
-            && args.len() == 1
-            && types::is_string(&args[0].ty)
-            && matches!(&ret, ReturnKind::Value(t) if types::is_string(t));
+        let fast_path = FastPath::of(raw, &args, &ret);
         methods.push(MethodDef {
-            direct,
-            bytes_direct,
-            text_direct,
+            fast_path,
             ident: sig.ident.clone(),
             args,
             ret,

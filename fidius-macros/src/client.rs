@@ -1,6 +1,6 @@
 //! Code generation for the typed `{Trait}Client`, generic over any `PluginCaller`.
 
-use crate::ast::{InterfaceDef, ReturnKind};
+use crate::ast::{FastPath, InterfaceDef, ReturnKind};
 use crate::types;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -55,7 +55,7 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
         let wire = quote!(::fidius::__private::call_encoded(&self.caller, #index, #args, #decode));
         let body = if streaming {
             quote!(::fidius::__private::call_stream(&self.caller, #index, #args, #decode))
-        } else if m.text_direct {
+        } else if m.fast_path == FastPath::Text {
             // UTF-8 in and out, unframed, when the caller can; the wire format otherwise.
             let arg = &m.args[0].ident;
             quote! {{
@@ -66,7 +66,7 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
                     ::core::option::Option::None => #wire,
                 }
             }}
-        } else if m.raw || m.bytes_direct {
+        } else if m.raw || m.fast_path == FastPath::Bytes {
             // Bytes in and out, unframed, when the caller can; otherwise the raw slot
             // (raw methods) or the wire format.
             let arg = &m.args[0].ident;
@@ -84,7 +84,7 @@ pub fn generate(def: &InterfaceDef) -> TokenStream {
                     ::core::option::Option::None => #fallback,
                 }
             }}
-        } else if m.direct {
+        } else if m.fast_path == FastPath::Scalar {
             let fn_ty = crate::interface::direct_fn_type(m);
             let scalars = m.args.iter().map(|a| &a.ident);
             quote! {{

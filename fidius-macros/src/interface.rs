@@ -4,7 +4,7 @@
 //! Everything the plugin side needs hangs off `dyn Trait`, so a plugin crate that
 //! imports only the trait can use `#[plugin_impl(Trait)]`.
 
-use crate::ast::{self, InterfaceDef, MethodDef, ReturnKind};
+use crate::ast::{self, FastPath, InterfaceDef, MethodDef, ReturnKind};
 use crate::attr::MetaPair;
 use crate::types;
 use proc_macro2::{Span, TokenStream};
@@ -55,14 +55,11 @@ fn flags(m: &MethodDef) -> TokenStream {
     if matches!(m.ret, ReturnKind::Stream(_)) {
         parts.push(quote!(::fidius::__private::METHOD_STREAMING));
     }
-    if m.direct {
-        parts.push(quote!(::fidius::__private::METHOD_DIRECT));
-    }
-    if m.bytes_direct {
-        parts.push(quote!(::fidius::__private::METHOD_DIRECT_BYTES));
-    }
-    if m.text_direct {
-        parts.push(quote!(::fidius::__private::METHOD_DIRECT_TEXT));
+    match m.fast_path {
+        FastPath::None => {}
+        FastPath::Scalar => parts.push(quote!(::fidius::__private::METHOD_DIRECT)),
+        FastPath::Bytes => parts.push(quote!(::fidius::__private::METHOD_DIRECT_BYTES)),
+        FastPath::Text => parts.push(quote!(::fidius::__private::METHOD_DIRECT_TEXT)),
     }
     quote!(#(#parts)|*)
 }
@@ -138,7 +135,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         .zip(&shim_idents)
         .map(|(m, shim)| shim_fn(name, m, shim, false));
     let direct_entries = def.methods.iter().map(|m| {
-        if m.bytes_direct || m.text_direct {
+        if m.fast_path.unframed() {
             let f = format_ident!("__fidius_bytes_{}", m.ident);
             return quote!(::core::option::Option::Some(
                 // SAFETY: only the type is erased; hosts transmute it back to MethodFn.
@@ -149,7 +146,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
                 }
             ));
         }
-        if !m.direct {
+        if m.fast_path != FastPath::Scalar {
             return quote!(::core::option::Option::None);
         }
         let f = format_ident!("__fidius_direct_{}", m.ident);
@@ -167,12 +164,12 @@ fn generate(def: &InterfaceDef) -> TokenStream {
     let direct_fns = def
         .methods
         .iter()
-        .filter(|m| m.direct)
+        .filter(|m| m.fast_path == FastPath::Scalar)
         .map(|m| direct_fn(name, m));
     let bytes_fns = def
         .methods
         .iter()
-        .filter(|m| m.bytes_direct || m.text_direct)
+        .filter(|m| m.fast_path.unframed())
         .map(|m| {
             let f = format_ident!("__fidius_bytes_{}", m.ident);
             shim_fn(name, m, &f, true)
@@ -304,7 +301,7 @@ fn shim_fn(
         }
     });
     let call_args = m.args.iter().zip(&vars).map(|(a, v)| {
-        if types::is_byte_vec(&a.ty) && !(unframed && m.text_direct) {
+        if types::is_byte_vec(&a.ty) && !(unframed && m.fast_path == FastPath::Text) {
             quote!(#v.0)
         } else {
             quote!(#v)
@@ -330,7 +327,7 @@ fn shim_fn(
     let explain = quote! {
         ::fidius::__private::explain_args(#sig, &[#(#arg_names),*], &[#(#checks),*], __input, &e)
     };
-    let decode = if unframed && m.text_direct {
+    let decode = if unframed && m.fast_path == FastPath::Text {
         quote! {
             let __a0 = match ::fidius::__private::text_arg(#sig, __input) {
                 ::core::result::Result::Ok(s) => s,
@@ -341,7 +338,7 @@ fn shim_fn(
         quote!(let __a0 = ::fidius::__private::BinVec(__input.to_vec());)
     } else if m.args.is_empty() {
         quote!()
-    } else if m.direct && m.args.len() < 16 {
+    } else if m.fast_path == FastPath::Scalar && m.args.len() < 16 {
         // Plain scalars: read directly, without serde, when encoded the usual way
         // (ScalarArgs covers up to 15 arguments; 16, serde's limit, goes through serde).
         quote! {
@@ -359,7 +356,9 @@ fn shim_fn(
         }
     };
     let reply = match (&m.ret, raw) {
-        (_, true) if m.text_direct => quote!(__reply.raw(::std::string::String::into_bytes(__ret))),
+        (_, true) if m.fast_path == FastPath::Text => {
+            quote!(__reply.raw(::std::string::String::into_bytes(__ret)))
+        }
         (_, true) => quote!(__reply.raw(__ret)),
         (ReturnKind::Unit, _) => quote!({
             let () = __ret;
@@ -368,7 +367,9 @@ fn shim_fn(
         (ReturnKind::Value(t), _) if types::is_byte_vec(t) => {
             quote!(__reply.value(&::fidius::__private::AsBin(&__ret)))
         }
-        (ReturnKind::Value(_), _) if m.direct => quote!(__reply.scalar(__ret)),
+        (ReturnKind::Value(_), _) if m.fast_path == FastPath::Scalar => {
+            quote!(__reply.scalar(__ret))
+        }
         (ReturnKind::Value(_), _) => quote!(__reply.value(&__ret)),
         (ReturnKind::Fallible(t), _) if types::is_byte_vec(t) => {
             quote!(__reply.bytes_result(&__ret))
