@@ -124,12 +124,24 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
     decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
     with_scratch(
-        |buf| {
-            crate::wire::encode_args(args, buf)
-                .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))
-        },
+        |buf| encode_call_args(args, buf),
         |input| caller.call_with(index, input, decode),
     )
+}
+
+/// Appends `args` as a call's argument tuple ([`encode_args`](crate::wire::encode_args));
+/// a failure is a [`CallError::Serialization`] that says so.
+pub(crate) fn encode_call_args<A: Serialize + ?Sized>(
+    args: &A,
+    out: &mut Vec<u8>,
+) -> Result<(), CallError> {
+    crate::wire::encode_args(args, out).map_err(|e| arguments_error(&e))
+}
+
+/// The error for arguments that could not be encoded.
+#[cold]
+pub(crate) fn arguments_error(e: &dyn std::fmt::Display) -> CallError {
+    CallError::Serialization(format!("encoding arguments: {e}"))
 }
 
 /// Runs `encode` into this thread's reused input buffer, then `call` with what it
@@ -199,8 +211,7 @@ pub fn call_stream<C: PluginCaller + ?Sized, A: Serialize + ?Sized, T>(
     decode: fn(&[u8]) -> Result<T, CallError>,
 ) -> Result<PluginStream<T>, CallError> {
     let mut input = Vec::new();
-    crate::wire::encode_args(args, &mut input)
-        .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
+    encode_call_args(args, &mut input)?;
     Ok(PluginStream::new(
         caller.call_stream(index, &input)?,
         decode,

@@ -173,8 +173,7 @@ impl PluginHandle {
         args: &A,
     ) -> Result<RawStream, CallError> {
         let mut input = Vec::new();
-        crate::wire::encode_args(args, &mut input)
-            .map_err(|e| CallError::Serialization(format!("encoding arguments: {e}")))?;
+        crate::caller::encode_call_args(args, &mut input)?;
         self.call_stream(index, &input)
     }
 
