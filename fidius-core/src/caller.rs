@@ -233,5 +233,5 @@ pub fn text_result(bytes: Vec<u8>) -> Result<String, CallError> {
 
 /// Decodes a `bin` item as `Vec<u8>`.
 pub fn decode_bytes(bytes: &[u8]) -> Result<Vec<u8>, CallError> {
-    crate::call::decode_result::<crate::wire::BinVec>(bytes).map(|v| v.0)
+    crate::invoke::decode_result::<crate::wire::BinVec>(bytes).map(|v| v.0)
 }

@@ -24,7 +24,7 @@
 //! **How a call crosses**
 //! * [`wire`]: the MessagePack wire format, and the direct readers and writers that
 //!   keep it fast;
-//! * [`call`]: [`call::CallTable`], the one place a call enters plugin code;
+//! * [`invoke`]: [`invoke::CallTable`], the one place a call enters plugin code;
 //! * [`caller`]: [`PluginCaller`], what typed clients call through;
 //! * [`stream_reader`]: the host side of a stream;
 //! * [`shared_alloc`]: [`SharedAllocator`], an opt-in that lets byte and string
@@ -43,7 +43,6 @@
 
 #![warn(missing_docs)]
 
-pub mod call;
 pub mod caller;
 pub mod descriptor;
 pub mod dynamic;
@@ -51,6 +50,7 @@ pub mod error;
 pub mod hash;
 pub mod info;
 pub mod interface;
+pub mod invoke;
 pub mod python_descriptor;
 pub mod registry;
 pub mod shared_alloc;

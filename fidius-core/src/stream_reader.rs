@@ -1,9 +1,9 @@
 //! The host side of a stream: pull one item at a time, free the producer exactly once,
 //! keep the plugin's library loaded while the stream lives.
 
-use crate::call::PluginBuffer;
 use crate::descriptor::{CallOutput, FreeBufferFn};
 use crate::error::CallError;
+use crate::invoke::PluginBuffer;
 use crate::stream_ffi::{StreamFreeFn, StreamNextFn, STREAM_END};
 use std::any::Any;
 use std::ffi::c_void;
@@ -177,7 +177,7 @@ impl RawStream {
             crate::status::STATUS_OK | crate::status::STATUS_BUFFER_TOO_SMALL => {
                 Some(decode(bytes))
             }
-            other => Some(Err(crate::call::interpret_error(other, bytes))),
+            other => Some(Err(crate::invoke::interpret_error(other, bytes))),
         };
         drop(handed);
         if !in_loan && status == crate::status::STATUS_BUFFER_TOO_SMALL && out.len <= ITEM_LOAN_MAX

@@ -99,7 +99,12 @@ impl IsolatedHandle {
         index: usize,
         args: &A,
     ) -> Result<R, CallError> {
-        fidius_core::caller::call_encoded(self, index, args, fidius_core::call::decode_result::<R>)
+        fidius_core::caller::call_encoded(
+            self,
+            index,
+            args,
+            fidius_core::invoke::decode_result::<R>,
+        )
     }
 
     /// Calls method `index` with already-encoded input and returns the encoded output.

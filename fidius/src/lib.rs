@@ -193,7 +193,6 @@ macro_rules! fidius_plugin_registry {
 /// Items the generated code refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use fidius_core::call::decode_result;
     pub use fidius_core::caller::{
         absent_as_not_implemented, bind_client, call_encoded, call_stream, decode_bytes,
         text_result,
@@ -205,6 +204,7 @@ pub mod __private {
     };
     pub use fidius_core::hash::interface_hash;
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
+    pub use fidius_core::invoke::decode_result;
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
         assert_buffer, check_arg, decode_args, decode_scalar_args, descriptor,

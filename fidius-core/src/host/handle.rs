@@ -1,12 +1,12 @@
 //! [`PluginHandle`]: a callable plugin that keeps its library loaded.
 
 use super::PluginLibrary;
-use crate::call::CallTable;
 use crate::caller::PluginCaller;
 use crate::descriptor::{CallOutput, ErasedFn, PluginDescriptor};
 use crate::error::CallError;
 use crate::info::{FastPath, PluginInfo};
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
+use crate::invoke::CallTable;
 use crate::stream_reader::RawStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -139,7 +139,7 @@ impl PluginHandle {
         if let Some(result) = self.call_unframed(index, args) {
             return result;
         }
-        crate::caller::call_encoded(self, index, args, crate::call::decode_result::<R>)
+        crate::caller::call_encoded(self, index, args, crate::invoke::decode_result::<R>)
     }
 
     /// [`call_method`](Self::call_method) through the unframed bytes or text entry,
