@@ -4,7 +4,7 @@
 use crate::descriptor::{CallOutput, ErasedFn};
 use crate::error::CallError;
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
-use crate::stream_reader::{PluginStream, RawStream};
+use crate::stream::reader::{PluginStream, RawStream};
 use serde::Serialize;
 use std::cell::RefCell;
 

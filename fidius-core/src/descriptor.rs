@@ -109,6 +109,13 @@ impl std::fmt::Display for BufferStrategyKind {
 pub type MethodFn =
     unsafe extern "C" fn(input: *const u8, input_len: usize, out: *mut CallOutput) -> i32;
 
+/// Produces a stream's next item into `out` (see [`crate::stream`]). Returns a status;
+/// [`STREAM_END`](crate::status::STREAM_END) when done.
+pub type StreamNextFn =
+    unsafe extern "C" fn(state: *mut std::ffi::c_void, out: *mut CallOutput) -> i32;
+/// Releases a stream's producer. Called exactly once.
+pub type StreamFreeFn = unsafe extern "C" fn(state: *mut std::ffi::c_void);
+
 /// Releases a buffer the plugin allocated: the `ptr`, `len` and `cap` it reported in a
 /// [`CallOutput`].
 pub type FreeBufferFn = unsafe extern "C" fn(ptr: *mut u8, len: usize, cap: usize);
@@ -247,10 +254,10 @@ pub struct PluginDescriptor {
     /// `None` for the others. May be null when no method has one.
     pub direct: *const Option<ErasedFn>,
     /// Pulls the next item of a stream returned by a [`METHOD_STREAMING`] method; see
-    /// [`crate::stream_ffi`].
-    pub stream_next: Option<crate::stream_ffi::StreamNextFn>,
+    /// [`crate::stream`].
+    pub stream_next: Option<StreamNextFn>,
     /// Frees a stream's producer; called exactly once per stream.
-    pub stream_free: Option<crate::stream_ffi::StreamFreeFn>,
+    pub stream_free: Option<StreamFreeFn>,
     /// Saves the plugin's state, for a plugin that carries state across versions
     /// (see [`crate::state`]); `None` otherwise. A [`MethodFn`] that takes no input
     /// and returns the state's version (`u32`, little-endian) and its wire encoding.

@@ -6,7 +6,7 @@
 use crate::caller::PluginCaller;
 use crate::error::CallError;
 use crate::info::{MethodInfo, PluginInfo};
-use crate::stream_reader::RawStream;
+use crate::stream::reader::RawStream;
 use crate::value::Value;
 
 /// The method of `info` called `name`, or [`CallError::UnknownMethod`] listing the ones

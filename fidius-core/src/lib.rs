@@ -8,7 +8,8 @@
 //! * [`interface`]: [`InterfaceInfo`] and the traits `#[plugin_interface]` implements
 //!   for `dyn Trait`, through which a host names what it expects;
 //! * [`hash`]: FNV-1a interface hashing of the required methods' signatures;
-//! * [`stream_marker`]: [`Stream<T>`](Stream), what a streaming method returns;
+//! * [`stream`]: [`Stream<T>`](Stream), what a streaming method returns, and both
+//!   sides of a stream: how its items cross, one per pull;
 //! * [`state`]: [`state::PluginState`], carrying a plugin's state to its next version.
 //!
 //! **What a plugin library exports**
@@ -16,7 +17,6 @@
 //!   point types), their layout pinned by tests;
 //! * [`registry`]: the `fidius_get_registry` entry point listing a library's plugins;
 //! * [`status`]: the codes every method slot returns;
-//! * [`stream_ffi`]: how a stream's items cross, one per pull;
 //! * [`python_descriptor`] and [`wasm_descriptor`]: the same interface described for
 //!   a Python loader and a WASM component loader (read by those loaders, not by the
 //!   host in this crate).
@@ -26,7 +26,6 @@
 //!   keep it fast;
 //! * [`invoke`]: [`invoke::CallTable`], the one place a call enters plugin code;
 //! * [`caller`]: [`PluginCaller`], what typed clients call through;
-//! * [`stream_reader`]: the host side of a stream;
 //! * [`shared_alloc`]: [`SharedAllocator`], an opt-in that lets byte and string
 //!   results change owner across the boundary instead of being copied;
 //! * [`error`]: [`PluginError`] and [`CallError`].
@@ -58,9 +57,7 @@ pub mod shared_alloc;
 pub mod shim;
 pub mod state;
 pub mod status;
-pub mod stream_ffi;
-pub mod stream_marker;
-pub mod stream_reader;
+pub mod stream;
 pub mod value;
 pub mod wasm_descriptor;
 pub mod wire;
@@ -78,6 +75,6 @@ pub use info::{FastPath, MethodInfo, PluginInfo};
 pub use interface::{InterfaceInfo, InterfaceMismatch};
 pub use registry::{PluginRegistry, FIDIUS_MAGIC, REGISTRY_VERSION};
 pub use shared_alloc::SharedAllocator;
-pub use stream_marker::Stream;
-pub use stream_reader::{PluginStream, RawStream, StreamSource};
+pub use stream::reader::{PluginStream, RawStream, StreamSource};
+pub use stream::Stream;
 pub use value::{from_value, to_value, Value, ValueError};

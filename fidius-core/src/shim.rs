@@ -85,8 +85,9 @@ pub const fn has_one_value<T>() -> bool {
 
 /// Where a method body writes its reply.
 pub struct Reply<'a> {
-    out: &'a mut CallOutput,
-    arena: bool,
+    pub(crate) out: &'a mut CallOutput,
+    /// The host lent a buffer (`out.ptr` is not null).
+    pub(crate) arena: bool,
 }
 
 impl Reply<'_> {
@@ -187,28 +188,6 @@ impl Reply<'_> {
         self.hand_over(bytes, STATUS_OK)
     }
 
-    /// Hands the host a stream: the producer's state in `out.ptr`, no buffer. The
-    /// host drives it through the descriptor's `stream_next` and `stream_free`.
-    pub fn stream<T: Serialize + 'static>(&mut self, stream: crate::Stream<T>) -> i32 {
-        self.producer(Producer::new(stream, |reply, item: &T| reply.value(item)))
-    }
-
-    /// As [`stream`](Self::stream), for `Vec<u8>` items, sent as MessagePack `bin`.
-    pub fn bytes_stream(&mut self, stream: crate::Stream<Vec<u8>>) -> i32 {
-        self.producer(Producer::new(stream, |reply, item: &Vec<u8>| {
-            reply.value(&crate::wire::AsBin(item))
-        }))
-    }
-
-    fn producer(&mut self, producer: Producer) -> i32 {
-        *self.out = CallOutput {
-            ptr: Box::into_raw(Box::new(producer)) as *mut u8,
-            len: 0,
-            cap: 0,
-        };
-        STATUS_OK
-    }
-
     /// Reports that the arguments could not be decoded.
     pub fn serialization_error(&mut self, message: &str) -> i32 {
         self.hand_over(message.as_bytes().to_vec(), STATUS_SERIALIZATION_ERROR)
@@ -294,62 +273,6 @@ impl std::io::Write for LoanWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// A stream's producer, as the host sees it through `stream_next`.
-struct Producer {
-    next: Box<dyn FnMut(&mut Reply<'_>) -> i32 + Send>,
-}
-
-impl Producer {
-    fn new<T: 'static>(mut stream: crate::Stream<T>, write: fn(&mut Reply<'_>, &T) -> i32) -> Self {
-        Self {
-            next: Box::new(move |reply| match stream.next() {
-                None => crate::stream_ffi::STREAM_END,
-                Some(Ok(item)) => write(reply, &item),
-                Some(Err(e)) => reply.plugin_error(&e),
-            }),
-        }
-    }
-}
-
-/// The `stream_next` every descriptor carries.
-///
-/// # Safety
-/// `state` must come from a streaming slot of this library and not have been freed;
-/// `out` must point at a valid [`CallOutput`].
-pub unsafe extern "C" fn stream_next(state: *mut std::ffi::c_void, out: *mut CallOutput) -> i32 {
-    // SAFETY: the host passes the state a streaming slot returned, used by one thread
-    // at a time, and a valid output.
-    let (producer, out) = unsafe { (&mut *(state as *mut Producer), &mut *out) };
-    // A host lends a buffer for the item when it can (hosts built before loans pass
-    // none), as for a call.
-    let arena = !out.ptr.is_null();
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut reply = Reply {
-            out: &mut *out,
-            arena,
-        };
-        (producer.next)(&mut reply)
-    }));
-    match result {
-        Ok(status) => status,
-        Err(payload) => report_panic(out, payload),
-    }
-}
-
-/// The `stream_free` every descriptor carries: drops the producer (and with it the
-/// iterator, cancelling whatever it would still have produced).
-///
-/// # Safety
-/// `state` must come from a streaming slot of this library and be freed only once.
-pub unsafe extern "C" fn stream_free(state: *mut std::ffi::c_void) {
-    // SAFETY: the state is a Box<Producer> leaked by `Reply::producer`, freed once.
-    let producer = unsafe { Box::from_raw(state as *mut Producer) };
-    // A panicking destructor must not unwind into the host.
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(producer))) {
-        std::mem::forget(payload);
     }
 }
 
@@ -579,8 +502,8 @@ where
         trait_metadata: I::TRAIT_META.as_ptr(),
         free_buffer: Some(free_buffer),
         direct: <I as Vtable<T>>::DIRECT.as_ptr(),
-        stream_next: Some(stream_next),
-        stream_free: Some(stream_free),
+        stream_next: Some(crate::stream::producer::stream_next),
+        stream_free: Some(crate::stream::producer::stream_free),
         save_state: None,
         restore_state: None,
     }
@@ -676,7 +599,7 @@ pub unsafe fn run_direct<R>(out: *mut R, err: *mut CallOutput, body: impl FnOnce
 
 /// Hands a caught panic's message to the host in a plugin-allocated buffer and returns
 /// [`STATUS_PANIC`].
-fn report_panic(out: &mut CallOutput, payload: Box<dyn std::any::Any + Send>) -> i32 {
+pub(crate) fn report_panic(out: &mut CallOutput, payload: Box<dyn std::any::Any + Send>) -> i32 {
     let message = panic_message(&*payload);
     // Dropping the payload could itself panic; forget it rather than unwind.
     std::mem::forget(payload);

@@ -25,3 +25,7 @@ pub const STATUS_SERIALIZATION_ERROR: i32 = 2;
 pub const STATUS_PLUGIN_ERROR: i32 = 3;
 /// The method panicked; the panic was caught at the boundary.
 pub const STATUS_PANIC: i32 = 4;
+
+/// Returned by a stream's `stream_next` when the stream has no more items (see
+/// [`crate::stream`]).
+pub const STREAM_END: i32 = 16;

@@ -159,7 +159,7 @@ pub use fidius_core::{
 };
 pub use fidius_core::{
     descriptor, dynamic, error, hash, python_descriptor, registry, shared_alloc, state, status,
-    stream_ffi, stream_marker, wasm_descriptor, wire,
+    stream, wasm_descriptor, wire,
 };
 pub use fidius_core::{fnv1a, interface_hash};
 pub use fidius_macros::{plugin_impl, plugin_interface};

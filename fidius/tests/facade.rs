@@ -5,7 +5,7 @@
 #[allow(unused_imports)]
 use fidius::{
     caller, descriptor, dynamic, error, hash, python_descriptor, registry, shared_alloc, state,
-    status, stream_ffi, stream_marker, wasm_descriptor, wire,
+    status, stream, wasm_descriptor, wire,
 };
 #[allow(unused_imports)]
 use fidius::{

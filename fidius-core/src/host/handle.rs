@@ -7,7 +7,7 @@ use crate::error::CallError;
 use crate::info::{FastPath, PluginInfo};
 use crate::interface::{InterfaceInfo, InterfaceMismatch};
 use crate::invoke::CallTable;
-use crate::stream_reader::RawStream;
+use crate::stream::reader::RawStream;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;

@@ -2,9 +2,10 @@
 //! keep the plugin's library loaded while the stream lives.
 
 use crate::descriptor::{CallOutput, FreeBufferFn};
+use crate::descriptor::{StreamFreeFn, StreamNextFn};
 use crate::error::CallError;
 use crate::invoke::PluginBuffer;
-use crate::stream_ffi::{StreamFreeFn, StreamNextFn, STREAM_END};
+use crate::status::STREAM_END;
 use std::any::Any;
 use std::ffi::c_void;
 use std::marker::PhantomData;
