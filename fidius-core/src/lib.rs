@@ -31,7 +31,9 @@
 //! * [`error`]: [`PluginError`] and [`CallError`].
 //!
 //! **What a host reads**
-//! * [`info`]: [`PluginInfo`] and [`MethodInfo`], validated views of a descriptor;
+//! * [`info`]: [`PluginInfo`] and [`MethodInfo`], validated views of a descriptor, and
+//!   the rules of compatibility between a plugin and an interface;
+//! * [`signature`]: the argument and return types of a method's signature;
 //! * [`value`]: the self-describing [`Value`];
 //! * [`dynamic`]: calls by method name with `Value`s, no interface crate needed;
 //! * `host` (feature `host`): loading and validating libraries. Plugin builds never
@@ -55,6 +57,7 @@ pub mod registry;
 pub mod shared_alloc;
 #[doc(hidden)]
 pub mod shim;
+pub mod signature;
 pub mod state;
 pub mod status;
 pub mod stream;

@@ -16,6 +16,7 @@ mod dynamic;
 mod handle;
 mod library;
 mod load_error;
+mod validate;
 // Each platform's header checks are pure functions, compiled (and unit-tested)
 // everywhere; only the platform's own is used outside tests.
 #[cfg_attr(not(any(target_os = "macos", target_os = "ios")), allow(dead_code))]
