@@ -2,7 +2,7 @@
 //! commands and every segment's file bytes lie inside the file. Pure functions over
 //! the header bytes, so they are tested on every platform.
 
-use super::platform::{read_uint, HeaderError};
+use super::header::{read_uint, HeaderError};
 
 const MH_MAGIC_64: u32 = 0xfeed_facf;
 const MH_MAGIC: u32 = 0xfeed_face;

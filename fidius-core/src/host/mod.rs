@@ -19,6 +19,9 @@ mod load_error;
 mod validate;
 // Each platform's header checks are pure functions, compiled (and unit-tested)
 // everywhere; only the platform's own is used outside tests.
+#[cfg_attr(any(target_os = "macos", target_os = "ios", windows), allow(dead_code))]
+mod elf;
+mod header;
 #[cfg_attr(not(any(target_os = "macos", target_os = "ios")), allow(dead_code))]
 mod macho;
 #[cfg_attr(not(windows), allow(dead_code))]

@@ -2,7 +2,7 @@
 //! every section's file bytes lie inside the file. Pure functions over the header
 //! bytes, so they are tested on every platform.
 
-use super::platform::{read_uint, HeaderError};
+use super::header::{read_uint, HeaderError};
 
 const IMAGE_FILE_DLL: u16 = 0x2000;
 
