@@ -124,24 +124,9 @@ pub fn call_encoded<C: PluginCaller + ?Sized, A: Serialize + ?Sized, R>(
     decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
 ) -> Result<R, CallError> {
     with_scratch(
-        |buf| encode_call_args(args, buf),
+        |buf| crate::wire::encode_call_args(args, buf),
         |input| caller.call_with(index, input, decode),
     )
-}
-
-/// Appends `args` as a call's argument tuple ([`encode_args`](crate::wire::encode_args));
-/// a failure is a [`CallError::Serialization`] that says so.
-pub(crate) fn encode_call_args<A: Serialize + ?Sized>(
-    args: &A,
-    out: &mut Vec<u8>,
-) -> Result<(), CallError> {
-    crate::wire::encode_args(args, out).map_err(|e| arguments_error(&e))
-}
-
-/// The error for arguments that could not be encoded.
-#[cold]
-pub(crate) fn arguments_error(e: &dyn std::fmt::Display) -> CallError {
-    CallError::Serialization(format!("encoding arguments: {e}"))
 }
 
 /// Runs `encode` into this thread's reused input buffer, then `call` with what it
@@ -211,27 +196,9 @@ pub fn call_stream<C: PluginCaller + ?Sized, A: Serialize + ?Sized, T>(
     decode: fn(&[u8]) -> Result<T, CallError>,
 ) -> Result<PluginStream<T>, CallError> {
     let mut input = Vec::new();
-    encode_call_args(args, &mut input)?;
+    crate::wire::encode_call_args(args, &mut input)?;
     Ok(PluginStream::new(
         caller.call_stream(index, &input)?,
         decode,
     ))
-}
-
-/// The result of a `fn(String) -> String` method's text entry: its unframed bytes,
-/// checked to be UTF-8 (and not copied).
-pub fn text_result(bytes: Vec<u8>) -> Result<String, CallError> {
-    if simdutf8::basic::from_utf8(&bytes).is_ok() {
-        // SAFETY: just checked to be UTF-8.
-        return Ok(unsafe { String::from_utf8_unchecked(bytes) });
-    }
-    // Failed: the standard check says where.
-    String::from_utf8(bytes).map_err(|e| {
-        CallError::Serialization(format!("decoding result: not UTF-8 ({})", e.utf8_error()))
-    })
-}
-
-/// Decodes a `bin` item as `Vec<u8>`.
-pub fn decode_bytes(bytes: &[u8]) -> Result<Vec<u8>, CallError> {
-    crate::invoke::decode_result::<crate::wire::BinVec>(bytes).map(|v| v.0)
 }

@@ -107,7 +107,7 @@ fn raw_input<'a>(method: &MethodInfo, args: &'a [Value]) -> Result<&'a [u8], Cal
 
 /// Appends `args` as the wire tuple.
 fn encode_values(args: &[Value], out: &mut Vec<u8>) -> Result<(), CallError> {
-    use crate::caller::arguments_error;
+    use crate::wire::arguments_error;
     crate::wire::write_array_header(out, args.len()).map_err(|e| arguments_error(&e))?;
     for arg in args {
         rmpv::encode::write_value(out, arg).map_err(|e| arguments_error(&e))?;

@@ -543,10 +543,3 @@ fn plugin_name(desc: &PluginDescriptor) -> String {
         .unwrap_or("?")
         .to_string()
 }
-
-/// Decodes a typed result; a failure becomes [`CallError::Serialization`].
-#[inline]
-pub fn decode_result<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CallError> {
-    crate::wire::decode_value(bytes)
-        .map_err(|e| CallError::Serialization(format!("decoding result: {e}")))
-}

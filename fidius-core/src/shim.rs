@@ -6,8 +6,7 @@ use crate::descriptor::{BufferStrategyKind, CallOutput, PluginDescriptor, ABI_VE
 use crate::error::PluginError;
 use crate::interface::{Interface, Vtable};
 use crate::status::*;
-use crate::wire::{ScalarArgs, WireScalar};
-use serde::de::DeserializeOwned;
+use crate::wire::WireScalar;
 use serde::Serialize;
 use std::ffi::CStr;
 use std::io::Write as _;
@@ -273,128 +272,6 @@ impl std::io::Write for LoanWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// Decodes a method's argument tuple.
-pub fn decode_args<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
-    crate::wire::decode(input).map_err(|e| format!("decoding arguments: {e}"))
-}
-
-/// Checks one encoded argument: [`check_arg`] for the argument's type.
-pub type ArgCheck = fn(&[u8]) -> Result<(), String>;
-
-/// Checks that `input` decodes as one `T`: the per-argument check of [`explain_args`].
-pub fn check_arg<T: DeserializeOwned>(input: &[u8]) -> Result<(), String> {
-    crate::wire::decode::<T>(input).map(drop).map_err(|e| e.0)
-}
-
-/// Says why a method's argument tuple did not decode: which argument, declared how,
-/// and what was wrong with it, or that the tuple itself has the wrong shape. Only
-/// called once decoding has failed, so it may take its time: it walks the encoded
-/// array and decodes each element on its own with `checks` (one per argument, in
-/// order).
-#[cold]
-#[inline(never)]
-pub fn explain_args(
-    signature: &str,
-    args: &[(&str, &str)],
-    checks: &[ArgCheck],
-    input: &[u8],
-    error: &str,
-) -> String {
-    let head = format!("decoding the arguments of `{signature}`");
-    let mut rest = input;
-    let found = match rmpv::decode::read_value(&mut rest) {
-        Ok(rmpv::Value::Array(items)) => items.len(),
-        Ok(other) => {
-            return format!(
-                "{head}: expected an array of {} argument(s), found {}",
-                args.len(),
-                value_kind(&other)
-            )
-        }
-        Err(e) => return format!("{head}: the input is not valid MessagePack ({e})"),
-    };
-    if found != args.len() {
-        return format!("{head}: expected {} argument(s), found {found}", args.len());
-    }
-    // Walk the elements again, as byte ranges, and check each on its own.
-    let mut cursor = input;
-    if rmp_skip_array_header(&mut cursor).is_none() {
-        return format!("{head}: {error}");
-    }
-    for (position, ((name, ty), check)) in args.iter().zip(checks).enumerate() {
-        let before = cursor;
-        let Ok(value) = rmpv::decode::read_value(&mut cursor) else {
-            break;
-        };
-        let element = &before[..before.len() - cursor.len()];
-        if let Err(e) = check(element) {
-            return format!(
-                "{head}: argument {} (`{name}: {ty}`) is {}: {e}",
-                position + 1,
-                value_kind(&value)
-            );
-        }
-    }
-    if !cursor.is_empty() {
-        return format!(
-            "{head}: {} trailing byte(s) after the arguments",
-            cursor.len()
-        );
-    }
-    format!("{head}: {error}")
-}
-
-/// Advances past a MessagePack array header.
-fn rmp_skip_array_header(input: &mut &[u8]) -> Option<()> {
-    let (&marker, rest) = input.split_first()?;
-    let skip = match marker {
-        0x90..=0x9f => 0,
-        0xdc => 2,
-        0xdd => 4,
-        _ => return None,
-    };
-    *input = rest.get(skip..)?;
-    Some(())
-}
-
-fn value_kind(value: &rmpv::Value) -> &'static str {
-    match value {
-        rmpv::Value::Nil => "nil",
-        rmpv::Value::Boolean(_) => "a boolean",
-        rmpv::Value::Integer(_) => "an integer",
-        rmpv::Value::F32(_) | rmpv::Value::F64(_) => "a float",
-        rmpv::Value::String(_) => "a string",
-        rmpv::Value::Binary(_) => "bytes",
-        rmpv::Value::Array(_) => "an array",
-        rmpv::Value::Map(_) => "a map",
-        rmpv::Value::Ext(..) => "an extension value",
-    }
-}
-
-/// The argument of a `fn(String) -> String` method's text entry: its unframed bytes,
-/// which must be UTF-8.
-pub fn text_arg(signature: &str, input: &[u8]) -> Result<String, String> {
-    if let Ok(s) = simdutf8::basic::from_utf8(input) {
-        return Ok(s.to_owned());
-    }
-    // Failed: the standard check says where.
-    let detail = std::str::from_utf8(input).err().map(|e| e.to_string());
-    Err(format!(
-        "decoding the arguments of `{signature}`: argument 1 is not UTF-8 ({})",
-        detail.as_deref().unwrap_or("invalid")
-    ))
-}
-
-/// Decodes the argument tuple of a scalar method: directly when it is encoded as
-/// rmp-serde encodes it, through serde (with its conversions and errors) otherwise.
-#[inline]
-pub fn decode_scalar_args<T: ScalarArgs + DeserializeOwned>(input: &[u8]) -> Result<T, String> {
-    match T::read(input) {
-        Some(args) => Ok(args),
-        None => decode_args(input),
     }
 }
 

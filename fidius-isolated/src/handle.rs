@@ -99,12 +99,7 @@ impl IsolatedHandle {
         index: usize,
         args: &A,
     ) -> Result<R, CallError> {
-        fidius_core::caller::call_encoded(
-            self,
-            index,
-            args,
-            fidius_core::invoke::decode_result::<R>,
-        )
+        fidius_core::caller::call_encoded(self, index, args, fidius_core::wire::decode_result::<R>)
     }
 
     /// Calls method `index` with already-encoded input and returns the encoded output.

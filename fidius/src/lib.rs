@@ -194,8 +194,7 @@ macro_rules! fidius_plugin_registry {
 #[doc(hidden)]
 pub mod __private {
     pub use fidius_core::caller::{
-        absent_as_not_implemented, bind_client, call_encoded, call_stream, decode_bytes,
-        text_result,
+        absent_as_not_implemented, bind_client, call_encoded, call_stream,
     };
     pub use fidius_core::descriptor::{
         CallOutput, ErasedFn, MetaEntry, MethodDescriptor, MethodFn, METHOD_DIRECT,
@@ -204,12 +203,13 @@ pub mod __private {
     };
     pub use fidius_core::hash::interface_hash;
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
-    pub use fidius_core::invoke::decode_result;
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
-        assert_buffer, check_arg, decode_args, decode_scalar_args, descriptor,
-        descriptor_with_state, explain_args, run_direct, run_method, text_arg, ArgCheck, Ctor,
+        assert_buffer, descriptor, descriptor_with_state, run_direct, run_method, Ctor,
         PluginInstance, Reply, ViaDefault, ViaUnit,
     };
-    pub use fidius_core::wire::{AsBin, BinVec};
+    pub use fidius_core::wire::{
+        check_arg, decode_args, decode_bytes, decode_result, decode_scalar_args, explain_args,
+        text_arg, text_result, ArgCheck, AsBin, BinVec,
+    };
 }

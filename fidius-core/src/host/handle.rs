@@ -139,7 +139,7 @@ impl PluginHandle {
         if let Some(result) = self.call_unframed(index, args) {
             return result;
         }
-        crate::caller::call_encoded(self, index, args, crate::invoke::decode_result::<R>)
+        crate::caller::call_encoded(self, index, args, crate::wire::decode_result::<R>)
     }
 
     /// [`call_method`](Self::call_method) through the unframed bytes or text entry,
@@ -157,7 +157,7 @@ impl PluginHandle {
                 let result = self.call_bytes(index, text.as_bytes())?;
                 Some(
                     result
-                        .and_then(crate::caller::text_result)
+                        .and_then(crate::wire::text_result)
                         .map(|s| crate::wire::cast(s).unwrap_or_else(|_| unreachable!())),
                 )
             }
@@ -173,7 +173,7 @@ impl PluginHandle {
         args: &A,
     ) -> Result<RawStream, CallError> {
         let mut input = Vec::new();
-        crate::caller::encode_call_args(args, &mut input)?;
+        crate::wire::encode_call_args(args, &mut input)?;
         self.call_stream(index, &input)
     }
 

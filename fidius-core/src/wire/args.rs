@@ -1,6 +1,10 @@
-//! Encoding argument tuples: byte containers as `bin`, copied at once.
+//! Argument tuples: encoded on the host (byte containers as `bin`, copied at once;
+//! scalars written directly), decoded in the plugin (scalars read directly, and a
+//! failure explained argument by argument).
 
-use super::{WireError, WireScalar};
+use super::{ScalarArgs, WireError, WireScalar};
+use crate::error::CallError;
+use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
 /// Appends the MessagePack encoding of the argument tuple `args` to `out`.
@@ -21,6 +25,21 @@ pub fn encode_args<A: Serialize + ?Sized>(args: &A, out: &mut Vec<u8>) -> Result
     let mut ser: Rmp<'_> = rmp_serde::Serializer::new(out).with_struct_map();
     args.serialize(ArgsSerializer(&mut ser))
         .map_err(|e| WireError(e.to_string()))
+}
+
+/// Appends `args` as a call's argument tuple ([`encode_args`]);
+/// a failure is a [`CallError::Serialization`] that says so.
+pub fn encode_call_args<A: Serialize + ?Sized>(
+    args: &A,
+    out: &mut Vec<u8>,
+) -> Result<(), CallError> {
+    encode_args(args, out).map_err(|e| arguments_error(&e))
+}
+
+/// The error for arguments that could not be encoded.
+#[cold]
+pub fn arguments_error(e: &dyn std::fmt::Display) -> CallError {
+    CallError::Serialization(format!("encoding arguments: {e}"))
 }
 
 /// The bytes of `value` when it is a byte container sent as `bin`: `Vec<u8>`, `[u8]`,
@@ -305,6 +324,130 @@ impl<'s, 'a> Serializer for ArgsSerializer<'s, 'a> {
 
     fn is_human_readable(&self) -> bool {
         false
+    }
+}
+
+// In the plugin: decoding a call's argument tuple, and saying why it failed.
+
+/// Decodes a method's argument tuple.
+pub fn decode_args<T: DeserializeOwned>(input: &[u8]) -> Result<T, String> {
+    crate::wire::decode(input).map_err(|e| format!("decoding arguments: {e}"))
+}
+
+/// Checks one encoded argument: [`check_arg`] for the argument's type.
+pub type ArgCheck = fn(&[u8]) -> Result<(), String>;
+
+/// Checks that `input` decodes as one `T`: the per-argument check of [`explain_args`].
+pub fn check_arg<T: DeserializeOwned>(input: &[u8]) -> Result<(), String> {
+    crate::wire::decode::<T>(input).map(drop).map_err(|e| e.0)
+}
+
+/// Says why a method's argument tuple did not decode: which argument, declared how,
+/// and what was wrong with it, or that the tuple itself has the wrong shape. Only
+/// called once decoding has failed, so it may take its time: it walks the encoded
+/// array and decodes each element on its own with `checks` (one per argument, in
+/// order).
+#[cold]
+#[inline(never)]
+pub fn explain_args(
+    signature: &str,
+    args: &[(&str, &str)],
+    checks: &[ArgCheck],
+    input: &[u8],
+    error: &str,
+) -> String {
+    let head = format!("decoding the arguments of `{signature}`");
+    let mut rest = input;
+    let found = match rmpv::decode::read_value(&mut rest) {
+        Ok(rmpv::Value::Array(items)) => items.len(),
+        Ok(other) => {
+            return format!(
+                "{head}: expected an array of {} argument(s), found {}",
+                args.len(),
+                value_kind(&other)
+            )
+        }
+        Err(e) => return format!("{head}: the input is not valid MessagePack ({e})"),
+    };
+    if found != args.len() {
+        return format!("{head}: expected {} argument(s), found {found}", args.len());
+    }
+    // Walk the elements again, as byte ranges, and check each on its own.
+    let mut cursor = input;
+    if rmp_skip_array_header(&mut cursor).is_none() {
+        return format!("{head}: {error}");
+    }
+    for (position, ((name, ty), check)) in args.iter().zip(checks).enumerate() {
+        let before = cursor;
+        let Ok(value) = rmpv::decode::read_value(&mut cursor) else {
+            break;
+        };
+        let element = &before[..before.len() - cursor.len()];
+        if let Err(e) = check(element) {
+            return format!(
+                "{head}: argument {} (`{name}: {ty}`) is {}: {e}",
+                position + 1,
+                value_kind(&value)
+            );
+        }
+    }
+    if !cursor.is_empty() {
+        return format!(
+            "{head}: {} trailing byte(s) after the arguments",
+            cursor.len()
+        );
+    }
+    format!("{head}: {error}")
+}
+
+/// Advances past a MessagePack array header.
+fn rmp_skip_array_header(input: &mut &[u8]) -> Option<()> {
+    let (&marker, rest) = input.split_first()?;
+    let skip = match marker {
+        0x90..=0x9f => 0,
+        0xdc => 2,
+        0xdd => 4,
+        _ => return None,
+    };
+    *input = rest.get(skip..)?;
+    Some(())
+}
+
+fn value_kind(value: &rmpv::Value) -> &'static str {
+    match value {
+        rmpv::Value::Nil => "nil",
+        rmpv::Value::Boolean(_) => "a boolean",
+        rmpv::Value::Integer(_) => "an integer",
+        rmpv::Value::F32(_) | rmpv::Value::F64(_) => "a float",
+        rmpv::Value::String(_) => "a string",
+        rmpv::Value::Binary(_) => "bytes",
+        rmpv::Value::Array(_) => "an array",
+        rmpv::Value::Map(_) => "a map",
+        rmpv::Value::Ext(..) => "an extension value",
+    }
+}
+
+/// The argument of a `fn(String) -> String` method's text entry: its unframed bytes,
+/// which must be UTF-8.
+pub fn text_arg(signature: &str, input: &[u8]) -> Result<String, String> {
+    if let Ok(s) = simdutf8::basic::from_utf8(input) {
+        return Ok(s.to_owned());
+    }
+    // Failed: the standard check says where.
+    let detail = std::str::from_utf8(input).err().map(|e| e.to_string());
+    Err(format!(
+        "decoding the arguments of `{signature}`: argument 1 is not UTF-8 ({})",
+        detail.as_deref().unwrap_or("invalid")
+    ))
+}
+
+/// Decodes the argument tuple of a scalar method: directly when it is encoded as
+/// rmp-serde encodes it, through serde (with its conversions and errors) otherwise.
+#[inline]
+pub fn decode_scalar_args<T: ScalarArgs + DeserializeOwned>(input: &[u8]) -> Result<T, String> {
+    match T::read(input) {
+        Some(args) => Ok(args),
+        None => decode_args(input),
     }
 }
 

@@ -26,10 +26,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
 mod args;
+mod results;
 mod scalar;
 
-pub use args::{byte_container, encode_args, single_bytes, single_text};
+pub use args::{
+    arguments_error, byte_container, check_arg, decode_args, decode_scalar_args, encode_args,
+    encode_call_args, explain_args, single_bytes, single_text, text_arg, ArgCheck,
+};
 pub(crate) use args::{cast, write_array_header};
+pub use results::{decode_bytes, decode_result, text_result};
 pub use scalar::{Encoded, ScalarArgs, WireScalar};
 
 /// A failure to encode or decode a wire payload.
