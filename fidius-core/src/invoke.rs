@@ -15,8 +15,9 @@ use std::cell::RefCell;
 /// Initial size of each thread's arena.
 const ARENA_INITIAL: usize = 4 * 1024;
 /// Byte results expected to be larger than this are not written into a freshly
-/// allocated result buffer (see [`CallTable::call_bytes`]). 128 KiB is glibc's default mmap
-/// threshold: above it, a fresh allocation per call measured 40x slower (page faults).
+/// allocated result buffer (see [`CallTable::call_bytes`]): 128 KiB, glibc's default
+/// mmap threshold, above which a fresh block per call is mapped and faulted in again
+/// (BENCHMARKS.md has the figures).
 pub const LEND_RESULT_MAX: usize = 128 * 1024;
 /// An arena grown past this is released after the call instead of kept.
 const ARENA_MAX_RETAINED: usize = 64 * 1024 * 1024;
@@ -196,9 +197,8 @@ impl CallTable {
     /// thread's previous results. One that does not fit is handed over by the plugin
     /// once (the method never runs twice), copied, and remembered to size the next
     /// loan. Larger results are written into this thread's arena and copied out: a
-    /// fresh large buffer on each side of every call measured up to 40x slower, as
-    /// the allocator hands such blocks back to the system and faults them in again
-    /// (see BENCHMARKS.md).
+    /// fresh large buffer on each side of every call would have the allocator hand
+    /// such blocks back to the system and fault them in again (see BENCHMARKS.md).
     ///
     /// # Safety
     /// As for [`call`](Self::call).
@@ -349,8 +349,8 @@ impl CallTable {
         decode: impl FnOnce(&[u8]) -> Result<R, CallError>,
     ) -> Result<R, CallError> {
         // The thread's arena, reached without a closure so that the whole call inlines
-        // into one function: a result passed back out of nested closures was copied
-        // at every level, and those copies measured as a large part of a small call.
+        // into one function: a result passed back out of nested closures is copied at
+        // every level, a large part of a small call (see BENCHMARKS.md).
         let cell = ARENA.try_with(|cell| cell as *const RefCell<Vec<u8>>).ok();
         // SAFETY: `try_with` succeeded, so the thread-local is alive, and it cannot be
         // destroyed while this thread runs this call; the pointer is used only within
