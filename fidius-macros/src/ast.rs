@@ -144,15 +144,21 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
 
     // Interface arguments.
     let mut version = None;
+    // A version given but malformed has its own error; "needs a version" would only
+    // repeat it.
+    let mut version_given = false;
     let mut buffer = Buffer::PluginAllocated;
     match attr::parse_key_values.parse2(args) {
         Ok(kvs) => {
             for kv in &kvs {
                 match kv.key.to_string().as_str() {
-                    "version" => match attr::parse_u32(kv) {
-                        Ok(v) => version = Some(v),
-                        Err(e) => errors.push(e),
-                    },
+                    "version" => {
+                        version_given = true;
+                        match attr::parse_u32(kv) {
+                            Ok(v) => version = Some(v),
+                            Err(e) => errors.push(e),
+                        }
+                    }
                     "buffer" => match attr::parse_buffer(kv) {
                         Ok(b) => buffer = b,
                         Err(e) => errors.push(e),
@@ -166,7 +172,7 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
         }
         Err(e) => errors.push(e),
     }
-    if version.is_none() {
+    if version.is_none() && !version_given {
         errors.push(syn::Error::new(
             Span::call_site(),
             "#[plugin_interface] needs an interface version: `#[plugin_interface(version = 1)]`",
