@@ -452,7 +452,7 @@ unsafe fn call_arena<R>(
 }
 
 /// What a slot did with the buffer lent to it.
-enum Lent {
+pub(crate) enum Lent {
     /// `STATUS_OK`, written into the loan: the result is the buffer's contents now.
     Filled,
     /// Another status, its payload written into the loan.
@@ -462,17 +462,17 @@ enum Lent {
     Handed(i32, PluginBuffer),
 }
 
-/// Clears `buf` and lends its capacity to `slot` for the result.
+/// Clears `buf` and lends its capacity to `produce`, which writes a result (a call's,
+/// or a stream item's) through the `CallOutput` it is given and returns a status.
 ///
 /// # Safety
-/// As for [`CallTable::call`]; `slot` and `free` come from the same validated
-/// descriptor and the slot writes its result unframed or encoded, per its contract.
+/// `produce` writes at most `cap` bytes into the loan, or replaces the output with a
+/// buffer `free` releases, per the contract of the slot it calls.
 #[inline]
-unsafe fn call_lending(
-    slot: MethodFn,
-    free: FreeBufferFn,
+pub(crate) unsafe fn lend(
     buf: &mut Vec<u8>,
-    input: &[u8],
+    free: FreeBufferFn,
+    produce: impl FnOnce(*mut CallOutput) -> i32,
 ) -> Result<Lent, CallError> {
     buf.clear();
     // A loan is told from a handed-over buffer by its address: an empty Vec's dangling
@@ -484,9 +484,7 @@ unsafe fn call_lending(
         len: 0,
         cap: buf.capacity(),
     };
-    // SAFETY: the slot may write up to `cap` bytes into our spare capacity, or replace
-    // `out` with a buffer of its own.
-    let status = unsafe { slot(input.as_ptr(), input.len(), &mut out) };
+    let status = produce(&mut out);
     if out.ptr != lent {
         return Ok(Lent::Handed(status, PluginBuffer { out, free }));
     }
@@ -504,6 +502,23 @@ unsafe fn call_lending(
     } else {
         Lent::InLoan(status)
     })
+}
+
+/// [`lend`] `buf` to method slot `slot` called with `input`.
+///
+/// # Safety
+/// As for [`CallTable::call`]; `slot` and `free` come from the same validated
+/// descriptor.
+#[inline]
+unsafe fn call_lending(
+    slot: MethodFn,
+    free: FreeBufferFn,
+    buf: &mut Vec<u8>,
+    input: &[u8],
+) -> Result<Lent, CallError> {
+    // SAFETY: the MethodFn contract: the slot may write up to `cap` bytes into the
+    // loan, or replace the output with a buffer of its own.
+    unsafe { lend(buf, free, |out| slot(input.as_ptr(), input.len(), out)) }
 }
 
 /// The error for a non-OK status and its payload.

@@ -1,11 +1,11 @@
 //! The host side of a stream: pull one item at a time, free the producer exactly once,
 //! keep the plugin's library loaded while the stream lives.
 
-use crate::descriptor::{CallOutput, FreeBufferFn};
+use crate::descriptor::FreeBufferFn;
 use crate::descriptor::{StreamFreeFn, StreamNextFn};
 use crate::error::CallError;
-use crate::invoke::PluginBuffer;
-use crate::status::STREAM_END;
+use crate::invoke::{lend, Lent, PluginBuffer};
+use crate::status::{STATUS_BUFFER_TOO_SMALL, STATUS_OK, STREAM_END};
 use std::any::Any;
 use std::ffi::c_void;
 use std::marker::PhantomData;
@@ -140,52 +140,35 @@ impl RawStream {
         }
         // Lend `loan` for the item. A producer built before loans, or an item too large
         // for it, hands over a buffer of its own instead, told apart by its pointer.
-        loan.clear();
-        let lent = loan.as_mut_ptr();
-        let mut out = CallOutput {
-            ptr: lent,
-            len: 0,
-            cap: loan.capacity(),
-        };
         // SAFETY: the state is live (not yet freed) and this is the only user; the
-        // producer may write up to `cap` bytes into the loan.
-        let status = unsafe { next(state, &mut out) };
-        let in_loan = out.ptr == lent;
-        // A buffer the producer handed over is released when this goes out of scope,
-        // even if `decode` panics.
-        let handed = PluginBuffer {
-            out: if in_loan { CallOutput::empty() } else { out },
-            free: free_buffer,
-        };
-        let bytes: &[u8] = if in_loan {
-            if out.len > loan.capacity() {
-                let message = format!(
-                    "plugin reported {} bytes written into a {}-byte buffer",
-                    out.len,
-                    loan.capacity()
-                );
+        // producer may write up to `cap` bytes into the loan or hand over a buffer
+        // `free_buffer` releases.
+        let lent = unsafe { lend(loan, free_buffer, |out| next(state, out)) };
+        // A buffer the producer handed over is released when it goes out of scope, even
+        // if `decode` panics.
+        let (status, handed) = match lent {
+            Ok(Lent::Filled) => (STATUS_OK, None),
+            Ok(Lent::InLoan(status)) => (status, None),
+            Ok(Lent::Handed(status, buffer)) => (status, Some(buffer)),
+            Err(e) => {
                 self.finish();
-                return Some(Err(CallError::PluginSerialization(message)));
+                return Some(Err(e));
             }
-            // SAFETY: the producer initialised the first `out.len` bytes of the loan.
-            unsafe { loan.set_len(out.len) };
-            loan
-        } else {
-            handed.bytes()
         };
+        let bytes: &[u8] = handed.as_ref().map_or(&loan[..], PluginBuffer::bytes);
         let result = match status {
             STREAM_END => None,
-            crate::status::STATUS_OK | crate::status::STATUS_BUFFER_TOO_SMALL => {
-                Some(decode(bytes))
-            }
+            STATUS_OK | STATUS_BUFFER_TOO_SMALL => Some(decode(bytes)),
             other => Some(Err(crate::invoke::interpret_error(other, bytes))),
         };
-        drop(handed);
-        if !in_loan && status == crate::status::STATUS_BUFFER_TOO_SMALL && out.len <= ITEM_LOAN_MAX
-        {
-            loan.reserve(out.len.next_power_of_two());
+        if let Some(handed) = handed {
+            let len = handed.out.len;
+            drop(handed);
+            if status == STATUS_BUFFER_TOO_SMALL && len <= ITEM_LOAN_MAX {
+                loan.reserve(len.next_power_of_two());
+            }
         }
-        if status != crate::status::STATUS_OK && status != crate::status::STATUS_BUFFER_TOO_SMALL {
+        if status != STATUS_OK && status != STATUS_BUFFER_TOO_SMALL {
             // Ended or failed: the stream is over either way.
             self.finish();
         }
