@@ -2,8 +2,8 @@
 //! library is closed when the last thing holding it goes.
 //!
 //! A swap leaves the old version in the hazard cell's retiring list (`hazard.rs`).
-//! Calls do not report their end (measured, that check cost about 2.7 ns per call),
-//! so while a call may still be in an old version it is polled for, with a timer on
+//! Calls do not report their end (that would cost every call; BENCHMARKS.md), so
+//! while a call may still be in an old version it is polled for, with a timer on
 //! the shared pool: 1 ms at first, backing off to 100 ms. When the version's last
 //! holder goes (at once, or later for a stream), its library is closed on that
 //! thread, which then checks whether the library left memory, lets go of its copy and

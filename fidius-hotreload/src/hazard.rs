@@ -7,8 +7,8 @@
 //! in a shared counter makes every call bounce one cache line between all calling
 //! threads. An arc-swap guard avoids that by writing to a per-thread slot instead, but
 //! it has to use locked read-modify-write instructions to do so (two per call), and
-//! those were the whole overhead of the hot client over a plain handle (12 ns of 14 ns
-//! measured; see BENCHMARKS.md).
+//! those would be nearly all of the hot client's overhead over a plain handle
+//! (BENCHMARKS.md measures both).
 //!
 //! # Hazard slots with asymmetric fences
 //!

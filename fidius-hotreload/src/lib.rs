@@ -255,13 +255,10 @@
 //!   ([`ReloadEvent::Stranded`], for those versions only), and every later version
 //!   drains as usual. The error is logged once.
 //!
-//! The original design named arc-swap for this, and the first implementation held an
-//! arc-swap guard per call. An arc-swap guard avoids a shared counter too, but takes
-//! its per-thread slot with locked read-modify-write instructions, two per call, and
-//! those were the whole gap: a scalar call cost +10.5 to +11.3 ns over a plain handle
-//! with the guard, +1.3 to +3.7 ns with hazard slots (BENCHMARKS.md, same machine).
-//! arc-swap remains a dev-dependency of the benchmarks, which measure both side by
-//! side.
+//! Why not arc-swap: its guard avoids a shared counter too, but takes its per-thread
+//! slot with locked read-modify-write instructions, two per call, and those make up
+//! nearly all of what a hot call would cost over a plain handle. arc-swap remains a
+//! dev-dependency of the benchmarks, which measure both side by side (BENCHMARKS.md).
 //!
 //! Everything around the slots (the draining list, the event queues, the counters)
 //! is behind a mutex or a channel, and a version is retired from its `Drop`, which
@@ -292,22 +289,20 @@
 //!   thread. It runs in a child process (a filter cannot be taken back), and says
 //!   SKIPPED where membarrier is not in use or no filter can be installed. It checks
 //!   that no call sees a dead value, that only the values current or retiring at the
-//!   loss are stranded (2 or 3 per run here), and that the rest (about two million
-//!   values in 1.5 s) are freed.
+//!   loss are stranded, and that all the rest are freed.
 //! * **Mutants that must fail.** Deliberately broken builds:
 //!   `RUSTFLAGS='--cfg fidius_mutant="no_barriers"'` (no fence on either side) and
 //!   `RUSTFLAGS='--cfg fidius_mutant="ignore_slots"'` (reclaim frees values still
-//!   announced). Measured on this project's 2-CPU machine: `no_barriers` fails all
-//!   four loom models (a causality violation) and the stress test (3 runs of 3,
-//!   hundreds of dead values seen per run), though not when pinned to one CPU, where
-//!   no reordering can be seen; `ignore_slots` fails the stress test at once, pinned
-//!   or not. Clearing a slot with a relaxed store instead of a release store also
-//!   fails the loom models (tried by hand; not kept as a switch). Two more break the
-//!   step after membarrier is lost: `fidius_mutant="no_switch"` (calls keep relying
-//!   on the lost membarrier) fails the loom model and the membarrier-lost test (3
-//!   runs of 3, 583 to 24,843 dead values seen per run); `fidius_mutant="free_stranded"`
-//!   (the values announced before the switch are freed too) fails the loom model,
-//!   while the test cannot reach its window (only 2 or 3 values cross the switch).
+//!   announced). `no_barriers` must fail the loom models (a causality violation) and
+//!   the stress test on more than one CPU (pinned to one, no reordering can be seen);
+//!   `ignore_slots` must fail the stress test, pinned or not. Two more break the step
+//!   after membarrier is lost: `fidius_mutant="no_switch"` (calls keep relying on the
+//!   lost membarrier) must fail the loom model and the membarrier-lost test;
+//!   `fidius_mutant="free_stranded"` (the values announced before the switch are freed
+//!   too) must fail the loom model (the test cannot reach its window: only a few values
+//!   cross the switch). Clearing a slot with a relaxed store instead of a release store
+//!   also fails the loom models. BENCHMARKS.md, "The hazard cell's proofs", records how
+//!   often each failed.
 //!   Reading the current pointer with relaxed instead of acquire before the fence
 //!   mode also fails that model (tried by hand).
 //! * **Miri** runs the hazard unit tests (the stress tests shortened) with the fence
@@ -339,15 +334,13 @@
 //!   512 MiB) is refused from its size; one whose header is no library of this host
 //!   is refused from its first 64 KiB. Neither is copied.
 //! * An old version is closed up to 100 ms after its last call returns (it is polled
-//!   for; having each call report its end measured 2.7 ns per call), not at that
-//!   instant. After the [`HotPlugin`] is dropped, the timer keeps polling for
+//!   for, so that calls need not report their end), not at that instant. After the [`HotPlugin`] is dropped, the timer keeps polling for
 //!   versions still in calls until they are closed or the last handle goes.
 //! * A switched or replaced directory is noticed within half a second (at once when
 //!   the watched directory itself is renamed or removed). Each distinct configured
 //!   directory is resolved again every half second: a few system calls per path
-//!   component: a thousand plugins in a thousand directories measured 2.3% of a core
-//!   while idle (BENCHMARKS.md), one directory of a thousand libraries nothing
-//!   measurable.
+//!   component, so the idle cost grows with the number of distinct directories, not
+//!   of plugins (BENCHMARKS.md measures a thousand of each).
 //! * At most eight reloads run at once in a process (one per plugin at a time);
 //!   more wait for a worker. A directory that is polled sees a change up to
 //!   [`POLL_INTERVAL`] late.

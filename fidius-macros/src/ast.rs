@@ -1,16 +1,14 @@
-//! A checked model of a `#[plugin_interface]` trait.
+//! The model of a `#[plugin_interface]` trait: what the generators read.
 //!
-//! Parsing collects every error it can (each spanned at the offending token) and still
-//! returns the cleaned trait, so one mistake does not cascade into many.
+//! The model is built even when the trait has mistakes (`valid` finds them), so the
+//! fallback can still emit stubs under the real names.
 
-use crate::attr::{self, Buffer, MetaPair};
-use crate::types;
-use proc_macro2::{Span, TokenStream};
-use syn::parse::Parser;
-use syn::{parse_quote, FnArg, Ident, ItemTrait, Pat, ReturnType, TraitItem, Type};
-
-/// The most optional methods an interface may have (one capability bit each).
-pub const MAX_OPTIONAL: usize = 64;
+use crate::attr::{self, Buffer, InterfaceArgs, MetaPair};
+use crate::{types, Errors};
+use proc_macro2::Span;
+use syn::{
+    parse_quote, FnArg, Ident, ItemTrait, Pat, ReturnType, Signature, TraitItem, TraitItemFn, Type,
+};
 
 pub struct InterfaceDef {
     /// The trait as it will be emitted: fidius attributes removed, default bodies added
@@ -52,14 +50,27 @@ pub struct MethodDef {
     pub ident: Ident,
     pub args: Vec<ArgDef>,
     pub ret: ReturnKind,
-    /// `(since, capability bit)` for optional methods.
-    pub optional: Option<(u32, u32)>,
+    /// Set for `#[optional]` methods.
+    pub optional: Option<Optional>,
     pub raw: bool,
     /// The entry the method gets besides its wire slot, if any.
     pub fast_path: FastPath,
     pub meta: Vec<MetaPair>,
     /// Canonical signature, e.g. `process(String)->String`.
     pub signature: String,
+    /// The signature as written, for the checks.
+    pub sig: Signature,
+}
+
+/// What `#[optional(since = N)]` gives a method.
+#[derive(Clone, Copy)]
+pub struct Optional {
+    /// The interface version that added the method.
+    pub since: u32,
+    /// Its capability bit: the optional methods are numbered in declaration order.
+    pub bit: u32,
+    /// Where `since` was written (the call site when it was not).
+    pub span: Span,
 }
 
 /// The entry a method gets besides its wire slot: the same idea as the ABI's
@@ -104,207 +115,60 @@ impl FastPath {
     }
 }
 
-/// Errors collected while parsing.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub fn push(&mut self, e: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
+impl InterfaceDef {
+    /// Builds the model of `item`, taking the fidius attributes off it. Errors in
+    /// attributes are pushed to `errors`; everything else is checked later, by
+    /// `valid::check`, so the model is built even for a trait with mistakes.
+    pub fn from_trait(mut item: ItemTrait, args: InterfaceArgs, errors: &mut Errors) -> Self {
+        let trait_meta = attr::take_trait_meta(&mut item.attrs, errors);
+        ensure_send_sync(&mut item);
+        let mut methods = Vec::new();
+        for trait_item in &mut item.items {
+            if let TraitItem::Fn(f) = trait_item {
+                let bit = methods
+                    .iter()
+                    .filter(|m: &&MethodDef| m.optional.is_some())
+                    .count() as u32;
+                methods.push(MethodDef::from_trait_fn(f, bit, errors));
+            }
         }
-    }
-    pub fn into_result(self) -> Result<(), syn::Error> {
-        self.0.map_or(Ok(()), Err)
+        InterfaceDef {
+            item,
+            version: args.version,
+            buffer: args.buffer,
+            methods,
+            trait_meta,
+        }
     }
 }
 
-pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, ItemTrait, Errors) {
-    let mut errors = Errors::default();
-    let mut item: ItemTrait = match syn::parse2(item.clone()) {
-        Ok(item) => item,
-        Err(e) => {
-            let mut e = e;
-            e.combine(syn::Error::new(
-                Span::call_site(),
-                "#[plugin_interface] applies to a trait",
-            ));
-            errors.push(e);
-            // Nothing sensible to emit; the caller emits only the errors.
-            return (
-                None,
-                parse_quote!(
-                    trait __FidiusInvalid {}
-                ),
-                errors,
-            );
-        }
-    };
-
-    // Interface arguments.
-    let mut version = None;
-    // A version given but malformed has its own error; "needs a version" would only
-    // repeat it.
-    let mut version_given = false;
-    let mut buffer = Buffer::PluginAllocated;
-    match attr::parse_key_values.parse2(args) {
-        Ok(kvs) => {
-            for kv in &kvs {
-                match kv.key.to_string().as_str() {
-                    "version" => {
-                        version_given = true;
-                        match attr::parse_u32(kv) {
-                            Ok(v) => version = Some(v),
-                            Err(e) => errors.push(e),
-                        }
-                    }
-                    "buffer" => match attr::parse_buffer(kv) {
-                        Ok(b) => buffer = b,
-                        Err(e) => errors.push(e),
+impl MethodDef {
+    /// The model of one method; an optional one gets capability bit `bit` and, when it
+    /// has none, a default body in the emitted trait.
+    fn from_trait_fn(f: &mut TraitItemFn, bit: u32, errors: &mut Errors) -> Self {
+        let attrs = attr::take_method_attrs(&mut f.attrs, errors);
+        let sig = f.sig.clone();
+        let args: Vec<ArgDef> = sig
+            .inputs
+            .iter()
+            .skip(1)
+            .enumerate()
+            .filter_map(|(i, input)| match input {
+                FnArg::Typed(pt) => Some(ArgDef {
+                    ident: match &*pt.pat {
+                        Pat::Ident(p) => p.ident.clone(),
+                        _ => Ident::new(&format!("arg{i}"), Span::call_site()),
                     },
-                    other => errors.push(syn::Error::new_spanned(
-                        &kv.key,
-                        format!("unknown key `{other}` in #[plugin_interface]; expected `version` or `buffer`"),
-                    )),
-                }
-            }
-        }
-        Err(e) => errors.push(e),
-    }
-    if version.is_none() && !version_given {
-        errors.push(syn::Error::new(
-            Span::call_site(),
-            "#[plugin_interface] needs an interface version: `#[plugin_interface(version = 1)]`",
-        ));
-    }
-    let version = version.unwrap_or(1);
-
-    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.push(syn::Error::new_spanned(
-            &item.generics,
-            "plugin interfaces cannot be generic: a vtable needs concrete types",
-        ));
-    }
-
-    // Trait attributes.
-    let mut trait_meta = Vec::new();
-    item.attrs.retain(|a| {
-        if a.path().is_ident("trait_meta") {
-            if let Err(e) = attr::push_meta(&mut trait_meta, a) {
-                errors.push(e);
-            }
-            false
-        } else {
-            true
-        }
-    });
-    ensure_send_sync(&mut item);
-
-    let mut methods = Vec::new();
-    let mut optional_count = 0usize;
-    for trait_item in &mut item.items {
-        let TraitItem::Fn(f) = trait_item else {
-            errors.push(syn::Error::new_spanned(
-                &*trait_item,
-                "plugin interfaces may only contain methods",
-            ));
-            continue;
-        };
-        let mut optional = None;
-        let mut raw = false;
-        let mut meta = Vec::new();
-        let mut attr_errors = Vec::new();
-        f.attrs.retain(|a| {
-            let p = a.path();
-            if p.is_ident("optional") {
-                match attr::parse_optional(a) {
-                    Ok(since) => optional = Some(since),
-                    Err(e) => attr_errors.push(e),
-                }
-            } else if p.is_ident("method_meta") {
-                if let Err(e) = attr::push_meta(&mut meta, a) {
-                    attr_errors.push(e);
-                }
-            } else if p.is_ident("wire") {
-                match attr::parse_wire(a) {
-                    Ok(()) => raw = true,
-                    Err(e) => attr_errors.push(e),
-                }
-            } else {
-                return true;
-            }
-            false
-        });
-        attr_errors.into_iter().for_each(|e| errors.push(e));
-
-        let sig = &f.sig;
-        if let Some(a) = &sig.asyncness {
-            errors.push(syn::Error::new_spanned(
-                a,
-                "plugin methods cannot be `async`",
-            ));
-        }
-        if !sig.generics.params.is_empty() {
-            errors.push(syn::Error::new_spanned(
-                &sig.generics,
-                "plugin methods cannot be generic: every slot needs concrete types",
-            ));
-        }
-        if let Some(w) = &sig.generics.where_clause {
-            errors.push(syn::Error::new_spanned(
-                w,
-                "plugin methods cannot have where clauses",
-            ));
-        }
-        match sig.inputs.first() {
-            Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
-            Some(FnArg::Receiver(r)) if r.mutability.is_some() && r.reference.is_some() => {
-                errors.push(syn::Error::new_spanned(
-                    r.mutability,
-                    "plugin methods take `&self`, not `&mut self`: one plugin instance serves every thread; use interior mutability for state",
-                ))
-            }
-            Some(other) => errors.push(syn::Error::new_spanned(
-                other,
-                "plugin methods take `&self` as their first argument",
-            )),
-            None => errors.push(syn::Error::new_spanned(
-                &sig.ident,
-                "plugin methods take `&self` as their first argument",
-            )),
-        }
-
-        let mut args = Vec::new();
-        for (i, input) in sig.inputs.iter().skip(1).enumerate() {
-            let FnArg::Typed(pt) = input else { continue };
-            let ident = match &*pt.pat {
-                Pat::Ident(p) => p.ident.clone(),
-                _ => Ident::new(&format!("arg{i}"), Span::call_site()),
-            };
-            if let Type::Reference(r) = &*pt.ty {
-                errors.push(syn::Error::new_spanned(
-                    r,
-                    "plugin method arguments must be owned types (they are decoded on the plugin side)",
-                ));
-            }
-            args.push(ArgDef {
-                ident,
-                ty: (*pt.ty).clone(),
-            });
-        }
-
+                    ty: (*pt.ty).clone(),
+                }),
+                FnArg::Receiver(_) => None,
+            })
+            .collect();
         let ret = match &sig.output {
             ReturnType::Default => ReturnKind::Unit,
             ReturnType::Type(_, ty) if types::is_unit(ty) => ReturnKind::Unit,
             ReturnType::Type(_, ty) => {
-                if let Some((ok, err)) = types::result_parts(ty) {
-                    if !types::is_plugin_error(err) {
-                        errors.push(syn::Error::new_spanned(
-                            err,
-                            "a fallible plugin method returns `Result<T, PluginError>`",
-                        ));
-                    }
+                if let Some((ok, _)) = types::result_parts(ty) {
                     ReturnKind::Fallible(ok.clone())
                 } else if let Some(item) = types::stream_item(ty) {
                     ReturnKind::Stream(Box::new(((**ty).clone(), item.clone())))
@@ -313,68 +177,28 @@ pub fn parse(args: TokenStream, item: TokenStream) -> (Option<InterfaceDef>, Ite
                 }
             }
         };
-
-        if raw {
-            let ok = args.len() == 1
-                && types::is_byte_vec(&args[0].ty)
-                && matches!(&ret, ReturnKind::Value(t) if types::is_byte_vec(t));
-            if !ok {
-                errors.push(syn::Error::new_spanned(
-                    &sig.ident,
-                    "#[wire(raw)] methods take one `Vec<u8>` and return `Vec<u8>`",
-                ));
-            }
+        let optional = attrs
+            .optional
+            .map(|(since, span)| Optional { since, bit, span });
+        if optional.is_some() && f.default.is_none() {
+            let name = sig.ident.to_string();
+            f.default = Some(parse_quote!({
+                ::core::panic!("optional plugin method `{}` is not implemented", #name)
+            }));
+            f.attrs.push(parse_quote!(#[allow(unused_variables)]));
         }
-
-        let optional = match optional {
-            Some((since, span)) => {
-                if since > version {
-                    errors.push(syn::Error::new(
-                        span,
-                        format!("`since = {since}` is later than the interface version {version}"),
-                    ));
-                }
-                optional_count += 1;
-                if optional_count > MAX_OPTIONAL {
-                    errors.push(syn::Error::new_spanned(
-                        &sig.ident,
-                        format!("an interface may have at most {MAX_OPTIONAL} optional methods (one capability bit each)"),
-                    ));
-                }
-                if f.default.is_none() {
-                    let name = sig.ident.to_string();
-                    f.default = Some(parse_quote!({
-                        ::core::panic!("optional plugin method `{}` is not implemented", #name)
-                    }));
-                    f.attrs.push(parse_quote!(#[allow(unused_variables)]));
-                }
-                Some((since, (optional_count - 1) as u32))
-            }
-            None => None,
-        };
-
-        let signature = signature(&sig.ident, raw, &args, &ret);
-        let fast_path = FastPath::of(raw, &args, &ret);
-        methods.push(MethodDef {
-            fast_path,
+        MethodDef {
             ident: sig.ident.clone(),
+            signature: signature(&sig.ident, attrs.raw, &args, &ret),
+            fast_path: FastPath::of(attrs.raw, &args, &ret),
+            raw: attrs.raw,
+            meta: attrs.meta,
+            optional,
             args,
             ret,
-            optional,
-            raw,
-            meta,
-            signature,
-        });
+            sig,
+        }
     }
-
-    let def = InterfaceDef {
-        item: item.clone(),
-        version,
-        buffer,
-        methods,
-        trait_meta,
-    };
-    (Some(def), item, errors)
 }
 
 fn signature(name: &Ident, raw: bool, args: &[ArgDef], ret: &ReturnKind) -> String {

@@ -1,9 +1,117 @@
-//! Parsing of attribute arguments: `key = value` lists and `("k", "v")` metadata.
+//! Reading attributes: the arguments of `#[plugin_interface(...)]`, the fidius
+//! attributes taken off the trait and its methods (`#[trait_meta]`, `#[optional]`,
+//! `#[method_meta]`, `#[wire]`), and the pieces they are made of (`key = value`
+//! lists, `("k", "v")` metadata pairs).
+//!
+//! Errors are collected, not returned: a malformed attribute is reported and the
+//! rest is still read.
 
-use proc_macro2::Span;
-use syn::parse::{Parse, ParseStream};
+use crate::Errors;
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, LitStr, Token};
+
+/// The arguments of `#[plugin_interface(version = N, buffer = ...)]`.
+pub struct InterfaceArgs {
+    /// 1 when missing or malformed (the error is reported).
+    pub version: u32,
+    pub buffer: Buffer,
+}
+
+/// Reads the arguments of `#[plugin_interface(...)]`.
+pub fn interface_args(args: TokenStream, errors: &mut Errors) -> InterfaceArgs {
+    let mut version = None;
+    // A version given but malformed has its own error; "needs a version" would only
+    // repeat it.
+    let mut version_given = false;
+    let mut buffer = Buffer::PluginAllocated;
+    match parse_key_values.parse2(args) {
+        Ok(kvs) => {
+            for kv in &kvs {
+                match kv.key.to_string().as_str() {
+                    "version" => {
+                        version_given = true;
+                        match parse_u32(kv) {
+                            Ok(v) => version = Some(v),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    "buffer" => match parse_buffer(kv) {
+                        Ok(b) => buffer = b,
+                        Err(e) => errors.push(e),
+                    },
+                    other => errors.push(syn::Error::new_spanned(
+                        &kv.key,
+                        format!("unknown key `{other}` in #[plugin_interface]; expected `version` or `buffer`"),
+                    )),
+                }
+            }
+        }
+        Err(e) => errors.push(e),
+    }
+    if version.is_none() && !version_given {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "#[plugin_interface] needs an interface version: `#[plugin_interface(version = 1)]`",
+        ));
+    }
+    InterfaceArgs {
+        version: version.unwrap_or(1),
+        buffer,
+    }
+}
+
+/// Takes the `#[trait_meta("k", "v")]` attributes off a trait.
+pub fn take_trait_meta(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Vec<MetaPair> {
+    let mut meta = Vec::new();
+    attrs.retain(|a| {
+        if !a.path().is_ident("trait_meta") {
+            return true;
+        }
+        if let Err(e) = push_meta(&mut meta, a) {
+            errors.push(e);
+        }
+        false
+    });
+    meta
+}
+
+/// The fidius attributes of one method.
+pub struct MethodAttrs {
+    /// `#[optional(since = N)]`: `N` (1 when absent) and where it was written.
+    pub optional: Option<(u32, Span)>,
+    /// `#[wire(raw)]`.
+    pub raw: bool,
+    /// `#[method_meta("k", "v")]` pairs.
+    pub meta: Vec<MetaPair>,
+}
+
+/// Takes the fidius attributes off a method, leaving the others.
+pub fn take_method_attrs(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> MethodAttrs {
+    let mut found = MethodAttrs {
+        optional: None,
+        raw: false,
+        meta: Vec::new(),
+    };
+    attrs.retain(|a| {
+        let p = a.path();
+        let read = if p.is_ident("optional") {
+            parse_optional(a).map(|since| found.optional = Some(since))
+        } else if p.is_ident("method_meta") {
+            push_meta(&mut found.meta, a)
+        } else if p.is_ident("wire") {
+            parse_wire(a).map(|()| found.raw = true)
+        } else {
+            return true;
+        };
+        if let Err(e) = read {
+            errors.push(e);
+        }
+        false
+    });
+    found
+}
 
 /// One `key = value` (or bare `key`) argument.
 pub struct KeyValue {
@@ -69,7 +177,7 @@ pub fn parse_buffer(kv: &KeyValue) -> syn::Result<Buffer> {
 }
 
 /// Reads an integer value such as `version = 1`.
-pub fn parse_u32(kv: &KeyValue) -> syn::Result<u32> {
+fn parse_u32(kv: &KeyValue) -> syn::Result<u32> {
     let value = require_value(kv)?;
     if let syn::Expr::Lit(syn::ExprLit {
         lit: syn::Lit::Int(i),
@@ -110,7 +218,7 @@ impl Parse for MetaPair {
 }
 
 /// Adds a metadata pair, rejecting a key already present (spanned at the new key).
-pub fn push_meta(list: &mut Vec<MetaPair>, attr: &Attribute) -> syn::Result<()> {
+fn push_meta(list: &mut Vec<MetaPair>, attr: &Attribute) -> syn::Result<()> {
     let pair: MetaPair = attr.parse_args()?;
     if pair.key.value().contains('\0') || pair.value.value().contains('\0') {
         return Err(syn::Error::new_spanned(
@@ -129,7 +237,7 @@ pub fn push_meta(list: &mut Vec<MetaPair>, attr: &Attribute) -> syn::Result<()> 
 }
 
 /// `#[optional]` or `#[optional(since = N)]`: returns `since` (1 when absent).
-pub fn parse_optional(attr: &Attribute) -> syn::Result<(u32, Span)> {
+fn parse_optional(attr: &Attribute) -> syn::Result<(u32, Span)> {
     match &attr.meta {
         syn::Meta::Path(_) => Ok((1, Span::call_site())),
         syn::Meta::List(_) => {
@@ -155,7 +263,7 @@ pub fn parse_optional(attr: &Attribute) -> syn::Result<(u32, Span)> {
 }
 
 /// `#[wire(raw)]`.
-pub fn parse_wire(attr: &Attribute) -> syn::Result<()> {
+fn parse_wire(attr: &Attribute) -> syn::Result<()> {
     let mode: Ident = attr.parse_args()?;
     if mode == "raw" {
         Ok(())

@@ -3,7 +3,7 @@
 //! interface generated; this macro only names the optional methods it defines.
 
 use crate::attr::{self, Buffer};
-use crate::interface::c_str;
+use crate::expand::c_str;
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::parse::{Parse, ParseStream};

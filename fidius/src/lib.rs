@@ -203,6 +203,7 @@ pub mod __private {
     };
     pub use fidius_core::hash::interface_hash;
     pub use fidius_core::interface::{Interface, InterfaceInfo, MethodSpec, Vtable};
+    pub use fidius_core::kebab_const;
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
         assert_buffer, descriptor, descriptor_with_state, run_direct, run_method, Ctor,

@@ -4,24 +4,33 @@
 //! Everything the plugin side needs hangs off `dyn Trait`, so a plugin crate that
 //! imports only the trait can use `#[plugin_impl(Trait)]`.
 
-use crate::ast::{self, FastPath, InterfaceDef, MethodDef, ReturnKind};
-use crate::attr::MetaPair;
-use crate::types;
+use crate::ast::{FastPath, InterfaceDef, MethodDef, ReturnKind};
+use crate::attr::{self, MetaPair};
+use crate::{fallback, types, valid, Errors};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use std::ffi::CString;
+use syn::ItemTrait;
 
-pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (def, cleaned, errors) = ast::parse(args, item);
-    match (def, errors.into_result()) {
-        (Some(def), Ok(())) => generate(&def),
-        // Fallback: the cleaned trait plus the errors, so uses of the trait elsewhere
-        // do not produce a cascade of unrelated errors.
-        (_, Err(e)) => {
-            let e = e.to_compile_error();
-            quote!(#cleaned #e)
+/// `#[plugin_interface(args)] item`: the interface, or its errors and the fallback.
+pub fn interface(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item: ItemTrait = match syn::parse2(item) {
+        Ok(item) => item,
+        Err(mut e) => {
+            e.combine(syn::Error::new(
+                Span::call_site(),
+                "#[plugin_interface] applies to a trait",
+            ));
+            return e.to_compile_error();
         }
-        (None, Ok(())) => unreachable!("a missing definition always comes with an error"),
+    };
+    let mut errors = Errors::default();
+    let args = attr::interface_args(args, &mut errors);
+    let def = InterfaceDef::from_trait(item, args, &mut errors);
+    valid::check(&def, &mut errors);
+    match errors.into_result() {
+        Ok(()) => generate(&def),
+        Err(e) => fallback::interface(&def, e),
     }
 }
 
@@ -92,7 +101,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         let n = c_str(&m.ident.to_string());
         let sig = c_str(&m.signature);
         let flags = flags(m);
-        let (since, bit) = m.optional.unwrap_or((0, u32::MAX));
+        let (since, bit) = m.optional.map_or((0, u32::MAX), |o| (o.since, o.bit));
         let meta = meta_entries(&m.meta);
         let meta_count = m.meta.len() as u32;
         quote!(::fidius::__private::MethodDescriptor {
@@ -117,12 +126,10 @@ fn generate(def: &InterfaceDef) -> TokenStream {
     });
     let wasm_methods = def.methods.iter().map(|m| {
         let n = m.ident.to_string();
-        let kebab = kebab_case(&n);
         let raw = m.raw;
         let streaming = matches!(m.ret, ReturnKind::Stream(_));
-        quote!(::fidius::wasm_descriptor::WasmMethodDescriptor { name: #n, kebab_name: #kebab, raw: #raw, streaming: #streaming })
+        quote!(::fidius::wasm_descriptor::WasmMethodDescriptor { name: #n, kebab_name: ::fidius::__private::kebab_const!(#n), raw: #raw, streaming: #streaming })
     });
-    let export_name = kebab_case(&name_str);
 
     let shim_idents: Vec<_> = def
         .methods
@@ -202,7 +209,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
             const WASM: ::fidius::wasm_descriptor::WasmInterfaceDescriptor =
                 ::fidius::wasm_descriptor::WasmInterfaceDescriptor {
                     interface_name: #name_str,
-                    export_name: #export_name,
+                    export_name: ::fidius::__private::kebab_const!(#name_str),
                     interface_hash: <dyn #name as ::fidius::__private::Interface>::INFO.hash,
                     methods: &[#(#wasm_methods),*],
                 };
@@ -413,31 +420,4 @@ fn shim_fn(
             }
         }
     }
-}
-
-/// Kebab-case, as the component model spells names. The same rules as
-/// `fidius_core::wasm_descriptor::kebab_case`, which tests hold the two to.
-fn kebab_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    let chars: Vec<char> = name.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c == '_' {
-            if !out.ends_with('-') && !out.is_empty() {
-                out.push('-');
-            }
-        } else if c.is_uppercase() {
-            let prev_lower =
-                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            let prev_upper = i > 0 && chars[i - 1].is_uppercase();
-            if !out.is_empty() && !out.ends_with('-') && (prev_lower || (prev_upper && next_lower))
-            {
-                out.push('-');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
