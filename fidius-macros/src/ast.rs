@@ -5,7 +5,8 @@
 
 use crate::attr::{self, Buffer, InterfaceArgs, MetaPair};
 use crate::{types, Errors};
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
 use syn::{
     parse_quote, FnArg, Ident, ItemTrait, Pat, ReturnType, Signature, TraitItem, TraitItemFn, Type,
 };
@@ -143,6 +144,14 @@ impl InterfaceDef {
 }
 
 impl MethodDef {
+    /// The signature of the method's direct entry:
+    /// `unsafe extern "C" fn(A0, A1, ..., *mut R, *mut CallOutput) -> i32`.
+    pub fn direct_fn_type(&self) -> TokenStream {
+        let args = self.args.iter().map(|a| &a.ty);
+        let ret = self.ret.ok_type();
+        quote!(unsafe extern "C" fn(#(#args,)* *mut #ret, *mut ::fidius::__private::CallOutput) -> i32)
+    }
+
     /// The model of one method; an optional one gets capability bit `bit` and, when it
     /// has none, a default body in the emitted trait.
     fn from_trait_fn(f: &mut TraitItemFn, bit: u32, errors: &mut Errors) -> Self {

@@ -194,7 +194,7 @@ fn body(index: usize, m: &MethodDef) -> TokenStream {
             }
         }}
     } else if m.fast_path == FastPath::Scalar {
-        let fn_ty = crate::expand::direct_fn_type(m);
+        let fn_ty = m.direct_fn_type();
         let scalars = m.args.iter().map(|a| &a.ident);
         quote! {{
             let mut __result = ::core::mem::MaybeUninit::<#ok>::uninit();

@@ -157,7 +157,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
             return quote!(::core::option::Option::None);
         }
         let f = format_ident!("__fidius_direct_{}", m.ident);
-        let fn_ty = direct_fn_type(m);
+        let fn_ty = m.direct_fn_type();
         quote!(::core::option::Option::Some(
             // SAFETY: only the type is erased; hosts transmute the pointer back to
             // exactly this signature (the interface hash covers its types).
@@ -236,14 +236,6 @@ fn generate(def: &InterfaceDef) -> TokenStream {
 
         #client
     }
-}
-
-/// The signature of a method's direct entry:
-/// `unsafe extern "C" fn(A0, A1, ..., *mut R, *mut CallOutput) -> i32`.
-pub fn direct_fn_type(m: &MethodDef) -> TokenStream {
-    let args = m.args.iter().map(|a| &a.ty);
-    let ret = m.ret.ok_type();
-    quote!(unsafe extern "C" fn(#(#args,)* *mut #ret, *mut ::fidius::__private::CallOutput) -> i32)
 }
 
 /// The scalar fast path of a method whose arguments and result are plain scalars.
