@@ -6,7 +6,7 @@
 //! parts is [`crate::signature`]'s.
 
 use crate::descriptor::BufferStrategyKind;
-use crate::interface::{InterfaceInfo, InterfaceMismatch};
+use crate::interface::{InterfaceInfo, InterfaceMismatch, MethodChange};
 
 /// The fast path a method has besides its wire slot, decided by its types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -107,9 +107,21 @@ impl PluginInfo {
             });
         }
         if self.interface_hash != expected.hash {
+            let required = |m: &&MethodInfo| !m.optional;
             return Err(InterfaceMismatch::Hash {
                 expected: expected.hash,
                 found: self.interface_hash,
+                changes: MethodChange::between(
+                    expected
+                        .methods
+                        .iter()
+                        .filter(|m| !m.is_optional())
+                        .map(|m| m.signature),
+                    self.methods
+                        .iter()
+                        .filter(required)
+                        .map(|m| m.signature.as_str()),
+                ),
             });
         }
         if self.interface_version > expected.version {

@@ -94,6 +94,105 @@ pub fn interface_info<I: Interface + ?Sized>() -> &'static InterfaceInfo {
     &I::INFO
 }
 
+/// A required method that differs between the host's interface and the plugin's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum MethodChange {
+    /// The plugin has a required method the host does not know: the plugin was built
+    /// against a newer interface than the host.
+    Added {
+        /// The plugin's signature of it.
+        signature: String,
+    },
+    /// The host requires a method the plugin lacks: the host was built against a
+    /// newer interface than the plugin.
+    Removed {
+        /// The host's signature of it.
+        signature: String,
+    },
+    /// Both have the method, with different signatures.
+    Changed {
+        /// The host's signature.
+        expected: String,
+        /// The plugin's.
+        found: String,
+    },
+}
+
+impl MethodChange {
+    /// The changes between the host's required signatures and the plugin's, in the
+    /// host's order and then the plugin's; methods are matched by name.
+    pub fn between<'a>(
+        expected: impl IntoIterator<Item = &'a str>,
+        found: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<MethodChange> {
+        let name = |sig: &str| sig.split(['(', '[']).next().unwrap_or(sig).to_string();
+        let expected: Vec<&str> = expected.into_iter().collect();
+        let found: Vec<&str> = found.into_iter().collect();
+        let mut changes = Vec::new();
+        for e in &expected {
+            if found.contains(e) {
+                continue;
+            }
+            match found.iter().find(|f| name(f) == name(e)) {
+                Some(f) => changes.push(MethodChange::Changed {
+                    expected: e.to_string(),
+                    found: f.to_string(),
+                }),
+                None => changes.push(MethodChange::Removed {
+                    signature: e.to_string(),
+                }),
+            }
+        }
+        for f in &found {
+            if !expected.contains(f) && !expected.iter().any(|e| name(e) == name(f)) {
+                changes.push(MethodChange::Added {
+                    signature: f.to_string(),
+                });
+            }
+        }
+        changes
+    }
+}
+
+fn describe_changes(changes: &[MethodChange]) -> String {
+    if changes.is_empty() {
+        return "the required methods' signatures differ".into();
+    }
+    let mut parts = Vec::new();
+    let mut host_older = false;
+    let mut plugin_older = false;
+    for c in changes {
+        parts.push(match c {
+            MethodChange::Added { signature } => {
+                host_older = true;
+                format!("the plugin has `{signature}`, which the host does not know")
+            }
+            MethodChange::Removed { signature } => {
+                plugin_older = true;
+                format!("the host requires `{signature}`, which the plugin lacks")
+            }
+            MethodChange::Changed { expected, found } => {
+                format!("the host has `{expected}` where the plugin has `{found}`")
+            }
+        });
+    }
+    let remedy = match (host_older, plugin_older) {
+        (true, false) => {
+            "; rebuild the host against the interface the plugin was built with, or, to \
+             keep older hosts working, mark new methods `#[optional(since = N)]` and raise \
+             the interface version to N"
+        }
+        (false, true) => {
+            "; rebuild the plugin against the host's interface, or mark the methods it \
+             lacks `#[optional(since = N)]` (raising the interface version to N) so that \
+             older plugins still load"
+        }
+        _ => "; rebuild the host and the plugin against the same interface crate",
+    };
+    format!("{}{remedy}", parts.join("; "))
+}
+
 /// Why a plugin does not match the interface a host or client expects, with both
 /// sides. The one shape of this fact: a load error
 /// ([`LoadError::InterfaceMismatch`](crate::host::LoadError)) and a call error
@@ -109,13 +208,19 @@ pub enum InterfaceMismatch {
         /// Found in the plugin.
         found: String,
     },
-    /// Different required-method signatures.
-    #[error("interface hash: expected {expected:#018x}, found {found:#018x} (the required methods' signatures differ)")]
+    /// Different required-method signatures. `changes` names them, when the two
+    /// method tables tell (they do unless one side predates method tables).
+    #[error(
+        "interface hash: expected {expected:#018x}, found {found:#018x}: {}",
+        describe_changes(.changes)
+    )]
     Hash {
         /// Expected by the host.
         expected: u64,
         /// Found in the plugin.
         found: u64,
+        /// The required methods that differ.
+        changes: Vec<MethodChange>,
     },
     /// The plugin was built against a newer interface version than the host knows.
     #[error(
@@ -145,4 +250,66 @@ pub enum InterfaceMismatch {
         /// The plugin's signature.
         found: String,
     },
+}
+
+#[cfg(test)]
+mod method_change_tests {
+    use super::{InterfaceMismatch, MethodChange};
+
+    #[test]
+    fn changes_name_each_method_and_the_remedy() {
+        let host = ["greet(String)->String", "count()->u64", "reset()->()"];
+        let plugin = [
+            "greet(String)->String",
+            "count()->u32",
+            "greet_loud(String)->String",
+        ];
+        let changes = MethodChange::between(host, plugin);
+        assert_eq!(
+            changes,
+            vec![
+                MethodChange::Changed {
+                    expected: "count()->u64".into(),
+                    found: "count()->u32".into()
+                },
+                MethodChange::Removed {
+                    signature: "reset()->()".into()
+                },
+                MethodChange::Added {
+                    signature: "greet_loud(String)->String".into()
+                },
+            ]
+        );
+        let newer_plugin = InterfaceMismatch::Hash {
+            expected: 1,
+            found: 2,
+            changes: MethodChange::between(["a()->()"], ["a()->()", "b()->()"]),
+        }
+        .to_string();
+        assert!(
+            newer_plugin.contains("the plugin has `b()->()`"),
+            "{newer_plugin}"
+        );
+        assert!(newer_plugin.contains("rebuild the host"), "{newer_plugin}");
+        assert!(
+            newer_plugin.contains("#[optional(since = N)]"),
+            "{newer_plugin}"
+        );
+        let older_plugin = InterfaceMismatch::Hash {
+            expected: 1,
+            found: 2,
+            changes: MethodChange::between(["a()->()", "b()->()"], ["a()->()"]),
+        }
+        .to_string();
+        assert!(
+            older_plugin.contains("rebuild the plugin"),
+            "{older_plugin}"
+        );
+        // A raw method's name ends at its `[raw]` mark.
+        assert!(
+            MethodChange::between(["f[raw](Vec<u8>)->Vec<u8>"], ["f(Vec<u8>)->Vec<u8>"])
+                .iter()
+                .all(|c| matches!(c, MethodChange::Changed { .. }))
+        );
+    }
 }

@@ -164,7 +164,12 @@ fn changed_required_method_changes_the_hash() {
     let path = fixture("calc-variants");
     let err = calc_host().load_from(&path, "BrokenCalc").unwrap_err();
     let LoadError::InterfaceMismatch {
-        mismatch: InterfaceMismatch::Hash { expected, found },
+        mismatch:
+            InterfaceMismatch::Hash {
+                expected,
+                found,
+                changes,
+            },
         ..
     } = &err
     else {
@@ -180,6 +185,19 @@ fn changed_required_method_changes_the_hash() {
         msg.contains(&format!("{expected:#018x}")) && msg.contains(&format!("{found:#018x}")),
         "{msg}"
     );
+    // The message names the method, both ways it is written, and what to do.
+    assert_eq!(
+        changes,
+        &vec![fidius::MethodChange::Changed {
+            expected: "add(i64,i64)->i64".into(),
+            found: "add(i32,i32)->i32".into(),
+        }]
+    );
+    assert!(
+        msg.contains("add(i64,i64)->i64") && msg.contains("add(i32,i32)->i32"),
+        "{msg}"
+    );
+    assert!(msg.contains("rebuild"), "{msg}");
 }
 
 #[test]
@@ -264,6 +282,7 @@ fn plugin_not_found_lists_what_is_there() {
         name,
         available,
         searched,
+        ..
     } = &err
     else {
         panic!("{err:?}")

@@ -1,5 +1,7 @@
 //! [`PluginLibrary`]: one loaded and validated plugin library.
 
+use super::sealed::{self, SealedCopy};
+use super::trust::{Trust, Verified};
 use super::{platform, LoadError, PluginHandle};
 use crate::descriptor::{abi_version_string, PluginDescriptor, ABI_VERSION};
 use crate::info::PluginInfo;
@@ -24,8 +26,12 @@ pub struct PluginLibrary {
     /// This host and the library both use [`SharedAllocator`](crate::SharedAllocator)
     /// over the same C library.
     shares_allocator: bool,
-    // Declared last so it is dropped (closed) after everything that points into it.
+    /// How the build was trusted, when the host asked ([`PluginLibrary::open_trusted`]).
+    verified: Option<Verified>,
+    // Declared after everything that points into it, so it is dropped (closed) after.
     _library: libloading::Library,
+    // The sealed copy it was loaded from, if any: removed only once it is closed.
+    _copy: Option<SealedCopy>,
 }
 
 // SAFETY: after validation the descriptors are immutable 'static data of a library
@@ -58,7 +64,36 @@ impl PluginLibrary {
     /// Loading runs the library's initialisers (as any `dlopen` does): only load
     /// libraries you trust. See the crate's trust model.
     pub fn open(path: impl AsRef<Path>) -> Result<Arc<Self>, LoadError> {
+        Self::open_at(path.as_ref(), None).map(Arc::new)
+    }
+
+    /// As [`open`](Self::open), for a host with a [`Trust`]: the library is copied
+    /// first, to a copy nobody can change, and its signature file
+    /// ([`signature_path`](super::trust::signature_path)) read with it; only when
+    /// `trust` accepts the copy's content is the copy loaded. A library or signature
+    /// changing meanwhile is read again, never judged half old and half new.
+    ///
+    /// An untrusted build is [`LoadError::Untrusted`], and nothing of it runs.
+    pub fn open_trusted(path: impl AsRef<Path>, trust: &Trust) -> Result<Arc<Self>, LoadError> {
         let path = path.as_ref();
+        let (copy, verified) = sealed::verified_copy(path, trust)?;
+        let mut library =
+            Self::open_at(copy.load_path(), Some(path)).map_err(|e| e.with_path(path))?;
+        #[cfg(feature = "host")]
+        tracing::debug!(path = %path.display(), %verified, "trusted plugin library");
+        library.verified = Some(verified);
+        library._copy = Some(copy);
+        Ok(Arc::new(library))
+    }
+
+    /// How the build was trusted, when it was loaded with
+    /// [`open_trusted`](Self::open_trusted).
+    pub fn verified(&self) -> Option<&Verified> {
+        self.verified.as_ref()
+    }
+
+    /// Opens `path`, known to its user as `known_as` when that is given.
+    fn open_at(path: &Path, known_as: Option<&Path>) -> Result<Self, LoadError> {
         platform::check_library_file(path)?;
         let library = open_library(path)?;
         let registry_fn: GetRegistryFn = {
@@ -158,17 +193,19 @@ impl PluginLibrary {
         let shares_allocator = shares_allocator(&library);
         #[cfg(feature = "host")]
         tracing::debug!(
-            path = %path.display(),
+            path = %known_as.unwrap_or(path).display(),
             plugins = plugins.len(),
             shares_allocator,
             "loaded plugin library"
         );
-        Ok(Arc::new(Self {
-            path: path.to_path_buf(),
+        Ok(Self {
+            path: known_as.unwrap_or(path).to_path_buf(),
             plugins,
             shares_allocator,
+            verified: None,
             _library: library,
-        }))
+            _copy: None,
+        })
     }
 
     /// The file this library was loaded from.
@@ -202,6 +239,8 @@ impl PluginLibrary {
                 name: name.to_string(),
                 searched: vec![self.path.clone()],
                 available: self.plugins().map(|p| p.name.clone()).collect(),
+                skipped: Vec::new(),
+                libraries: 1,
             })?;
         if let Some(expected) = expected {
             info.check_compatible(expected)

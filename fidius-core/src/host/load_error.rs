@@ -48,8 +48,13 @@ pub enum LoadError {
         /// The loader's message.
         reason: String,
     },
-    /// The library does not export `fidius_get_registry`: it is not a fidius plugin.
-    #[error("{path}: not a fidius plugin (no `fidius_get_registry` symbol)")]
+    /// The library does not export `fidius_get_registry`: it is not a fidius plugin,
+    /// or a plugin crate that forgot `fidius::fidius_plugin_registry!();`.
+    #[error(
+        "{path}: not a fidius plugin: it exports no `fidius_get_registry`. A plugin crate \
+         registers its plugins with `fidius::fidius_plugin_registry!();`, written once in \
+         its lib.rs"
+    )]
     MissingRegistry {
         /// The file.
         path: PathBuf,
@@ -137,8 +142,21 @@ pub enum LoadError {
         #[source]
         mismatch: InterfaceMismatch,
     },
-    /// No plugin of that name in the file or search paths.
-    #[error("plugin `{name}` not found in {}; available: [{}]", display_paths(.searched), .available.join(", "))]
+    /// The host has a [`Trust`](super::trust::Trust) and this build is not trusted:
+    /// unsigned, signed by an unknown key, a signature that does not match, or a
+    /// digest that is not pinned. Nothing of it was loaded.
+    #[error("{path}: refused, not trusted: {reason}")]
+    Untrusted {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        reason: super::trust::Untrusted,
+    },
+    /// No plugin of that name in the file or search paths. The message also names
+    /// every library file that could not be used, with the reason, and says so when
+    /// the search found no library file at all.
+    #[error("{}", not_found(.name, .searched, .available, .skipped, *.libraries))]
     PluginNotFound {
         /// The name asked for.
         name: String,
@@ -146,6 +164,10 @@ pub enum LoadError {
         searched: Vec<PathBuf>,
         /// The plugin names that were found.
         available: Vec<String>,
+        /// The library files that could not be used, each as its error's message.
+        skipped: Vec<String>,
+        /// How many library files were found.
+        libraries: usize,
     },
 }
 
@@ -174,6 +196,31 @@ mod io_error {
             None => std::io::Error::other(wire.message),
         })
     }
+}
+
+fn not_found(
+    name: &str,
+    searched: &[PathBuf],
+    available: &[String],
+    skipped: &[String],
+    libraries: usize,
+) -> String {
+    let mut message = format!(
+        "plugin `{name}` not found in {}; available: [{}]",
+        display_paths(searched),
+        available.join(", ")
+    );
+    if libraries == 0 && !searched.is_empty() {
+        let ext = super::platform::DYLIB_EXTENSION;
+        message.push_str(&format!(
+            ". No dynamic library (*.{ext}) is there: a plugin crate must be built as one, \
+             with `crate-type = [\"cdylib\"]` under `[lib]` in its Cargo.toml"
+        ));
+    }
+    for reason in skipped {
+        message.push_str(&format!(". Not usable: {reason}"));
+    }
+    message
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
@@ -205,7 +252,8 @@ macro_rules! file_of {
             | LoadError::DescriptorTooSmall { path: $path, .. }
             | LoadError::InvalidDescriptor { path: $path, .. }
             | LoadError::DuplicatePlugin { path: $path, .. }
-            | LoadError::InterfaceMismatch { path: $path, .. } => $found,
+            | LoadError::InterfaceMismatch { path: $path, .. }
+            | LoadError::Untrusted { path: $path, .. } => $found,
         }
     };
 }

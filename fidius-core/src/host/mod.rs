@@ -16,6 +16,8 @@ mod dynamic;
 mod handle;
 mod library;
 mod load_error;
+mod sealed;
+pub mod trust;
 mod validate;
 // Each platform's header checks are pure functions, compiled (and unit-tested)
 // everywhere; only the platform's own is used outside tests.
@@ -35,12 +37,15 @@ pub use load_error::LoadError;
 use crate::info::PluginInfo;
 use crate::interface::{Interface, InterfaceInfo};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use trust::Trust;
 
 /// Finds and loads plugins from search paths.
 #[derive(Debug, Clone, Default)]
 pub struct PluginHost {
     search_paths: Vec<PathBuf>,
     expected: Option<InterfaceInfo>,
+    trust: Option<Arc<Trust>>,
 }
 
 /// Builds a [`PluginHost`].
@@ -68,6 +73,15 @@ impl PluginHostBuilder {
     /// As [`expect_interface`](Self::expect_interface), from an [`InterfaceInfo`] value.
     pub fn expect_interface_info(mut self, info: InterfaceInfo) -> Self {
         self.host.expected = Some(info);
+        self
+    }
+
+    /// Loads only builds that `trust` accepts: signed by one of its keys, or with one
+    /// of its pinned digests. Every library is then copied, checked and loaded from
+    /// the copy ([`PluginLibrary::open_trusted`]); an untrusted one is
+    /// [`LoadError::Untrusted`] and nothing of it runs.
+    pub fn trust(mut self, trust: Trust) -> Self {
+        self.host.trust = Some(Arc::new(trust));
         self
     }
 
@@ -113,6 +127,19 @@ impl PluginHost {
         self.expected.as_ref()
     }
 
+    /// The trust this host loads under, if any.
+    pub fn trust(&self) -> Option<&Trust> {
+        self.trust.as_deref()
+    }
+
+    /// Opens one library, through a checked copy when the host has a [`Trust`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Arc<PluginLibrary>, LoadError> {
+        match &self.trust {
+            Some(trust) => PluginLibrary::open_trusted(path, trust),
+            None => PluginLibrary::open(path),
+        }
+    }
+
     /// The library files in the search paths, sorted by path. A search path that
     /// cannot be read is reported as a failure.
     fn library_files(&self, failures: &mut Vec<LoadError>) -> Vec<PathBuf> {
@@ -146,7 +173,7 @@ impl PluginHost {
     pub fn discover(&self) -> Discovery {
         let mut discovery = Discovery::default();
         for path in self.library_files(&mut discovery.failures) {
-            match PluginLibrary::open(&path) {
+            match self.open(&path) {
                 Ok(lib) => {
                     for info in lib.plugins() {
                         match self.check(&path, info) {
@@ -179,12 +206,17 @@ impl PluginHost {
     /// When a plugin of that name exists but does not match the expected interface,
     /// that mismatch is returned rather than "not found".
     pub fn load(&self, name: &str) -> Result<PluginHandle, LoadError> {
-        let mut ignored = Vec::new();
+        let mut skipped = Vec::new();
         let mut available = Vec::new();
         let mut mismatch = None;
-        for path in self.library_files(&mut ignored) {
-            let Ok(lib) = PluginLibrary::open(&path) else {
-                continue;
+        let files = self.library_files(&mut skipped);
+        for path in &files {
+            let lib = match self.open(path) {
+                Ok(lib) => lib,
+                Err(e) => {
+                    skipped.push(e);
+                    continue;
+                }
             };
             available.extend(lib.plugins().map(|p| p.name.clone()));
             match lib.handle(name, self.expected.as_ref()) {
@@ -197,12 +229,14 @@ impl PluginHost {
             name: name.to_string(),
             searched: self.search_paths.clone(),
             available,
+            skipped: skipped.iter().map(ToString::to_string).collect(),
+            libraries: files.len(),
         }))
     }
 
     /// Loads plugin `name` from the library at `path`, checked against the expected
     /// interface when one is set.
     pub fn load_from(&self, path: impl AsRef<Path>, name: &str) -> Result<PluginHandle, LoadError> {
-        PluginLibrary::open(path)?.handle(name, self.expected.as_ref())
+        self.open(path)?.handle(name, self.expected.as_ref())
     }
 }
