@@ -63,6 +63,7 @@ fn main() {
         "fidius/src",
         "fidius-core/src",
         "fidius-macros/src",
+        "fidius-cli/src",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
@@ -120,7 +121,7 @@ fn main() {
 
     // The command-line tool, tested against the fixtures.
     let mut cmd = cargo_build(&workspace, &fixture_target, release);
-    cmd.args(["-p", "fidius", "--features", "cli", "--bin", "fidius"]);
+    cmd.args(["-p", "fidius-cli", "--bin", "fidius"]);
     let status = cmd
         .status()
         .expect("running cargo to build the fidius tool");

@@ -100,15 +100,27 @@ impl PluginInfo {
     /// methods); same buffer strategy; and every method both sides know sits at the
     /// same vtable index with the same signature (methods may only be appended).
     pub fn check_compatible(&self, expected: &InterfaceInfo) -> Result<(), InterfaceMismatch> {
+        match self.mismatches(expected).into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(()),
+        }
+    }
+
+    /// Every way this plugin differs from `expected`, in the order
+    /// [`check_compatible`](Self::check_compatible) checks them (it reports the
+    /// first): name, hash, version, buffer strategy, then each method that differs.
+    /// Empty when the plugin matches.
+    pub fn mismatches(&self, expected: &InterfaceInfo) -> Vec<InterfaceMismatch> {
+        let mut found = Vec::new();
         if self.interface_name != expected.name {
-            return Err(InterfaceMismatch::Name {
+            found.push(InterfaceMismatch::Name {
                 expected: expected.name.to_string(),
                 found: self.interface_name.clone(),
             });
         }
         if self.interface_hash != expected.hash {
             let required = |m: &&MethodInfo| !m.optional;
-            return Err(InterfaceMismatch::Hash {
+            found.push(InterfaceMismatch::Hash {
                 expected: expected.hash,
                 found: self.interface_hash,
                 changes: MethodChange::between(
@@ -125,27 +137,27 @@ impl PluginInfo {
             });
         }
         if self.interface_version > expected.version {
-            return Err(InterfaceMismatch::Version {
+            found.push(InterfaceMismatch::Version {
                 expected: expected.version,
                 found: self.interface_version,
             });
         }
         if self.buffer_strategy != expected.buffer {
-            return Err(InterfaceMismatch::Buffer {
+            found.push(InterfaceMismatch::Buffer {
                 expected: expected.buffer,
                 found: self.buffer_strategy.to_string(),
             });
         }
         for (index, (mine, theirs)) in self.methods.iter().zip(expected.methods).enumerate() {
             if mine.signature != theirs.signature {
-                return Err(InterfaceMismatch::Method {
+                found.push(InterfaceMismatch::Method {
                     index,
                     expected: theirs.signature.to_string(),
                     found: mine.signature.clone(),
                 });
             }
         }
-        Ok(())
+        found
     }
 }
 

@@ -75,7 +75,7 @@ pub use descriptor::{BufferStrategyKind, PluginDescriptor, ABI_VERSION};
 pub use error::{CallError, PluginError, ProcessExit};
 pub use hash::{fnv1a, interface_hash};
 pub use info::{FastPath, MethodInfo, PluginInfo};
-pub use interface::{InterfaceInfo, InterfaceMismatch, MethodChange};
+pub use interface::{InterfaceInfo, InterfaceMismatch, MethodChange, MethodSpec};
 pub use registry::{PluginRegistry, FIDIUS_MAGIC, REGISTRY_VERSION};
 pub use shared_alloc::SharedAllocator;
 pub use stream::reader::{PluginStream, RawStream, StreamSource};

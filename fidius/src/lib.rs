@@ -153,9 +153,10 @@ pub use fidius_core::interface::{interface_info, Interface};
 pub use fidius_core::state::{PluginState, SavedState};
 pub use fidius_core::{
     caller, from_value, inventory, to_value, BufferStrategyKind, CallError, FastPath,
-    InterfaceInfo, InterfaceMismatch, MethodChange, MethodInfo, PluginCaller, PluginDescriptor,
-    PluginError, PluginInfo, PluginRegistry, PluginStream, ProcessExit, RawStream, SharedAllocator,
-    Stream, StreamSource, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC, REGISTRY_VERSION,
+    InterfaceInfo, InterfaceMismatch, MethodChange, MethodInfo, MethodSpec, PluginCaller,
+    PluginDescriptor, PluginError, PluginInfo, PluginRegistry, PluginStream, ProcessExit,
+    RawStream, SharedAllocator, Stream, StreamSource, Value, ValueError, ABI_VERSION, FIDIUS_MAGIC,
+    REGISTRY_VERSION,
 };
 pub use fidius_core::{
     descriptor, dynamic, error, hash, python_descriptor, registry, shared_alloc, state, status,

@@ -1,6 +1,6 @@
 //! The `fidius` command-line tool against real plugin libraries.
 
-use fidius_tests::{fidius_tool, fixture};
+use fidius_tests::{fidius_tool, fixture, private_copy};
 use std::process::Command;
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -98,4 +98,168 @@ fn errors_have_clear_messages_and_exit_codes() {
     assert!(err.contains("/no/such/libx.so"), "{err}");
     let (code, _, _) = run(&["frobnicate"]);
     assert_eq!(code, 2);
+}
+
+#[test]
+fn help_lists_every_command() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for command in [
+        "describe", "call", "check", "keygen", "sign", "verify", "hash",
+    ] {
+        assert!(
+            out.contains(&format!("fidius {command}")),
+            "{command}: {out}"
+        );
+    }
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("fidius "), "{out}");
+    let (code, _, err) = run(&["sign", "x", "--json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("takes no option --json"), "{err}");
+}
+
+/// keygen, sign, verify: the whole round, and each way a signature can be wrong.
+#[test]
+fn keygen_sign_and_verify() {
+    let (dir, lib) = private_copy("calc-plugins");
+    let lib = lib.to_str().unwrap();
+    let base = dir.path().join("release");
+    let base = base.to_str().unwrap();
+    let (code, out, err) = run(&["keygen", "--out", base]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("release.key") && out.contains("release.pub"),
+        "{out}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(format!("{base}.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the secret key is readable by others: {mode:o}"
+        );
+    }
+    // Never replaced by accident.
+    let (code, _, err) = run(&["keygen", "--out", base]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--force"), "{err}");
+
+    let public = format!("{base}.pub");
+    let (code, _, err) = run(&["verify", lib, "--key", &public]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not signed"), "{err}");
+
+    let (code, out, err) = run(&["sign", lib, "--key", &format!("{base}.key")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(".sig"), "{out}");
+    let (code, out, err) = run(&["verify", lib, "--key", &public]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("signed by trusted key"), "{out}");
+    let (code, out, _) = run(&["verify", lib, "--key", &public, "--json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["trusted"], true);
+
+    // Another key does not vouch for it.
+    let other = dir.path().join("other");
+    run(&["keygen", "--out", other.to_str().unwrap()]);
+    let (code, _, err) = run(&["verify", lib, "--key", &format!("{}.pub", other.display())]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not trust"), "{err}");
+
+    // Changed after signing.
+    let mut bytes = std::fs::read(lib).unwrap();
+    bytes.push(0);
+    std::fs::write(lib, bytes).unwrap();
+    let (code, out, _) = run(&["verify", lib, "--key", &public, "--json"]);
+    assert_eq!(code, 1);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["trusted"], false);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{report}"
+    );
+
+    // A pinned digest, from `fidius hash`.
+    let (code, out, _) = run(&["hash", lib]);
+    assert_eq!(code, 0);
+    let digest = out.split_whitespace().next().unwrap().to_string();
+    assert_eq!(digest.len(), 64, "{out}");
+    let (code, out, err) = run(&["verify", lib, "--pin", &digest]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pinned"), "{out}");
+}
+
+/// `check` runs the host's checks and reports every reason, in words or as JSON.
+#[test]
+fn check_reports_every_reason_a_host_would_refuse() {
+    let good = fixture("calc-plugins");
+    let variants = fixture("calc-variants");
+    let (code, out, err) = run(&[
+        "check",
+        good.to_str().unwrap(),
+        "--against",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("a host would accept it"), "{out}");
+
+    let (code, out, err) = run(&[
+        "check",
+        variants.to_str().unwrap(),
+        "--against",
+        good.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["accepted"], false);
+    let reasons = report["reasons"].as_array().unwrap();
+    let broken: Vec<&str> = reasons
+        .iter()
+        .filter(|r| r["plugin"] == "BrokenCalc")
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    // The hash, naming the changed method, and the method table entry itself.
+    assert!(
+        broken
+            .iter()
+            .any(|m| m.contains("interface hash") && m.contains("add(i32,i32)->i32")),
+        "{broken:?}"
+    );
+    assert!(
+        broken.iter().any(|m| m.starts_with("method 0")),
+        "{broken:?}"
+    );
+
+    // Not a fidius plugin: the message says what to add.
+    let (code, out, _) = run(&["check", fixture("not-a-plugin").to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("fidius_plugin_registry!"), "{out}");
+
+    // With a key, an unsigned library is refused and not loaded at all.
+    let (dir, lib) = private_copy("calc-plugins");
+    let base = dir.path().join("k");
+    run(&["keygen", "--out", base.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "check",
+        lib.to_str().unwrap(),
+        "--key",
+        &format!("{}.pub", base.display()),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("refused (trust)") && out.contains("not loaded"),
+        "{out}"
+    );
 }

@@ -1,70 +1,18 @@
-//! `fidius`: inspect any fidius plugin library and call its methods, with JSON in and
-//! out, without the plugin's interface crate.
-//!
-//! ```text
-//! fidius describe <library>
-//! fidius call <library> <plugin> <method> ['<json array of arguments>']
-//! ```
-//!
-//! `describe` prints what every plugin in the library offers, as JSON. `call` prints the
-//! result as JSON; a streaming method prints one JSON value per line. Exit status: 0 on
-//! success, 1 when the call fails, 2 for usage errors and libraries that do not load.
+//! `describe` and `call`: what a library offers, and calling it with JSON in and out,
+//! without the plugin's interface crate.
 
+use crate::Failure;
 use fidius::host::PluginLibrary;
-use fidius::{CallError, PluginInfo, Value};
+use fidius::{PluginInfo, Value};
 use serde_json::{json, Map, Number, Value as Json};
 use std::io::Write;
-use std::process::ExitCode;
+use std::sync::Arc;
 
-const USAGE: &str = "usage:
-  fidius describe <library>
-  fidius call <library> <plugin> <method> ['<json array of arguments>']";
-
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("describe") if args.len() == 2 => describe(&args[1]),
-        Some("call") if args.len() == 4 || args.len() == 5 => call(
-            &args[1],
-            &args[2],
-            &args[3],
-            args.get(4).map(String::as_str).unwrap_or("[]"),
-        ),
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(Failure::Usage(USAGE.to_string())),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Call(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-enum Failure {
-    Usage(String),
-    Call(CallError),
-}
-
-impl From<CallError> for Failure {
-    fn from(e: CallError) -> Self {
-        Failure::Call(e)
-    }
-}
-
-fn open(path: &str) -> Result<std::sync::Arc<PluginLibrary>, Failure> {
+fn open(path: &str) -> Result<Arc<PluginLibrary>, Failure> {
     PluginLibrary::open(path).map_err(|e| Failure::Usage(e.to_string()))
 }
 
-fn describe(path: &str) -> Result<(), Failure> {
+pub fn describe(path: &str) -> Result<(), Failure> {
     let library = open(path)?;
     let plugins: Vec<Json> = library.plugins().map(plugin_json).collect();
     let out = json!({ "path": path, "plugins": plugins });
@@ -84,7 +32,7 @@ fn pairs(pairs: &[(String, String)]) -> Json {
     )
 }
 
-fn plugin_json(p: &PluginInfo) -> Json {
+pub fn plugin_json(p: &PluginInfo) -> Json {
     let methods: Vec<Json> = p
         .methods
         .iter()
@@ -116,7 +64,7 @@ fn plugin_json(p: &PluginInfo) -> Json {
     })
 }
 
-fn call(path: &str, plugin: &str, method: &str, args: &str) -> Result<(), Failure> {
+pub fn call(path: &str, plugin: &str, method: &str, args: &str) -> Result<(), Failure> {
     let args: Json = serde_json::from_str(args)
         .map_err(|e| Failure::Usage(format!("arguments are not valid JSON: {e}")))?;
     let Json::Array(args) = args else {
