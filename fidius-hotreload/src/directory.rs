@@ -16,6 +16,7 @@ use crate::pipeline::Config;
 use crate::shadow::ShadowCopy;
 use crate::status::HotStatus;
 use crate::watcher::{self, Registration, WatcherKind};
+use fidius::host::trust::signed_library;
 use fidius::host::PluginLibrary;
 use fidius::InterfaceInfo;
 use parking_lot::{Mutex, RwLock};
@@ -254,6 +255,15 @@ impl HotDirectoryBuilder {
         self
     }
 
+    /// Loads only builds that `trust` accepts, each library judged with its own
+    /// signature file; see
+    /// [`HotPluginBuilder::trust`](crate::HotPluginBuilder::trust). An untrusted new
+    /// library is reported as [`DirectoryEvent::Rejected`] and not loaded.
+    pub fn trust(mut self, trust: fidius::host::trust::Trust) -> Self {
+        self.config.plugin.trust = Some(std::sync::Arc::new(trust));
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB); see
     /// [`HotPluginBuilder::max_file_size`](crate::HotPluginBuilder::max_file_size).
     pub fn max_file_size(mut self, bytes: u64) -> Self {
@@ -390,7 +400,11 @@ impl HotDirectory {
             // A library is named in the configured directory, whatever directory
             // its change was seen in.
             let dir = shared.dir.clone();
+            // With a trust, a changed signature is a change of its library.
+            let signatures = shared.config.plugin.trust.is_some();
             let sink = debouncer.sink(move |path| {
+                let signed = signatures.then(|| signed_library(path)).flatten();
+                let path = signed.as_deref().unwrap_or(path);
                 let name = path.file_name().filter(|_| is_library(path))?;
                 Some(dir.join(name))
             });

@@ -25,6 +25,13 @@ pub enum Stage {
     /// copy should be. Someone may be trying to get their code loaded into the host;
     /// nothing was loaded. Also reported through `tracing` at error level.
     Security,
+    /// The host trusts only signed or pinned builds
+    /// ([`HotPluginBuilder::trust`](crate::HotPluginBuilder::trust)), and this one is
+    /// not: unsigned, signed by an unknown key, a signature that does not match its
+    /// content, or a digest not pinned. It was judged on its private copy, before the
+    /// dynamic loader saw it: none of its code ran. The error is
+    /// `LoadError::Untrusted`.
+    Trust,
     /// The copy is not a loadable fidius library: not a library of this platform,
     /// truncated, no registry, bad magic or versions, invalid descriptors.
     Load,
@@ -54,6 +61,7 @@ impl std::fmt::Display for Stage {
             Stage::Detect => "detect",
             Stage::Copy => "copy",
             Stage::Security => "security",
+            Stage::Trust => "trust",
             Stage::Load => "load",
             Stage::Check => "pre-swap check",
             Stage::Quarantine => "quarantine",
@@ -114,11 +122,11 @@ impl Rejection {
     }
 
     /// Emits this rejection as a `tracing` event: at error level for the
-    /// [`Stage::Security`] stage, warning otherwise. `plugin` is empty where no
-    /// plugin is known yet (a library new to a hot directory).
+    /// [`Stage::Security`] and [`Stage::Trust`] stages, warning otherwise. `plugin` is
+    /// empty where no plugin is known yet (a library new to a hot directory).
     pub(crate) fn trace(&self, plugin: &str) {
-        if self.stage == Stage::Security {
-            tracing::error!(plugin, path = %self.path.display(), reason = %self.reason, "security: new build refused")
+        if matches!(self.stage, Stage::Security | Stage::Trust) {
+            tracing::error!(plugin, path = %self.path.display(), stage = %self.stage, reason = %self.reason, "security: new build refused")
         } else {
             tracing::warn!(plugin, path = %self.path.display(), stage = %self.stage, reason = %self.reason, "new build rejected")
         }

@@ -174,6 +174,23 @@ impl HotPluginBuilder {
         self
     }
 
+    /// Loads only builds that `trust` accepts: signed by one of its keys (the
+    /// signature in the file beside the library, named as it plus `.sig`), or with one
+    /// of its pinned SHA-256 digests. Each build is judged on its private copy (the
+    /// bytes that will be loaded, hashed as they are copied) before the dynamic loader
+    /// sees it; the signature is read as a pair with the library, and a signature that
+    /// changes meanwhile is read again with a fresh copy. An untrusted build is
+    /// rejected at the [`Stage::Trust`] stage (a `LoadError::Untrusted`), the first
+    /// one included, and the current version keeps serving. A change to the
+    /// signature file alone is a change of the plugin: deploy the signature first,
+    /// then the library (or both within the debounce), and either order converges.
+    ///
+    /// See `fidius::host::trust`, and `fidius keygen`/`sign` in the `fidius-cli` crate.
+    pub fn trust(mut self, trust: fidius::host::trust::Trust) -> Self {
+        self.config.trust = Some(Arc::new(trust));
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB). A larger file is refused
     /// at the [`Stage::Copy`] stage from its size alone, without reading it.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
@@ -206,6 +223,8 @@ pub struct HotPlugin {
 /// watcher feeds. The target is held here, so dropping this stops everything.
 struct Watching {
     registration: Registration,
+    /// The signature file's, with a trust: a new signature is a change of the plugin.
+    _signature: Option<Registration>,
     debouncer: Arc<Debouncer>,
     _target: Arc<FileTarget>,
 }
@@ -486,13 +505,23 @@ fn watch_file(shared: &Arc<Shared>) -> Result<Watching, Rejection> {
     // changed.
     let configured = source.to_path_buf();
     let sink = debouncer.sink(move |_| Some(configured.clone()));
+    let cannot_watch = |reason: String| {
+        let reason = format!("cannot watch the plugin's directory: {reason}");
+        Rejection::new(source, Stage::Detect, reason, None)
+    };
+    let signature = match &shared.config().trust {
+        Some(_) => {
+            let name = fidius::host::trust::signature_path(source);
+            let name = name.file_name().map(|n| n.to_os_string());
+            Some(watcher::watch(dir, name, sink.clone()).map_err(cannot_watch)?)
+        }
+        None => None,
+    };
     let registration = watcher::watch(dir, source.file_name().map(|n| n.to_os_string()), sink)
-        .map_err(|reason| {
-            let reason = format!("cannot watch the plugin's directory: {reason}");
-            Rejection::new(source, Stage::Detect, reason, None)
-        })?;
+        .map_err(cannot_watch)?;
     Ok(Watching {
         registration,
+        _signature: signature,
         debouncer,
         _target: target,
     })

@@ -74,12 +74,15 @@
 //!    *Where versions are loaded from* below). The file is opened once and read
 //!    through that one descriptor; it must be a regular file. A file whose content
 //!    equals the running version's is not reloaded.
-//! 2. **Load and validate** the copy: library format and architecture, registry magic
+//! 2. **Trust**, when the host set one ([`HotPluginBuilder::trust`]): the copy's
+//!    SHA-256, taken as it was written, must be pinned or carry a signature by a
+//!    trusted key (see *Trusted builds* below), before anything loads it.
+//! 3. **Load and validate** the copy: library format and architecture, registry magic
 //!    and versions, ABI version, interface name, hash, version and buffer strategy, the
 //!    plugin's presence, and that the loader did not hand back a library already loaded.
-//! 3. **Swap** atomically: one pointer exchange. No call fails or waits because of a
+//! 4. **Swap** atomically: one pointer exchange. No call fails or waits because of a
 //!    swap (see *Concurrency* below for how calls and swaps meet).
-//! 4. **Drain** and **unload**, as above (`drain.rs`).
+//! 5. **Drain** and **unload**, as above (`drain.rs`).
 //!
 //! Any failure before the swap leaves the current version serving and is reported as a
 //! [`ReloadEvent::Rejected`] naming the file, the [`Stage`] and the reason. A later
@@ -115,8 +118,37 @@
 //!   [`Stage::Security`] stage and nothing is loaded. Copies left by a crash between
 //!   copy and load are removed at the next start.
 //!
-//! What this does not protect against: whoever can write the watched file can deploy
-//! code into the host. Watch only paths that only your deployers can write.
+//! What this alone does not protect against: whoever can write the watched file can
+//! deploy code into the host. Watch only paths that only your deployers can write, or
+//! require signed builds:
+//!
+//! ## Trusted builds
+//!
+//! With [`HotPluginBuilder::trust`] (or [`HotDirectoryBuilder::trust`]) a host loads
+//! only builds signed by a key it names, or whose SHA-256 it pins (`fidius::host::trust`
+//! has the formats and rules; `fidius keygen`, `fidius sign` and `fidius verify` from
+//! the `fidius-cli` crate make and check them). The signature of `libx.so` is the file
+//! `libx.so.sig` beside it.
+//!
+//! * **What is judged is what is loaded**: the private copy, hashed while it is
+//!   written (and sealed, or private, before anyone loads it), never the watched path.
+//!   Replacing the watched file after the check changes nothing that was checked.
+//! * **Before the loader**: the check runs before the dynamic loader sees the copy, so
+//!   none of an untrusted build's code runs, initialisers included.
+//! * **The library and its signature are read as a pair**: the signature is read
+//!   before and after the library is copied, and a signature that changed meanwhile
+//!   is read again with a new copy, never judged against the wrong library.
+//! * **A new signature is a change**: the signature file is watched with its library,
+//!   so a deploy may put the signature first (the careful order) or last: a build
+//!   rejected for lack of its signature is loaded when the signature arrives.
+//! * **Refusals**: an untrusted build is a [`ReloadEvent::Rejected`] at the
+//!   [`Stage::Trust`] stage, traced at error level, with `LoadError::Untrusted` naming
+//!   the file and the reason (unsigned, unknown key, a signature that does not match,
+//!   not pinned); the current version keeps serving. An untrusted first build fails
+//!   [`HotPluginBuilder::build`]; in a directory, an untrusted new library is a
+//!   [`DirectoryEvent::Rejected`] and is not loaded.
+//! * Isolated versions are judged the same way in the host, and their process loads
+//!   the judged copy.
 //!
 //! ## What pins a library, and how to avoid it
 //!

@@ -19,8 +19,9 @@ use crate::status::{DrainingVersion, HotStatus};
 use crate::unload::UnloadState;
 use crate::version::{Backend, Version};
 use crate::watcher::WatcherKind;
+use fidius::host::trust::{read_signature, signature_path, Trust};
 use fidius::host::PluginLibrary;
-use fidius::{InterfaceInfo, PluginHandle};
+use fidius::{InterfaceInfo, LoadError, PluginHandle};
 use parking_lot::{Mutex, MutexGuard};
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,8 @@ pub(crate) struct Config {
     pub probation: Option<Probation>,
     /// Run against a new version before it serves.
     pub pre_swap_check: Option<Check>,
+    /// Only builds this trusts are loaded.
+    pub trust: Option<Arc<Trust>>,
 }
 
 /// Settings of isolated versions (`HotPluginBuilder::isolated`).
@@ -80,6 +83,7 @@ impl Default for Config {
             isolation: None,
             probation: None,
             pre_swap_check: None,
+            trust: None,
         }
     }
 }
@@ -606,6 +610,8 @@ impl Drain for Shared {
 }
 
 /// Copies the watched file for version `generation`, unless `cancel` is set first.
+/// With a [`Trust`], the copy is judged before anything loads it: its SHA-256 (taken
+/// while it was written) against the signature file read as a pair with it.
 pub(crate) fn make_copy(
     source: &Path,
     config: &Config,
@@ -616,10 +622,64 @@ pub(crate) fn make_copy(
         max_size: config.max_file_size,
         cancel,
         inspect: true,
+        digest: config.trust.is_some(),
     };
-    shadow::copy(source, &config.store, generation, &limits)
-        .map_err(|e| e.rejection(source, &config.store))
+    let copy = |limits: &shadow::Limits| {
+        shadow::copy(source, &config.store, generation, limits)
+            .map_err(|e| e.rejection(source, &config.store))
+    };
+    let Some(trust) = &config.trust else {
+        return copy(&limits);
+    };
+    let sig_path = signature_path(source);
+    let read_sig = || {
+        read_signature(&sig_path).map_err(|e| {
+            let reason = format!("cannot read the signature {}: {e}", sig_path.display());
+            let mut rejection = Rejection::new(source, Stage::Trust, reason, None);
+            rejection.transient = true;
+            rejection
+        })
+    };
+    // The library and its signature are read as a pair: a signature that changes
+    // while the library is copied (a deploy in progress) is read again with a new
+    // copy, never judged against the wrong one.
+    let mut attempt = 1;
+    loop {
+        let before = read_sig()?;
+        let copied = copy(&limits)?;
+        let after = read_sig()?;
+        if before != after && attempt < SIGNATURE_ATTEMPTS {
+            attempt += 1;
+            drop(copied);
+            std::thread::sleep(SIGNATURE_PAUSE);
+            continue;
+        }
+        let digest = copied.digest.expect("the copy was asked for its digest");
+        return match trust.check(&digest, after.as_deref(), &sig_path) {
+            Ok(verified) => {
+                tracing::debug!(path = %source.display(), generation, %verified, "trusted build");
+                Ok(copied)
+            }
+            Err(reason) => {
+                let error = LoadError::Untrusted {
+                    path: source.to_path_buf(),
+                    reason,
+                };
+                Err(Rejection::new(
+                    source,
+                    Stage::Trust,
+                    error.to_string(),
+                    Some(error),
+                ))
+            }
+        };
+    }
 }
+
+/// How many times a build is copied again when its signature changed meanwhile, and
+/// the pause before each.
+const SIGNATURE_ATTEMPTS: u32 = 5;
+const SIGNATURE_PAUSE: Duration = Duration::from_millis(50);
 
 /// Loads and validates one version from its copy (let go of again on failure), in
 /// this process or, with `isolation`, in a process of its own.

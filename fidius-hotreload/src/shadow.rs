@@ -23,6 +23,7 @@
 
 use crate::events::{Rejection, Stage};
 use crate::unload::{self, UnloadState};
+use fidius::host::trust::{Digest, Hasher};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -226,6 +227,9 @@ pub(crate) struct ShadowCopy {
     pub map_name: PathBuf,
     /// The content hash.
     pub content_hash: u64,
+    /// The SHA-256 of the content, when the copy was asked for it
+    /// ([`Limits::digest`]): what a host's `Trust` judges.
+    pub digest: Option<Digest>,
     backing: Backing,
     /// An address inside the library loaded from the copy, once it is loaded: asked
     /// about first when the unload is checked (see `unload.rs`).
@@ -255,6 +259,8 @@ pub(crate) struct Limits<'a> {
     /// Judge the header before copying: always, except in the unit tests of the
     /// copy's own mechanics below, which copy bytes that are no library.
     pub inspect: bool,
+    /// Also take the content's SHA-256 (for a host with a `Trust`).
+    pub digest: bool,
 }
 
 /// The watched file, opened once: its first bytes already read (and judged), the rest
@@ -265,6 +271,8 @@ struct Input<'a> {
     cancel: &'a AtomicBool,
     /// The size limit, held to while reading too (the file may still grow).
     max_size: u64,
+    /// Take the SHA-256 too.
+    digest: bool,
 }
 
 /// Copies `source` for version `generation` into the store. Returns the copy with
@@ -298,6 +306,7 @@ pub(crate) fn copy(
         head,
         cancel: limits.cancel,
         max_size: limits.max_size,
+        digest: limits.digest,
     };
     #[cfg(target_os = "linux")]
     if store.uses_memory() {
@@ -365,11 +374,18 @@ fn describe_kind(kind: std::fs::FileType) -> &'static str {
 }
 
 /// Copies everything from `input` to `output`, returning the content hash of it (see
-/// [`VersionInfo::content_hash`](crate::VersionInfo::content_hash)). A read error is
-/// the source's, a write error the target's.
-fn copy_hashing(input: &mut Input, output: &mut File) -> Result<u64, CopyError> {
+/// [`VersionInfo::content_hash`](crate::VersionInfo::content_hash)) and, when asked,
+/// its SHA-256. A read error is the source's, a write error the target's.
+fn copy_hashing(input: &mut Input, output: &mut File) -> Result<(u64, Option<Digest>), CopyError> {
     let mut hash = xxhash_rust::xxh3::Xxh3::new();
-    hash.update(&input.head);
+    let mut sha256 = input.digest.then(Hasher::new);
+    let mut update = |bytes: &[u8]| {
+        hash.update(bytes);
+        if let Some(sha256) = &mut sha256 {
+            sha256.update(bytes);
+        }
+    };
+    update(&input.head);
     output.write_all(&input.head).map_err(CopyError::Target)?;
     // On the stack: a fresh heap buffer this size would be new pages, faulted in and
     // given back on every copy.
@@ -392,10 +408,10 @@ fn copy_hashing(input: &mut Input, output: &mut File) -> Result<u64, CopyError> 
             Err(e) => return Err(CopyError::Source(e)),
         };
         copied += n as u64;
-        hash.update(&buf[..n]);
+        update(&buf[..n]);
         output.write_all(&buf[..n]).map_err(CopyError::Target)?;
     }
-    Ok(hash.digest())
+    Ok((hash.digest(), sha256.map(Hasher::finish)))
 }
 
 /// The content hash of `bytes`, as [`copy_hashing`] computes it.
@@ -553,12 +569,13 @@ fn copy_to_dir(
         load_path: path.clone(),
         map_name: path.clone(),
         content_hash: 0,
+        digest: None,
         backing: Backing::File { present: true },
         probe: None,
         isolated: None,
     };
     // From here on, dropping `copy` on an error removes the file.
-    copy.content_hash = copy_hashing(input, &mut output)?;
+    (copy.content_hash, copy.digest) = copy_hashing(input, &mut output)?;
     // No fsync: a copy only has to outlive this process's use of it.
     private_dir::check_still_ours(&output, &path)?;
     Ok(copy)
@@ -831,7 +848,7 @@ mod memory {
         let name = name_for(source, generation);
         let fd = create(&name).map_err(|e| CopyError::Target(e.into()))?;
         let mut file = File::from(fd);
-        let content_hash = copy_hashing(input, &mut file)?;
+        let (content_hash, digest) = copy_hashing(input, &mut file)?;
         // From now on the content cannot change, whoever holds the descriptor.
         //
         // Sealing against writes fails with EBUSY while the kernel sees a page of the
@@ -855,6 +872,7 @@ mod memory {
             load_path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
             map_name: PathBuf::from(format!("/memfd:{name}")),
             content_hash,
+            digest,
             backing: Backing::Memory { fd },
             probe: None,
             isolated: None,
@@ -881,6 +899,7 @@ mod tests {
         max_size: u64::MAX,
         cancel: &NEVER,
         inspect: false,
+        digest: false,
     };
 
     #[test]

@@ -203,6 +203,7 @@ impl Isolation {
 pub struct IsolatedBuilder {
     library: PathBuf,
     library_fd: Option<Arc<OwnedFd>>,
+    trust: Option<Arc<fidius::host::trust::Trust>>,
     plugin: String,
     expected: Option<InterfaceInfo>,
     settings: Isolation,
@@ -254,6 +255,21 @@ impl IsolatedBuilder {
         self
     }
 
+    /// Loads only a build that `trust` accepts: signed by one of its keys (the
+    /// signature file beside the library, named as it plus `.sig`) or with one of its
+    /// pinned digests. `build` then copies the library to a private copy nobody can
+    /// change, judges the copy, and hands the plugin process that copy: every
+    /// process, restarts included, loads the bytes that were judged. An untrusted
+    /// build is `StartError::Load(LoadError::Untrusted)`, and no process starts.
+    ///
+    /// A descriptor given with [`library_descriptor`](Self::library_descriptor) is
+    /// the caller's to judge (fidius-hotreload judges its copies itself): with one,
+    /// this setting is not used.
+    pub fn trust(mut self, trust: fidius::host::trust::Trust) -> Self {
+        self.trust = Some(Arc::new(trust));
+        self
+    }
+
     /// Lists the library's plugins without loading it in this process: a process
     /// started for the purpose opens it, reports what it offers, and exits. The
     /// builder's plugin name and interface are not used.
@@ -263,9 +279,18 @@ impl IsolatedBuilder {
 
     /// The launch of a process, opening the library unless a descriptor was given.
     fn launch(self) -> Result<Launch, StartError> {
-        let library_fd = match self.library_fd {
-            Some(fd) => fd,
-            None => Arc::new(
+        let io = |source| LoadError::Io {
+            path: self.library.clone(),
+            source,
+        };
+        let library_fd = match (self.library_fd, &self.trust) {
+            (Some(fd), _) => fd,
+            (None, Some(trust)) => {
+                // The copy's own descriptor keeps it alive after `copy` goes.
+                let copy = fidius::host::trust::TrustedCopy::make(&self.library, trust)?;
+                Arc::new(copy.open().map_err(io)?.into())
+            }
+            (None, None) => Arc::new(
                 std::fs::File::open(&self.library)
                     .map_err(|source| LoadError::Io {
                         path: self.library.clone(),
@@ -334,6 +359,7 @@ impl IsolatedPlugin {
         IsolatedBuilder {
             library: absolute(library.as_ref()),
             library_fd: None,
+            trust: None,
             plugin: plugin.to_string(),
             expected,
             settings: Isolation::default(),

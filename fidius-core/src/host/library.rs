@@ -1,7 +1,7 @@
 //! [`PluginLibrary`]: one loaded and validated plugin library.
 
-use super::sealed::{self, SealedCopy};
-use super::trust::{Trust, Verified};
+use super::sealed::SealedCopy;
+use super::trust::{Trust, TrustedCopy, Verified};
 use super::{platform, LoadError, PluginHandle};
 use crate::descriptor::{abi_version_string, PluginDescriptor, ABI_VERSION};
 use crate::info::PluginInfo;
@@ -76,7 +76,7 @@ impl PluginLibrary {
     /// An untrusted build is [`LoadError::Untrusted`], and nothing of it runs.
     pub fn open_trusted(path: impl AsRef<Path>, trust: &Trust) -> Result<Arc<Self>, LoadError> {
         let path = path.as_ref();
-        let (copy, verified) = sealed::verified_copy(path, trust)?;
+        let (copy, verified) = TrustedCopy::make(path, trust)?.into_parts();
         let mut library =
             Self::open_at(copy.load_path(), Some(path)).map_err(|e| e.with_path(path))?;
         #[cfg(feature = "host")]

@@ -38,6 +38,61 @@ impl SealedCopy {
     }
 }
 
+/// A private copy of a library that nobody can change, whose content a [`Trust`]
+/// accepted: what a host that loads the library some other way (in a plugin process,
+/// say) hands over instead of the library's path. [`PluginLibrary::open_trusted`]
+/// makes one and loads it.
+///
+/// [`PluginLibrary::open_trusted`]: super::PluginLibrary::open_trusted
+pub struct TrustedCopy {
+    copy: SealedCopy,
+    verified: Verified,
+}
+
+impl std::fmt::Debug for TrustedCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedCopy")
+            .field("load_path", &self.copy.load_path)
+            .field("verified", &self.verified)
+            .finish()
+    }
+}
+
+impl TrustedCopy {
+    /// Copies `library`, reads its signature file as a pair with it, and judges the
+    /// copy; see [`PluginLibrary::open_trusted`](super::PluginLibrary::open_trusted).
+    /// An untrusted build is [`LoadError::Untrusted`].
+    pub fn make(library: impl AsRef<Path>, trust: &Trust) -> Result<Self, LoadError> {
+        let (copy, verified) = verified_copy(library.as_ref(), trust)?;
+        Ok(Self { copy, verified })
+    }
+
+    /// The path to load the copy through (on Linux, its descriptor's
+    /// `/proc/self/fd/N`). Valid while this value lives.
+    pub fn load_path(&self) -> &Path {
+        self.copy.load_path()
+    }
+
+    /// A new descriptor of the copy, which keeps it alive on its own.
+    pub fn open(&self) -> std::io::Result<File> {
+        File::open(self.copy.load_path())
+    }
+
+    /// Why it was trusted.
+    pub fn verified(&self) -> &Verified {
+        &self.verified
+    }
+
+    /// The SHA-256 of its content.
+    pub fn digest(&self) -> Digest {
+        self.copy.digest
+    }
+
+    pub(crate) fn into_parts(self) -> (SealedCopy, Verified) {
+        (self.copy, self.verified)
+    }
+}
+
 /// How many times a copy is made again when the library or its signature changed
 /// while it was read (a deploy in progress), and the pause before each.
 const ATTEMPTS: u32 = 5;
@@ -46,10 +101,7 @@ const PAUSE: Duration = Duration::from_millis(50);
 /// Copies `source`, reads its signature file as a pair with it, and judges the copy.
 /// A library or signature that changes while this runs is read again (a few times,
 /// briefly), never judged half old and half new.
-pub(crate) fn verified_copy(
-    source: &Path,
-    trust: &Trust,
-) -> Result<(SealedCopy, Verified), LoadError> {
+fn verified_copy(source: &Path, trust: &Trust) -> Result<(SealedCopy, Verified), LoadError> {
     let io = |source_err: std::io::Error, path: &Path| LoadError::Io {
         path: path.to_path_buf(),
         source: source_err,

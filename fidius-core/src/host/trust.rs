@@ -56,6 +56,8 @@
 //! assert!(trust.check(&Digest::of(b"other bytes"), Some(&signature.to_text("libdemo.so")), "libdemo.so.sig".as_ref()).is_err());
 //! ```
 
+pub use super::sealed::TrustedCopy;
+
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
