@@ -21,6 +21,9 @@ const FIXTURES: &[&str] = &[
     "forged",
     "stream-plugin",
     "misbehave-plugin",
+    // Mis-built on purpose, as a new user might: the errors must say what is wrong.
+    "forgot-registry",
+    "rlib-plugin",
 ];
 
 /// The builds of `hot-plugin`, each kept under its own name: (feature, library name).

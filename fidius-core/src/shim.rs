@@ -2,9 +2,12 @@
 //! generate: running a method body behind the FFI boundary, writing its reply,
 //! catching panics, building descriptors. Not a public API.
 
-use crate::descriptor::{BufferStrategyKind, CallOutput, PluginDescriptor, ABI_VERSION};
+use crate::descriptor::{
+    BufferStrategyKind, CallOutput, MethodDescriptor, PluginDescriptor, ABI_VERSION,
+    METHOD_OPTIONAL, METHOD_RAW,
+};
 use crate::error::PluginError;
-use crate::interface::{Interface, Vtable};
+use crate::interface::{Interface, InterfaceInfo, Vtable};
 use crate::status::*;
 use crate::wire::WireScalar;
 use serde::Serialize;
@@ -499,6 +502,102 @@ pub const fn assert_buffer(interface: BufferStrategyKind, declared: BufferStrate
     assert!(
         interface as u32 == declared as u32,
         "#[plugin_impl(buffer = ...)] differs from the interface's buffer strategy"
+    );
+}
+
+/// The index of method `name` in `info`, if it has one.
+const fn method_index(info: &InterfaceInfo, name: &str) -> Option<usize> {
+    let mut i = 0;
+    while i < info.methods.len() {
+        if bytes_eq(info.methods[i].name.as_bytes(), name.as_bytes()) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Fails to compile when `#[wire(raw)]`, written again on the impl's method `name`,
+/// does not agree with the trait (whose attributes decide).
+pub const fn assert_impl_raw(info: &InterfaceInfo, name: &str) {
+    if let Some(i) = method_index(info, name) {
+        assert!(
+            info.methods[i].flags & METHOD_RAW != 0,
+            "this impl method is marked `#[wire(raw)]` and the trait's is not: the wire mode \
+             is the trait's to declare; mark the trait's method, or remove it here"
+        );
+    }
+}
+
+/// Fails to compile when `#[optional]` (with `since`, when given), written again on the
+/// impl's method `name`, does not agree with the trait.
+pub const fn assert_impl_optional(
+    info: &InterfaceInfo,
+    methods: &[MethodDescriptor],
+    name: &str,
+    since: Option<u32>,
+) {
+    if let Some(i) = method_index(info, name) {
+        assert!(
+            info.methods[i].flags & METHOD_OPTIONAL != 0,
+            "this impl method is marked `#[optional]` and the trait's is required: optional \
+             methods are declared on the trait; mark the trait's method (and raise the \
+             interface version), or remove it here"
+        );
+        if let Some(since) = since {
+            assert!(
+                methods[i].since == since,
+                "this impl method's `#[optional(since = N)]` differs from the trait's `since`"
+            );
+        }
+    }
+}
+
+/// Fails to compile when `#[method_meta(key, value)]`, written again on the impl's
+/// method `name`, is not a pair the trait's method declares.
+pub const fn assert_impl_meta(
+    info: &InterfaceInfo,
+    methods: &[MethodDescriptor],
+    name: &str,
+    key: &CStr,
+    value: &CStr,
+) {
+    let Some(i) = method_index(info, name) else {
+        return;
+    };
+    let method = &methods[i];
+    let mut j = 0;
+    let mut found = false;
+    while j < method.metadata_count as usize {
+        // SAFETY: the macro-generated descriptor's metadata points at
+        // `metadata_count` entries of NUL-terminated string constants.
+        let (k, v) = unsafe {
+            let entry = &*method.metadata.add(j);
+            (CStr::from_ptr(entry.key), CStr::from_ptr(entry.value))
+        };
+        if bytes_eq(k.to_bytes(), key.to_bytes()) && bytes_eq(v.to_bytes(), value.to_bytes()) {
+            found = true;
+        }
+        j += 1;
+    }
+    assert!(
+        found,
+        "this impl method's `#[method_meta(...)]` is not on the trait's method: metadata is \
+         declared on the trait; add it there, or remove it here"
     );
 }
 

@@ -19,6 +19,8 @@ pub struct InterfaceDef {
     pub buffer: Buffer,
     pub methods: Vec<MethodDef>,
     pub trait_meta: Vec<MetaPair>,
+    /// `crate = "..."`: the path generated code names fidius by, when not `::fidius`.
+    pub krate: Option<syn::Path>,
 }
 
 pub struct ArgDef {
@@ -139,6 +141,7 @@ impl InterfaceDef {
             buffer: args.buffer,
             methods,
             trait_meta,
+            krate: args.krate,
         }
     }
 }

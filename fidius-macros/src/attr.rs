@@ -8,15 +8,18 @@
 
 use crate::Errors;
 use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Ident, LitStr, Token};
 
-/// The arguments of `#[plugin_interface(version = N, buffer = ...)]`.
+/// The arguments of `#[plugin_interface(version = N, buffer = ..., crate = "...")]`.
 pub struct InterfaceArgs {
     /// 1 when missing or malformed (the error is reported).
     pub version: u32,
     pub buffer: Buffer,
+    /// `crate = "path"`: where the generated code finds fidius, when not at `::fidius`.
+    pub krate: Option<syn::Path>,
 }
 
 /// Reads the arguments of `#[plugin_interface(...)]`.
@@ -26,6 +29,7 @@ pub fn interface_args(args: TokenStream, errors: &mut Errors) -> InterfaceArgs {
     // repeat it.
     let mut version_given = false;
     let mut buffer = Buffer::PluginAllocated;
+    let mut krate = None;
     match parse_key_values.parse2(args) {
         Ok(kvs) => {
             for kv in &kvs {
@@ -41,9 +45,13 @@ pub fn interface_args(args: TokenStream, errors: &mut Errors) -> InterfaceArgs {
                         Ok(b) => buffer = b,
                         Err(e) => errors.push(e),
                     },
+                    "crate" => match parse_crate(kv) {
+                        Ok(path) => krate = Some(path),
+                        Err(e) => errors.push(e),
+                    },
                     other => errors.push(syn::Error::new_spanned(
                         &kv.key,
-                        format!("unknown key `{other}` in #[plugin_interface]; expected `version` or `buffer`"),
+                        format!("unknown key `{other}` in #[plugin_interface]; expected `version`, `buffer` or `crate`"),
                     )),
                 }
             }
@@ -59,7 +67,28 @@ pub fn interface_args(args: TokenStream, errors: &mut Errors) -> InterfaceArgs {
     InterfaceArgs {
         version: version.unwrap_or(1),
         buffer,
+        krate,
     }
+}
+
+/// Reads `crate = "path::to::fidius"`: the path under which the generated code finds
+/// fidius, for crates that re-export it under another name.
+pub fn parse_crate(kv: &KeyValue) -> syn::Result<syn::Path> {
+    let value = require_value(kv)?;
+    let wrong = || {
+        syn::Error::new_spanned(
+            value,
+            "`crate` takes the path to fidius as a string, e.g. `crate = \"my_sdk::fidius\"`",
+        )
+    };
+    let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(text),
+        ..
+    }) = value
+    else {
+        return Err(wrong());
+    };
+    text.parse::<syn::Path>().map_err(|_| wrong())
 }
 
 /// Takes the `#[trait_meta("k", "v")]` attributes off a trait.
@@ -121,7 +150,8 @@ pub struct KeyValue {
 
 impl Parse for KeyValue {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let key: Ident = input.parse()?;
+        // Any identifier, keywords included: `crate = "..."` is a key.
+        let key = Ident::parse_any(input)?;
         let value = if input.peek(Token![=]) {
             input.parse::<Token![=]>()?;
             Some(input.parse()?)
@@ -218,7 +248,7 @@ impl Parse for MetaPair {
 }
 
 /// Adds a metadata pair, rejecting a key already present (spanned at the new key).
-fn push_meta(list: &mut Vec<MetaPair>, attr: &Attribute) -> syn::Result<()> {
+pub fn push_meta(list: &mut Vec<MetaPair>, attr: &Attribute) -> syn::Result<()> {
     let pair: MetaPair = attr.parse_args()?;
     if pair.key.value().contains('\0') || pair.value.value().contains('\0') {
         return Err(syn::Error::new_spanned(
@@ -237,7 +267,7 @@ fn push_meta(list: &mut Vec<MetaPair>, attr: &Attribute) -> syn::Result<()> {
 }
 
 /// `#[optional]` or `#[optional(since = N)]`: returns `since` (1 when absent).
-fn parse_optional(attr: &Attribute) -> syn::Result<(u32, Span)> {
+pub fn parse_optional(attr: &Attribute) -> syn::Result<(u32, Span)> {
     match &attr.meta {
         syn::Meta::Path(_) => Ok((1, Span::call_site())),
         syn::Meta::List(_) => {
@@ -263,7 +293,7 @@ fn parse_optional(attr: &Attribute) -> syn::Result<(u32, Span)> {
 }
 
 /// `#[wire(raw)]`.
-fn parse_wire(attr: &Attribute) -> syn::Result<()> {
+pub fn parse_wire(attr: &Attribute) -> syn::Result<()> {
     let mode: Ident = attr.parse_args()?;
     if mode == "raw" {
         Ok(())

@@ -7,7 +7,7 @@
 use crate::ast::{FastPath, InterfaceDef, MethodDef, ReturnKind};
 use crate::attr::{self, MetaPair};
 use crate::{fallback, types, valid, Errors};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Spacing, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 use std::ffi::CString;
 use syn::ItemTrait;
@@ -31,6 +31,51 @@ pub fn interface(args: TokenStream, item: TokenStream) -> TokenStream {
     match errors.into_result() {
         Ok(()) => generate(&def),
         Err(e) => fallback::interface(&def, e),
+    }
+}
+
+/// `tokens` with every path that starts `::fidius` made to start with `krate`
+/// instead, when one is given (`crate = "..."`): generated code names fidius through
+/// it. A `::fidius` that continues a path (`a::fidius`) is left alone.
+pub fn rebase(tokens: TokenStream, krate: Option<&syn::Path>) -> TokenStream {
+    fn walk(tokens: TokenStream, with: &TokenStream) -> TokenStream {
+        let trees: Vec<TokenTree> = tokens.into_iter().collect();
+        let mut out: Vec<TokenTree> = Vec::with_capacity(trees.len());
+        let mut i = 0;
+        while i < trees.len() {
+            let starts_path = match out.last() {
+                Some(TokenTree::Ident(prev)) => prev == "as",
+                _ => true,
+            };
+            if let (TokenTree::Punct(a), Some(TokenTree::Punct(b)), Some(TokenTree::Ident(id))) =
+                (&trees[i], trees.get(i + 1), trees.get(i + 2))
+            {
+                if starts_path
+                    && a.as_char() == ':'
+                    && a.spacing() == Spacing::Joint
+                    && b.as_char() == ':'
+                    && id == "fidius"
+                {
+                    out.extend(with.clone());
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(match &trees[i] {
+                TokenTree::Group(g) => {
+                    let mut group = Group::new(g.delimiter(), walk(g.stream(), with));
+                    group.set_span(g.span());
+                    group.into()
+                }
+                other => other.clone(),
+            });
+            i += 1;
+        }
+        out.into_iter().collect()
+    }
+    match krate {
+        Some(krate) => walk(tokens, &quote!(#krate)),
+        None => tokens,
     }
 }
 
@@ -183,9 +228,7 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         });
     let client = crate::client::generate(def);
 
-    quote! {
-        #item
-
+    let generated = quote! {
         #[doc(hidden)]
         // SAFETY: generated from the trait definition above by #[plugin_interface].
         unsafe impl ::fidius::__private::Interface for dyn #name {
@@ -235,7 +278,9 @@ fn generate(def: &InterfaceDef) -> TokenStream {
         }
 
         #client
-    }
+    };
+    let generated = rebase(generated, def.krate.as_ref());
+    quote!(#item #generated)
 }
 
 /// The scalar fast path of a method whose arguments and result are plain scalars.

@@ -21,14 +21,11 @@ pub fn interface(def: &InterfaceDef, errors: syn::Error) -> TokenStream {
     let client = crate::client::stub(def);
     // `impl ... for dyn Trait` would only add errors when the trait cannot be a trait
     // object; those mistakes are among the errors already.
+    let client = crate::expand::rebase(client, def.krate.as_ref());
     if !dyn_compatible(item) {
         return quote!(#errors #item #client);
     }
-    quote! {
-        #errors
-
-        #item
-
+    let stubs = quote! {
         #[doc(hidden)]
         // SAFETY: never used: the crate does not compile (the errors above).
         unsafe impl ::fidius::__private::Interface for dyn #name {
@@ -65,9 +62,9 @@ pub fn interface(def: &InterfaceDef, errors: syn::Error) -> TokenStream {
             const VTABLE: &'static [::fidius::__private::MethodFn] = &[];
             const DIRECT: &'static [::core::option::Option<::fidius::__private::ErasedFn>] = &[];
         }
-
-        #client
-    }
+    };
+    let stubs = crate::expand::rebase(stubs, def.krate.as_ref());
+    quote!(#errors #item #stubs #client)
 }
 
 /// The trait can be a trait object: it is not generic, and it has only methods, each

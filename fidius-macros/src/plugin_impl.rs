@@ -5,8 +5,9 @@
 use crate::attr::{self, Buffer};
 use crate::expand::c_str;
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned as _;
 use syn::{ImplItem, ItemImpl, Path, Token, Type};
 
 struct Args {
@@ -15,6 +16,8 @@ struct Args {
     /// `state`: the type implements `fidius::PluginState` and carries its state
     /// across versions.
     state: bool,
+    /// `crate = "..."`: the path generated code names fidius by.
+    krate: Option<syn::Path>,
 }
 
 impl Parse for Args {
@@ -27,6 +30,7 @@ impl Parse for Args {
         })?;
         let mut buffer = None;
         let mut state = false;
+        let mut krate = None;
         if input.parse::<Option<Token![,]>>()?.is_some() {
             // The bare flag `state`, before any `key = value`.
             let fork = input.fork();
@@ -40,11 +44,13 @@ impl Parse for Args {
             for kv in attr::parse_key_values(input)? {
                 if kv.key == "buffer" {
                     buffer = Some(attr::parse_buffer(&kv)?);
+                } else if kv.key == "crate" {
+                    krate = Some(attr::parse_crate(&kv)?);
                 } else {
                     return Err(syn::Error::new_spanned(
                         &kv.key,
                         format!(
-                            "unknown key `{}` in #[plugin_impl]; expected `state` or `buffer`",
+                            "unknown key `{}` in #[plugin_impl]; expected `state`, `buffer` or `crate`",
                             kv.key
                         ),
                     ));
@@ -55,19 +61,20 @@ impl Parse for Args {
             trait_path,
             buffer,
             state,
+            krate,
         })
     }
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let imp: ItemImpl = match syn::parse2(item.clone()) {
+    let mut imp: ItemImpl = match syn::parse2(item.clone()) {
         Ok(imp) => imp,
         Err(e) => {
             let e = e.to_compile_error();
             return quote!(#item #e);
         }
     };
-    match generate(args, &imp) {
+    match generate(args, &mut imp) {
         Ok(ts) => ts,
         Err(e) => {
             let e = e.to_compile_error();
@@ -76,8 +83,10 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
+fn generate(args: TokenStream, imp: &mut ItemImpl) -> syn::Result<TokenStream> {
     let args: Args = syn::parse2(args)?;
+    let trait_path = args.trait_path.clone();
+    let repeated = take_repeated_attrs(imp, &trait_path)?;
     let Some((_, impl_trait, _)) = &imp.trait_ else {
         return Err(syn::Error::new_spanned(
             imp.impl_token,
@@ -105,6 +114,7 @@ fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
     .ok_or_else(|| syn::Error::new_spanned(self_ty, "a plugin type must be a named type"))?;
     let name_c = c_str(&plugin_name);
     let trait_path = &args.trait_path;
+    let imp = &*imp;
     let implemented = imp.items.iter().filter_map(|i| match i {
         ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
         _ => None,
@@ -128,8 +138,8 @@ fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
         quote!(descriptor)
     };
 
-    Ok(quote! {
-        #imp
+    let generated = quote! {
+        #(#repeated)*
 
         impl ::fidius::__private::PluginInstance for #self_ty {
             fn instance() -> &'static Self {
@@ -155,5 +165,55 @@ fn generate(args: TokenStream, imp: &ItemImpl) -> syn::Result<TokenStream> {
                 ::fidius::__private::DescriptorRef(&DESCRIPTOR)
             }
         };
-    })
+    };
+    let generated = crate::expand::rebase(generated, args.krate.as_ref());
+    Ok(quote!(#imp #generated))
+}
+
+/// Takes the interface attributes written again on the impl's methods
+/// (`#[wire(raw)]`, `#[optional]`, `#[method_meta]`, as the trait has them), and
+/// returns for each a compile-time check that it agrees with the trait, spanned at
+/// the attribute: the trait's attributes decide, and one that disagrees is explained.
+fn take_repeated_attrs(imp: &mut ItemImpl, trait_path: &Path) -> syn::Result<Vec<TokenStream>> {
+    let info = quote!(<dyn #trait_path as ::fidius::__private::Interface>::INFO);
+    let methods = quote!(<dyn #trait_path as ::fidius::__private::Interface>::METHODS);
+    let mut checks = Vec::new();
+    let mut errors = crate::Errors::default();
+    for item in &mut imp.items {
+        let ImplItem::Fn(f) = item else { continue };
+        let name = f.sig.ident.to_string();
+        f.attrs.retain(|a| {
+            let span = a.span();
+            let check = if a.path().is_ident("wire") {
+                attr::parse_wire(a).map(|()| {
+                    quote_spanned!(span=> ::fidius::__private::assert_impl_raw(&#info, #name))
+                })
+            } else if a.path().is_ident("optional") {
+                let given = matches!(a.meta, syn::Meta::List(_));
+                attr::parse_optional(a).map(|(since, _)| {
+                    let since = if given {
+                        quote!(::core::option::Option::Some(#since))
+                    } else {
+                        quote!(::core::option::Option::None)
+                    };
+                    quote_spanned!(span=> ::fidius::__private::assert_impl_optional(&#info, #methods, #name, #since))
+                })
+            } else if a.path().is_ident("method_meta") {
+                let mut pair = Vec::new();
+                attr::push_meta(&mut pair, a).map(|()| {
+                    let key = c_str(&pair[0].key.value());
+                    let value = c_str(&pair[0].value.value());
+                    quote_spanned!(span=> ::fidius::__private::assert_impl_meta(&#info, #methods, #name, #key, #value))
+                })
+            } else {
+                return true;
+            };
+            match check {
+                Ok(check) => checks.push(quote_spanned!(span=> const _: () = #check;)),
+                Err(e) => errors.push(e),
+            }
+            false
+        });
+    }
+    errors.into_result().map(|()| checks)
 }

@@ -207,8 +207,9 @@ pub mod __private {
     pub use fidius_core::kebab_const;
     pub use fidius_core::registry::DescriptorRef;
     pub use fidius_core::shim::{
-        assert_buffer, descriptor, descriptor_with_state, run_direct, run_method, Ctor,
-        PluginInstance, Reply, ViaDefault, ViaUnit,
+        assert_buffer, assert_impl_meta, assert_impl_optional, assert_impl_raw, descriptor,
+        descriptor_with_state, run_direct, run_method, Ctor, PluginInstance, Reply, ViaDefault,
+        ViaUnit,
     };
     pub use fidius_core::wire::{
         check_arg, decode_args, decode_bytes, decode_result, decode_scalar_args, explain_args,

@@ -376,3 +376,44 @@ fn discover_without_an_expected_interface_lists_everything() {
     assert_eq!(greeter.info.interface_name, "Greeter");
     assert_eq!(greeter.info.methods[0].signature, "greet(String)->String");
 }
+
+/// Mistakes a first-time user makes, built for real: each error says what is wrong
+/// and how to fix it.
+#[test]
+fn a_plugin_crate_without_its_registry_is_named_with_the_fix() {
+    let dir = fidius_tests::dir_with(&["forgot-registry"]);
+    let err = PluginHost::builder()
+        .search_path(dir.path())
+        .build()
+        .load("MyImpl")
+        .unwrap_err();
+    let message = err.to_string();
+    let file = fixture("forgot-registry");
+    let name = file.file_name().unwrap().to_string_lossy();
+    assert!(message.contains(&*name), "{message}");
+    assert!(
+        message.contains("fidius::fidius_plugin_registry!();"),
+        "{message}"
+    );
+    let LoadError::PluginNotFound { skipped, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+}
+
+#[test]
+fn a_search_path_without_any_library_says_to_build_a_cdylib() {
+    // What `cargo build` of a plugin crate left as an rlib produces: no library.
+    let dir = tempfile::tempdir().unwrap();
+    let rlib = fixture_dir().join("librlib_plugin.rlib");
+    assert!(rlib.exists(), "{} was not built", rlib.display());
+    std::fs::copy(&rlib, dir.path().join("librlib_plugin.rlib")).unwrap();
+    let message = PluginHost::builder()
+        .search_path(dir.path())
+        .build()
+        .load("MyImpl")
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("No dynamic library"), "{message}");
+    assert!(message.contains(r#"crate-type = ["cdylib"]"#), "{message}");
+}
