@@ -52,6 +52,7 @@ pub mod hash;
 pub mod info;
 pub mod interface;
 pub mod invoke;
+pub mod panics;
 pub mod python_descriptor;
 pub mod registry;
 pub mod shared_alloc;

@@ -486,7 +486,7 @@ pub(crate) fn report_panic(out: &mut CallOutput, payload: Box<dyn std::any::Any 
     Reply { out, arena: false }.hand_over(message.into_bytes(), STATUS_PANIC)
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

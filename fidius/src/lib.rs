@@ -159,8 +159,8 @@ pub use fidius_core::{
     REGISTRY_VERSION,
 };
 pub use fidius_core::{
-    descriptor, dynamic, error, hash, python_descriptor, registry, shared_alloc, state, status,
-    stream, wasm_descriptor, wire,
+    descriptor, dynamic, error, hash, panics, python_descriptor, registry, shared_alloc, state,
+    status, stream, wasm_descriptor, wire,
 };
 pub use fidius_core::{fnv1a, interface_hash};
 pub use fidius_macros::{plugin_impl, plugin_interface};
@@ -187,6 +187,15 @@ macro_rules! fidius_plugin_registry {
         #[unsafe(no_mangle)]
         pub extern "C" fn fidius_allocator() -> usize {
             $crate::shared_alloc::plugin_allocator_identity()
+        }
+
+        /// Installs this library's panic hook and routes its panics to the host's
+        /// sink (see `fidius::panics`).
+        #[unsafe(no_mangle)]
+        pub extern "C" fn fidius_panic_sink(
+            sink: ::core::option::Option<$crate::panics::PanicSink>,
+        ) {
+            $crate::panics::plugin_set_panic_sink(sink)
         }
     };
 }

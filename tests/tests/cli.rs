@@ -84,6 +84,13 @@ fn errors_have_clear_messages_and_exit_codes() {
     let (code, _, err) = run(&["call", lib, "BasicCalc", "divide", "[1, 0]"]);
     assert_eq!(code, 1);
     assert!(err.contains("DIV_ZERO"), "{err}");
+    // A panic is reported once, as the call's error: the plugin prints nothing of
+    // its own (no "panicked at", no backtrace).
+    let (code, _, err) = run(&["call", lib, "BasicCalc", "boom", r#"["kaboom"]"#]);
+    assert_eq!(code, 1);
+    assert!(err.contains("kaboom"), "{err}");
+    assert!(!err.contains("panicked at"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     let (code, _, err) = run(&["call", lib, "BasicCalc", "nope", "[]"]);
     assert_eq!(code, 1);
     assert!(err.contains("no method `nope`"), "{err}");

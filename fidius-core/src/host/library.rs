@@ -191,6 +191,7 @@ impl PluginLibrary {
             plugins.push((info, desc_ptr));
         }
         let shares_allocator = shares_allocator(&library);
+        route_panics(&library);
         #[cfg(feature = "host")]
         tracing::debug!(
             path = %known_as.unwrap_or(path).display(),
@@ -267,6 +268,20 @@ fn shares_allocator(library: &libloading::Library) -> bool {
         return false;
     };
     theirs() == ours
+}
+
+/// Installs the library's panic hook, which hands its panics to this host (see
+/// [`crate::panics`]). Libraries built before the hook existed do not export it and
+/// keep their standard library's default hook.
+fn route_panics(library: &libloading::Library) {
+    let symbol = format!("{}\0", crate::panics::PANIC_SINK_SYMBOL);
+    type SetSink = extern "C" fn(Option<crate::panics::PanicSink>);
+    // SAFETY: the library passed the registry checks, so it is a fidius plugin; those
+    // built with this version export `fidius_panic_sink` with exactly this signature
+    // (through `fidius_plugin_registry!`), and older ones do not export it at all.
+    if let Ok(set_sink) = unsafe { library.get::<SetSink>(symbol.as_bytes()) } {
+        set_sink(Some(crate::panics::host_sink));
+    }
 }
 
 #[cfg(unix)]
