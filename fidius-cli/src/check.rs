@@ -3,11 +3,11 @@
 //! file, the loader and the registry, then each plugin against the interface
 //! `--against` names.
 
-use crate::signing::{judge, trust_from};
+use crate::signing::trust_from;
 use crate::{Failure, Options};
 use fidius::descriptor::METHOD_OPTIONAL;
 use fidius::host::PluginLibrary;
-use fidius::{InterfaceInfo, MethodSpec, PluginInfo};
+use fidius::{InterfaceInfo, LoadError, MethodSpec, PluginInfo};
 use serde_json::json;
 use std::path::Path;
 
@@ -84,24 +84,16 @@ impl Report {
 pub fn check(lib: &str, options: &Options) -> Result<(), Failure> {
     let path = Path::new(lib);
     let mut report = Report::default();
-    if let Some(trust) = trust_from(options)? {
-        match judge(path, &trust)? {
-            Ok(verified) => report.notes.push(format!("trusted: {verified}")),
-            Err(why) => {
-                report.refuse("trust", None, why.to_string());
-                report.refuse(
-                    "load",
-                    None,
-                    "not loaded: the remaining checks load the library, which runs its code, \
-                     and that is not done for an untrusted build",
-                );
-                return report.finish(lib, options.json);
-            }
-        }
-    }
+    let trust = trust_from(options)?;
+    // With a trust, every library is loaded from a copy judged first, as a host
+    // would: nothing untrusted runs, and what runs is what was judged.
+    let open = |path: &Path| match &trust {
+        Some(trust) => PluginLibrary::open_trusted(path, trust),
+        None => PluginLibrary::open(path),
+    };
     let expected = match &options.against {
         Some(reference) => {
-            let reference = PluginLibrary::open(reference)
+            let reference = open(Path::new(reference))
                 .map_err(|e| Failure::Usage(format!("--against: {e}")))?;
             let interfaces: Vec<InterfaceInfo> = reference.plugins().map(interface_of).collect();
             if interfaces.is_empty() {
@@ -114,13 +106,26 @@ pub fn check(lib: &str, options: &Options) -> Result<(), Failure> {
         }
         None => Vec::new(),
     };
-    let library = match PluginLibrary::open(path) {
+    let library = match open(path) {
         Ok(library) => library,
+        Err(LoadError::Untrusted { reason, .. }) => {
+            report.refuse("trust", None, reason.to_string());
+            report.refuse(
+                "load",
+                None,
+                "not loaded: the remaining checks load the library, which runs its code, \
+                 and that is not done for an untrusted build",
+            );
+            return report.finish(lib, options.json);
+        }
         Err(e) => {
             report.refuse("load", None, e.to_string());
             return report.finish(lib, options.json);
         }
     };
+    if let Some(verified) = library.verified() {
+        report.notes.push(format!("trusted: {verified}"));
+    }
     report.notes.push(format!(
         "a fidius plugin library with {} plugin(s)",
         library.plugins().count()

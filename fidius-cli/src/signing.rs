@@ -40,32 +40,36 @@ fn with_suffix(base: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes a key file, refusing to replace one unless `force`; a secret key is
-/// readable by its owner only.
+/// Writes a key file, refusing to replace one unless `force`. The file is written
+/// whole under a temporary name (created new, readable by its owner only for a secret
+/// key) and renamed into place, so a replaced key never keeps the old file's
+/// permissions, and a link at the name is replaced, not followed.
 fn write_new(path: &Path, text: &str, secret: bool, force: bool) -> Result<(), Failure> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
+    let fail = |e: std::io::Error| Failure::Usage(format!("{}: {e}", path.display()));
+    if !force && std::fs::symlink_metadata(path).is_ok() {
+        return Err(Failure::Usage(format!(
+            "{}: already exists (--force replaces it)",
+            path.display()
+        )));
     }
+    let temporary = with_suffix(path, &format!(".{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(if secret { 0o600 } else { 0o644 });
     }
     let _ = secret;
-    let mut file = options.open(path).map_err(|e| {
-        let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
-            " (--force replaces it)"
-        } else {
-            ""
-        };
-        Failure::Usage(format!("{}: {e}{hint}", path.display()))
-    })?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
+    let written = options
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(fail(e));
+    }
+    Ok(())
 }
 
 fn digest_of(lib: &Path) -> Result<Digest, Failure> {

@@ -19,7 +19,7 @@ use crate::status::{DrainingVersion, HotStatus};
 use crate::unload::UnloadState;
 use crate::version::{Backend, Version};
 use crate::watcher::WatcherKind;
-use fidius::host::trust::{read_signature, signature_path, Trust};
+use fidius::host::trust::{read_signature, signature_path, unreadable_signature, Trust};
 use fidius::host::PluginLibrary;
 use fidius::{InterfaceInfo, LoadError, PluginHandle};
 use parking_lot::{Mutex, MutexGuard};
@@ -633,11 +633,22 @@ pub(crate) fn make_copy(
     };
     let sig_path = signature_path(source);
     let read_sig = || {
-        read_signature(&sig_path).map_err(|e| {
-            let reason = format!("cannot read the signature {}: {e}", sig_path.display());
-            let mut rejection = Rejection::new(source, Stage::Trust, reason, None);
-            rejection.transient = true;
-            rejection
+        read_signature(&sig_path).map_err(|e| match unreadable_signature(&sig_path, &e) {
+            // There, and no signature: final, as a bad signature is.
+            Some(reason) => {
+                let error = LoadError::Untrusted {
+                    path: source.to_path_buf(),
+                    reason,
+                };
+                Rejection::new(source, Stage::Trust, error.to_string(), Some(error))
+            }
+            // An I/O error may pass: tried again later.
+            None => {
+                let reason = format!("cannot read the signature {}: {e}", sig_path.display());
+                let mut rejection = Rejection::new(source, Stage::Trust, reason, None);
+                rejection.transient = true;
+                rejection
+            }
         })
     };
     // The library and its signature are read as a pair: a signature that changes

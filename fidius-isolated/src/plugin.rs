@@ -262,9 +262,9 @@ impl IsolatedBuilder {
     /// process, restarts included, loads the bytes that were judged. An untrusted
     /// build is `StartError::Load(LoadError::Untrusted)`, and no process starts.
     ///
-    /// A descriptor given with [`library_descriptor`](Self::library_descriptor) is
-    /// the caller's to judge (fidius-hotreload judges its copies itself): with one,
-    /// this setting is not used.
+    /// It cannot be combined with
+    /// [`library_descriptor`](Self::library_descriptor), whose content is the caller's
+    /// to judge (fidius-hotreload judges its copies itself): `build` refuses both.
     pub fn trust(mut self, trust: fidius::host::trust::Trust) -> Self {
         self.trust = Some(Arc::new(trust));
         self
@@ -284,10 +284,18 @@ impl IsolatedBuilder {
             source,
         };
         let library_fd = match (self.library_fd, &self.trust) {
-            (Some(fd), _) => fd,
+            (Some(_), Some(_)) => {
+                return Err(StartError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a trust and a library descriptor were both given: the descriptor's \
+                     content cannot be judged; give the path with the trust, or judge the \
+                     content yourself (fidius::host::TrustedCopy) and give its descriptor",
+                )))
+            }
+            (Some(fd), None) => fd,
             (None, Some(trust)) => {
                 // The copy's own descriptor keeps it alive after `copy` goes.
-                let copy = fidius::host::trust::TrustedCopy::make(&self.library, trust)?;
+                let copy = fidius::host::TrustedCopy::make(&self.library, trust)?;
                 Arc::new(copy.open().map_err(io)?.into())
             }
             (None, None) => Arc::new(

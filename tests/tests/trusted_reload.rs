@@ -207,3 +207,73 @@ fn an_isolated_plugin_loads_only_a_trusted_build() {
     let client = VersionedClient::new(plugin.handle()).unwrap();
     assert_eq!(client.version().unwrap(), 1);
 }
+
+/// A trusted library that stays mapped after it is closed (pinned by a thread-local
+/// destructor on this thread) keeps its copy's descriptor: the next trusted load,
+/// of another build, must load that build, not be handed the pinned one by the
+/// dynamic loader under a reused `/proc/self/fd/N` name.
+#[test]
+fn a_pinned_trusted_library_is_never_handed_back_for_a_new_build() {
+    use fidius::PluginHost;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join(lib_file("hot"));
+    let host = PluginHost::builder()
+        .expect_interface::<dyn Versioned>()
+        .trust(Trust::new().key(signer().public_key()))
+        .build();
+    std::fs::copy(hot_build("pin"), &lib).unwrap();
+    put_signature(&lib, &signature_of("pin"));
+    {
+        let pinned = VersionedClient::new(host.load_from(&lib, "Hot").unwrap()).unwrap();
+        // Registers the plugin's thread-local destructor on this (living) thread.
+        assert_eq!(pinned.work(1).unwrap(), 16 + 2);
+    }
+    for _ in 0..3 {
+        std::fs::copy(hot_build("v3"), &lib).unwrap();
+        put_signature(&lib, &signature_of("v3"));
+        let fresh = VersionedClient::new(host.load_from(&lib, "Hot").unwrap()).unwrap();
+        assert_eq!(fresh.version().unwrap(), 3);
+    }
+}
+
+/// A FIFO where the signature (or the library) should be is refused at once, never
+/// waited on: whoever can write the directory must not be able to hang the host.
+#[test]
+fn a_fifo_is_refused_not_waited_on() {
+    use fidius::PluginHost;
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join(lib_file("hot"));
+    std::fs::copy(hot_build("v1"), &lib).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(signature_path(&lib))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let host = PluginHost::builder().trust(trust()).build();
+    match host.open(&lib).unwrap_err() {
+        LoadError::Untrusted {
+            reason: Untrusted::Malformed { reason, .. },
+            ..
+        } => assert!(reason.contains("not a regular file"), "{reason}"),
+        other => panic!("expected a malformed signature, got {other:?}"),
+    }
+    // Hot reloading refuses it too, at once and for good.
+    let hot = HotPlugin::builder::<dyn Versioned>(&lib, "Hot")
+        .shadow_dir(dir.path().join("shadow"))
+        .trust(trust())
+        .build();
+    let Err(rejection) = hot else {
+        panic!("loaded with a FIFO for a signature")
+    };
+    assert_eq!(rejection.stage, Stage::Trust);
+    assert!(!rejection.transient, "{rejection}");
+
+    let fifo_lib = dir.path().join(lib_file("fifo"));
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo_lib)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = host.open(&fifo_lib).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}

@@ -1,7 +1,8 @@
 //! [`PluginLibrary`]: one loaded and validated plugin library.
 
 use super::sealed::SealedCopy;
-use super::trust::{Trust, TrustedCopy, Verified};
+use super::trust::{Trust, Verified};
+use super::TrustedCopy;
 use super::{platform, LoadError, PluginHandle};
 use crate::descriptor::{abi_version_string, PluginDescriptor, ABI_VERSION};
 use crate::info::PluginInfo;
@@ -28,10 +29,20 @@ pub struct PluginLibrary {
     shares_allocator: bool,
     /// How the build was trusted, when the host asked ([`PluginLibrary::open_trusted`]).
     verified: Option<Verified>,
-    // Declared after everything that points into it, so it is dropped (closed) after.
-    _library: libloading::Library,
-    // The sealed copy it was loaded from, if any: removed only once it is closed.
-    _copy: Option<SealedCopy>,
+    /// Closed in `drop`, after everything that points into it.
+    library: Option<libloading::Library>,
+    /// The sealed copy it was loaded from, if any: let go of only once the library is
+    /// closed (see [`SealedCopy::release`]).
+    copy: Option<SealedCopy>,
+}
+
+impl Drop for PluginLibrary {
+    fn drop(&mut self) {
+        drop(self.library.take());
+        if let Some(copy) = self.copy.take() {
+            copy.release();
+        }
+    }
 }
 
 // SAFETY: after validation the descriptors are immutable 'static data of a library
@@ -77,12 +88,18 @@ impl PluginLibrary {
     pub fn open_trusted(path: impl AsRef<Path>, trust: &Trust) -> Result<Arc<Self>, LoadError> {
         let path = path.as_ref();
         let (copy, verified) = TrustedCopy::make(path, trust)?.into_parts();
-        let mut library =
-            Self::open_at(copy.load_path(), Some(path)).map_err(|e| e.with_path(path))?;
+        let mut library = match Self::open_at(copy.load_path(), Some(path)) {
+            Ok(library) => library,
+            Err(e) => {
+                // Closed already, but perhaps still mapped: the copy knows what to do.
+                copy.release();
+                return Err(e.with_path(path));
+            }
+        };
         #[cfg(feature = "host")]
         tracing::debug!(path = %path.display(), %verified, "trusted plugin library");
         library.verified = Some(verified);
-        library._copy = Some(copy);
+        library.copy = Some(copy);
         Ok(Arc::new(library))
     }
 
@@ -204,8 +221,8 @@ impl PluginLibrary {
             plugins,
             shares_allocator,
             verified: None,
-            _library: library,
-            _copy: None,
+            library: Some(library),
+            copy: None,
         })
     }
 

@@ -33,6 +33,7 @@ pub mod platform;
 pub use handle::PluginHandle;
 pub use library::PluginLibrary;
 pub use load_error::LoadError;
+pub use sealed::TrustedCopy;
 
 use crate::info::PluginInfo;
 use crate::interface::{Interface, InterfaceInfo};

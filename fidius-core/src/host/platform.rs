@@ -9,6 +9,33 @@ use std::path::Path;
 /// The file extension of shared libraries on this platform (`so`, `dylib`, `dll`).
 pub const DYLIB_EXTENSION: &str = std::env::consts::DLL_EXTENSION;
 
+/// Opens `path` for reading only if it is a regular file, judged on the open
+/// descriptor: a FIFO, device, socket or directory is refused, and opening a FIFO does
+/// not wait for a writer (nor a terminal become the controlling one). Whoever can
+/// write a plugin directory must not be able to hang the host that reads it.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let file = options.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    // Reads of a regular file block as usual (some network file systems would
+    // otherwise answer "try again").
+    #[cfg(unix)]
+    rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())?;
+    Ok(file)
+}
+
 /// Reads the headers of `path` and checks format (ELF, Mach-O or PE, whichever this
 /// platform loads), that it is a shared library, word size, byte order, machine, and
 /// that every loadable segment (ELF, Mach-O) or section (PE) lies inside the file.

@@ -1,32 +1,42 @@
 //! Sealed copies: a private copy of a library file that nobody can change, made for a
 //! trusted load. The copy is hashed while it is written and checked against the
-//! host's [`Trust`](super::trust::Trust) before the dynamic loader is given it, so the
-//! bytes verified are the bytes loaded, whatever happens to the original file.
+//! host's [`Trust`] before the dynamic loader is given it, so the bytes verified are
+//! the bytes loaded, whatever happens to the original file.
 //!
 //! On Linux the copy is an in-memory file (`memfd_create`) sealed against every
-//! change and loaded through `/proc/self/fd`; where that is unavailable, and on other
-//! systems, it is a file in a fresh directory only this user can enter, removed again
-//! when the library is closed.
+//! change and loaded through `/proc/self/fd`. Where that is unavailable, and on other
+//! systems, it is a file created new (mode 0600) in a fresh directory of mode 0700,
+//! removed when the library is closed. A copy whose library stays mapped after it is
+//! closed (see the crate's notes on unloading) keeps its descriptor open for good: the
+//! dynamic loader knows a library by the name it was loaded under, and a later copy
+//! given the same descriptor number must not be taken for it.
 
-use super::trust::{read_signature, signature_path, Digest, Hasher, Trust, Verified};
-use super::LoadError;
+use super::trust::{read_signature, signature_path, unreadable_signature, Digest, Hasher};
+use super::trust::{Trust, Verified};
+use super::{platform, LoadError};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The largest library a trusted load copies; a larger file is refused unread.
+pub const MAX_LIBRARY_SIZE: u64 = 1 << 30;
+
 /// A copy that can no longer change, and the digest of its content.
 pub(crate) struct SealedCopy {
     load_path: PathBuf,
     digest: Digest,
-    _backing: Backing,
+    backing: Backing,
 }
 
 enum Backing {
-    /// The in-memory file; loaded through its descriptor, which must stay open until
-    /// the dynamic loader has it.
+    /// The in-memory file, loaded through its descriptor's path; `name` is how the
+    /// memory map shows it.
     #[cfg(target_os = "linux")]
-    Memory(#[allow(dead_code)] std::os::fd::OwnedFd),
+    Memory {
+        fd: std::os::fd::OwnedFd,
+        name: String,
+    },
     /// The private directory holding the copy, removed when dropped.
     Dir(#[allow(dead_code)] tempfile::TempDir),
 }
@@ -36,14 +46,45 @@ impl SealedCopy {
     pub fn load_path(&self) -> &Path {
         &self.load_path
     }
+
+    /// Lets go of the copy once the library loaded from it was closed. An in-memory
+    /// copy whose library is still mapped keeps its descriptor, and with it its
+    /// number and name (see the module docs).
+    pub fn release(self) {
+        match self.backing {
+            #[cfg(target_os = "linux")]
+            Backing::Memory { fd, name } => {
+                if still_mapped(&name) {
+                    use std::os::fd::IntoRawFd;
+                    #[cfg(feature = "host")]
+                    tracing::debug!(copy = %name, "a trusted library stayed mapped after it was closed; its copy stays open");
+                    let _ = fd.into_raw_fd();
+                }
+            }
+            Backing::Dir(dir) => drop(dir),
+        }
+    }
+}
+
+/// Whether the in-memory file `name` is still mapped in this process.
+#[cfg(target_os = "linux")]
+fn still_mapped(name: &str) -> bool {
+    let needle = format!("/memfd:{name} ");
+    let needle_end = format!("/memfd:{name}");
+    match std::fs::read_to_string("/proc/self/maps") {
+        Ok(maps) => maps
+            .lines()
+            .any(|line| line.contains(&needle) || line.ends_with(&needle_end)),
+        // Cannot tell: keep it, the safe way.
+        Err(_) => true,
+    }
 }
 
 /// A private copy of a library that nobody can change, whose content a [`Trust`]
 /// accepted: what a host that loads the library some other way (in a plugin process,
-/// say) hands over instead of the library's path. [`PluginLibrary::open_trusted`]
-/// makes one and loads it.
-///
-/// [`PluginLibrary::open_trusted`]: super::PluginLibrary::open_trusted
+/// say) hands over instead of the library's path.
+/// [`PluginLibrary::open_trusted`](super::PluginLibrary::open_trusted) makes one and
+/// loads it.
 pub struct TrustedCopy {
     copy: SealedCopy,
     verified: Verified,
@@ -61,14 +102,17 @@ impl std::fmt::Debug for TrustedCopy {
 impl TrustedCopy {
     /// Copies `library`, reads its signature file as a pair with it, and judges the
     /// copy; see [`PluginLibrary::open_trusted`](super::PluginLibrary::open_trusted).
-    /// An untrusted build is [`LoadError::Untrusted`].
+    /// An untrusted build is [`LoadError::Untrusted`]; a file that is no library of
+    /// this platform, or larger than [`MAX_LIBRARY_SIZE`], is refused from its header
+    /// or size, before it is copied.
     pub fn make(library: impl AsRef<Path>, trust: &Trust) -> Result<Self, LoadError> {
         let (copy, verified) = verified_copy(library.as_ref(), trust)?;
         Ok(Self { copy, verified })
     }
 
-    /// The path to load the copy through (on Linux, its descriptor's
-    /// `/proc/self/fd/N`). Valid while this value lives.
+    /// The path this process loads the copy through (on Linux, its descriptor's
+    /// `/proc/self/fd/N`). Valid in this process only, while this value lives: hand
+    /// another process a descriptor from [`open`](Self::open) instead.
     pub fn load_path(&self) -> &Path {
         self.copy.load_path()
     }
@@ -102,30 +146,43 @@ const PAUSE: Duration = Duration::from_millis(50);
 /// A library or signature that changes while this runs is read again (a few times,
 /// briefly), never judged half old and half new.
 fn verified_copy(source: &Path, trust: &Trust) -> Result<(SealedCopy, Verified), LoadError> {
-    let io = |source_err: std::io::Error, path: &Path| LoadError::Io {
+    let io = |e: std::io::Error, path: &Path| LoadError::Io {
         path: path.to_path_buf(),
-        source: source_err,
+        source: e,
     };
     let sig_path = signature_path(source);
+    let read_sig = || {
+        read_signature(&sig_path).map_err(|e| match unreadable_signature(&sig_path, &e) {
+            Some(reason) => LoadError::Untrusted {
+                path: source.to_path_buf(),
+                reason,
+            },
+            None => io(e, &sig_path),
+        })
+    };
     let mut attempt = 1;
     loop {
         let before = stamp(source).map_err(|e| io(e, source))?;
-        let signature = read_signature(&sig_path).map_err(|e| io(e, &sig_path))?;
-        let copy = copy(source).map_err(|e| io(e, source))?;
-        let again = read_signature(&sig_path).map_err(|e| io(e, &sig_path))?;
+        let signature = read_sig()?;
+        let copy = copy(source)?;
+        let again = read_sig()?;
         let after = stamp(source).map_err(|e| io(e, source))?;
         let settled = before == after && signature == again;
         if !settled && attempt < ATTEMPTS {
             attempt += 1;
+            copy.release();
             std::thread::sleep(PAUSE);
             continue;
         }
-        return match trust.check(&copy.digest, signature.as_deref(), &sig_path) {
+        return match trust.check(&copy.digest, again.as_deref(), &sig_path) {
             Ok(verified) => Ok((copy, verified)),
-            Err(reason) => Err(LoadError::Untrusted {
-                path: source.to_path_buf(),
-                reason,
-            }),
+            Err(reason) => {
+                copy.release();
+                Err(LoadError::Untrusted {
+                    path: source.to_path_buf(),
+                    reason,
+                })
+            }
         };
     }
 }
@@ -136,35 +193,63 @@ fn stamp(path: &Path) -> std::io::Result<(u64, Option<std::time::SystemTime>)> {
     Ok((meta.len(), meta.modified().ok()))
 }
 
-/// Copies `source` into a sealed copy, hashing what is written.
-fn copy(source: &Path) -> std::io::Result<SealedCopy> {
-    let mut input = File::open(source)?;
-    if !input.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+/// Copies `source` into a sealed copy, hashing what is written. The file is opened
+/// once (a regular file, never waited on), and judged from its size and header
+/// before anything is copied.
+fn copy(source: &Path) -> Result<SealedCopy, LoadError> {
+    let io = |e: std::io::Error| LoadError::Io {
+        path: source.to_path_buf(),
+        source: e,
+    };
+    let mut input = platform::open_regular(source).map_err(io)?;
+    let len = input.metadata().map_err(io)?.len();
+    if len > MAX_LIBRARY_SIZE {
+        return Err(LoadError::NotALibrary {
+            path: source.to_path_buf(),
+            reason: format!("{len} bytes, more than any library loaded ({MAX_LIBRARY_SIZE})"),
+        });
     }
+    let head = platform::read_header(&mut input).map_err(io)?;
+    platform::check_library_header(source, &head, len)?;
+    let mut input = std::io::Cursor::new(head).chain(input.take(MAX_LIBRARY_SIZE));
     #[cfg(target_os = "linux")]
-    if let Some(copy) = memory::copy(&mut input)? {
+    if let Some(copy) = memory::copy(&mut input).map_err(io)? {
         return Ok(copy);
     }
-    let dir = tempfile::Builder::new()
-        .prefix("fidius-sealed-")
-        .tempdir()?;
+    to_private_dir(source, &mut input).map_err(io)
+}
+
+/// The copy as a new file (mode 0600) in a fresh directory of mode 0700.
+fn to_private_dir(source: &Path, input: &mut impl Read) -> std::io::Result<SealedCopy> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("fidius-sealed-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder.tempdir()?;
     let name = source.file_name().unwrap_or("plugin".as_ref());
     let load_path = dir.path().join(name);
-    let mut output = File::create_new(&load_path)?;
-    let digest = copy_hashing(&mut input, &mut output)?;
+    let mut options = std::fs::OpenOptions::new();
+    // O_CREAT | O_EXCL: a new file, never one (or a link) already there.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut output = options.open(&load_path)?;
+    let digest = copy_hashing(input, &mut output)?;
     output.sync_all()?;
     Ok(SealedCopy {
         load_path,
         digest,
-        _backing: Backing::Dir(dir),
+        backing: Backing::Dir(dir),
     })
 }
 
-fn copy_hashing(input: &mut File, output: &mut File) -> std::io::Result<Digest> {
+fn copy_hashing(input: &mut impl Read, output: &mut File) -> std::io::Result<Digest> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -185,17 +270,26 @@ mod memory {
     use super::{copy_hashing, Backing, SealedCopy};
     use rustix::fs::{MemfdFlags, SealFlags};
     use std::fs::File;
+    use std::io::Read;
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
     /// The copy in a sealed in-memory file, or `None` where such files cannot be
     /// made or executed here (the caller then copies to a private directory).
-    pub fn copy(input: &mut File) -> std::io::Result<Option<SealedCopy>> {
+    pub fn copy(input: &mut impl Read) -> std::io::Result<Option<SealedCopy>> {
+        static COPIES: AtomicU64 = AtomicU64::new(0);
+        // A name of its own, so that the memory map tells whether it is still mapped.
+        let name = format!(
+            "fidius:sealed:{}:{}",
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::Relaxed)
+        );
         let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
         // MFD_EXEC (Linux 6.3) says the file will be executed; older kernels refuse
         // the flag, and a system may refuse executable memfds altogether.
-        let fd = match rustix::fs::memfd_create("fidius:sealed", flags | MemfdFlags::EXEC) {
-            Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create("fidius:sealed", flags),
+        let fd = match rustix::fs::memfd_create(&name, flags | MemfdFlags::EXEC) {
+            Err(rustix::io::Errno::INVAL) => rustix::fs::memfd_create(&name, flags),
             other => other,
         };
         let Ok(fd) = fd else { return Ok(None) };
@@ -222,7 +316,35 @@ mod memory {
         Ok(Some(SealedCopy {
             load_path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
             digest,
-            _backing: Backing::Memory(fd),
+            backing: Backing::Memory { fd, name },
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where no in-memory file can be had, the copy is private: a new file readable
+    /// by its owner only, in a directory only its owner may enter, whatever the umask.
+    #[cfg(unix)]
+    #[test]
+    fn a_copy_in_a_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let copy = to_private_dir(Path::new("libx.so"), &mut &b"library bytes"[..]).unwrap();
+        let file = std::fs::metadata(copy.load_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        let dir = std::fs::metadata(copy.load_path().parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(file & 0o777, 0o600, "{file:o}");
+        assert_eq!(dir & 0o777, 0o700, "{dir:o}");
+        assert_eq!(copy.digest, Digest::of(b"library bytes"));
+        let dir = copy.load_path().parent().unwrap().to_path_buf();
+        copy.release();
+        assert!(!dir.exists(), "the copy's directory outlived it");
     }
 }

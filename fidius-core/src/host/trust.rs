@@ -56,8 +56,6 @@
 //! assert!(trust.check(&Digest::of(b"other bytes"), Some(&signature.to_text("libdemo.so")), "libdemo.so.sig".as_ref()).is_err());
 //! ```
 
-pub use super::sealed::TrustedCopy;
-
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest as _, Sha256};
@@ -637,11 +635,13 @@ impl Trust {
 }
 
 /// Reads the signature file of a library, if there is one: `Ok(None)` when it does not
-/// exist. A signature file is small; a larger one is refused unread.
+/// exist. It must be a regular file (a FIFO is refused, not waited on) of at most
+/// 64 KiB of UTF-8; otherwise the error's kind is `InvalidData` (a malformed
+/// signature) or `InvalidInput` (not a regular file).
 pub fn read_signature(signature_file: &Path) -> std::io::Result<Option<String>> {
     use std::io::Read as _;
     const MAX: u64 = 64 * 1024;
-    let file = match std::fs::File::open(signature_file) {
+    let file = match super::platform::open_regular(signature_file) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
@@ -655,6 +655,20 @@ pub fn read_signature(signature_file: &Path) -> std::io::Result<Option<String>> 
         ));
     }
     Ok(Some(text))
+}
+
+/// The verdict on a signature file that could not be read as one: `Some` when the
+/// file is there but is no signature (too large, not text, not a regular file), which
+/// is final; `None` for other I/O errors, which may pass.
+pub fn unreadable_signature(signature_file: &Path, error: &std::io::Error) -> Option<Untrusted> {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+    )
+    .then(|| Untrusted::Malformed {
+        signature: signature_file.to_path_buf(),
+        reason: error.to_string(),
+    })
 }
 
 #[cfg(test)]
