@@ -116,6 +116,41 @@ pub enum DirectoryEvent {
     },
 }
 
+/// The directory's own events are traced as they are queued; each plugin's are
+/// traced by its hot plugin, with its name.
+impl crate::events::Traced for DirectoryEvent {
+    fn trace(&self) {
+        match self {
+            DirectoryEvent::Added { path, plugins } => {
+                tracing::info!(path = %path.display(), plugins = ?plugins, "library added")
+            }
+            DirectoryEvent::Plugin { .. } => {}
+            DirectoryEvent::Removed {
+                path,
+                plugins,
+                unloaded,
+            } => {
+                tracing::info!(path = %path.display(), plugins = ?plugins, unloaded, "library removed")
+            }
+            DirectoryEvent::Rejected(r) => r.trace(""),
+            DirectoryEvent::Retrying {
+                attempt,
+                left,
+                failure,
+            } => {
+                tracing::warn!(path = %failure.path.display(), attempt, left, reason = %failure.reason, "loading a new library failed; trying again")
+            }
+            DirectoryEvent::Duplicate { .. } => {
+                tracing::warn!(event = %self, "a plugin name is offered by several libraries")
+            }
+            DirectoryEvent::Retargeted { .. } => {
+                tracing::info!(event = %self, "the directory now names another")
+            }
+            DirectoryEvent::WatcherFallback { .. } => tracing::warn!(event = %self, "polling"),
+        }
+    }
+}
+
 /// What [`HotDirectory::reload_now`] did with one library file.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -264,6 +299,13 @@ impl HotDirectoryBuilder {
         self
     }
 
+    /// Counts into `metrics`, shared by all its plugins; see
+    /// [`HotDirectory::metrics`].
+    pub fn metrics(mut self, metrics: std::sync::Arc<crate::HotMetrics>) -> Self {
+        self.config.plugin.metrics = metrics;
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB); see
     /// [`HotPluginBuilder::max_file_size`](crate::HotPluginBuilder::max_file_size).
     pub fn max_file_size(mut self, bytes: u64) -> Self {
@@ -284,8 +326,15 @@ impl HotDirectoryBuilder {
     }
 
     /// Loads every library already in the directory and starts watching it.
-    pub fn build(self) -> Result<HotDirectory, std::io::Error> {
-        HotDirectory::start(self)
+    ///
+    /// The error is the one [`HotPlugin`](crate::HotPlugin)'s builder gives: a
+    /// [`Rejection`] naming the directory, at the [`Stage::Detect`] stage when the
+    /// directory cannot be resolved, listed or watched.
+    pub fn build(self) -> Result<HotDirectory, Rejection> {
+        let dir = self.dir.clone();
+        HotDirectory::start(self).map_err(|e| {
+            Rejection::new(&dir, Stage::Detect, format!("{}: {e}", dir.display()), None)
+        })
     }
 }
 
@@ -374,8 +423,7 @@ impl HotDirectory {
     fn start(b: HotDirectoryBuilder) -> std::io::Result<Self> {
         // Checked to be a directory, but kept as configured (made absolute), not as it
         // resolves now: a directory switched under it is followed (see `watcher.rs`).
-        watcher::canonical_dir(&b.dir)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", b.dir.display())))?;
+        watcher::canonical_dir(&b.dir)?;
         let dir = std::path::absolute(&b.dir)?;
         let shared = Arc::new(DirShared {
             dir,
@@ -443,6 +491,12 @@ impl HotDirectory {
             .lock()
             .serving(name)
             .map(|p| p.handle())
+    }
+
+    /// The counters and gauges of all its plugins together; see
+    /// [`HotMetrics`](crate::HotMetrics).
+    pub fn metrics(&self) -> Arc<crate::HotMetrics> {
+        self.shared.config.plugin.metrics.clone()
     }
 
     /// A snapshot of plugin `name` (see [`HotPlugin::status`]), from the library
@@ -720,7 +774,7 @@ impl DirShared {
             How::Now => {
                 let plugins = plugins
                     .iter()
-                    .map(|(name, m)| (name.clone(), m.hot.shared().reload_now(None)))
+                    .map(|(name, m)| (name.clone(), m.hot.shared().reload_now(None, None)))
                     .collect();
                 (Ran::Done, Ok(LibraryReload::Reloaded { plugins }))
             }
@@ -830,7 +884,6 @@ impl DirShared {
                 // Reported once (and at the first scan or on command, where no retry
                 // came before); tried again until it clears or the file changes.
                 if attempt < BACKOFF || attempt == u32::MAX {
-                    r.trace("");
                     self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
                 }
                 return (Ran::Backoff, Err(r));
@@ -838,7 +891,6 @@ impl DirShared {
             Err(r) => {
                 let retries = self.config.plugin.load_retries;
                 if r.stage == Stage::Load && attempt < retries {
-                    tracing::warn!(path = %path.display(), attempt = attempt + 1, reason = %r.reason, "loading a new library failed; trying again");
                     self.hub.enqueue(DirectoryEvent::Retrying {
                         attempt: attempt + 1,
                         left: retries - attempt,
@@ -846,8 +898,6 @@ impl DirShared {
                     });
                     return (Ran::Retry, Err(r));
                 }
-                // Traced here: a plugin's own rejections are traced by its hot plugin.
-                r.trace("");
                 self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
                 return (Ran::Done, Err(r));
             }
@@ -912,7 +962,6 @@ impl DirShared {
             plugins: names.clone(),
         });
         for duplicate in duplicates {
-            tracing::warn!(event = ?duplicate, "a plugin name is offered by several libraries");
             self.hub.enqueue(duplicate);
         }
         (Ran::Done, Ok(LibraryReload::Added { plugins: names }))

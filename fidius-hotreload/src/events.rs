@@ -49,6 +49,10 @@ pub enum Stage {
     /// This build failed its probation before and was rolled back; it is not loaded
     /// again until the file changes.
     Quarantine,
+    /// A reload asked for with a bound (`reload_within`) found a
+    /// [`hold`](crate::HotPlugin::hold) that did not end in time. Nothing was copied
+    /// or loaded; the hold's holder decides when reloads may happen.
+    Held,
     /// Both versions carry state, and handing it over failed: calls did not leave
     /// the old version in time, saving failed, or the new version refused the state.
     /// The old version serves on with its state.
@@ -68,6 +72,7 @@ impl std::fmt::Display for Stage {
             Stage::State => "state handoff",
             Stage::Validate => "validate",
             Stage::Retention => "retention",
+            Stage::Held => "hold",
         })
     }
 }
@@ -154,11 +159,31 @@ pub struct VersionInfo {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ReloadEvent {
-    /// A change to the plugin file was noticed (or a reload was asked for) and the
-    /// pipeline starts.
+    /// The pipeline starts: for the first version, a reload asked for, or a change
+    /// to the plugin file that was noticed.
     Detected {
         /// The plugin file.
         path: PathBuf,
+        /// What started it.
+        cause: Cause,
+    },
+    /// A reload asked for must wait: a [`hold`](crate::HotPlugin::hold) is active.
+    /// The reload follows when the hold ends (or, with `reload_within`, gives up at
+    /// its bound).
+    WaitingForHold {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// The plugin file was refused at start, and the last good build kept for it
+    /// ([`HotPluginBuilder::last_known_good`](crate::HotPluginBuilder::last_known_good))
+    /// serves instead. The file is watched as usual: a good build replaces it.
+    StartedFromLastGood {
+        /// The plugin file.
+        path: PathBuf,
+        /// The kept build that serves.
+        last_good: PathBuf,
+        /// Why the file was refused.
+        rejection: Rejection,
     },
     /// The file's content is identical to the running version: nothing to do.
     Unchanged {
@@ -308,6 +333,18 @@ pub enum ReloadEvent {
     },
 }
 
+/// What started a run of the reload pipeline ([`ReloadEvent::Detected`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The first version, when the hot plugin is built.
+    Start,
+    /// `reload_now` (of the plugin, or of its directory).
+    Asked,
+    /// A change to the file, seen by the watcher.
+    Changed,
+}
+
 /// What to do once [`HotPluginBuilder::max_pinned`](crate::HotPluginBuilder::max_pinned)
 /// old versions are pinned in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -412,7 +449,15 @@ impl<E> Default for EventHub<E> {
     }
 }
 
-impl<E: Clone> EventHub<E> {
+/// How an event is traced when it is queued. A plugin's events are traced with its
+/// name by [`PluginEvents`], so their hub traces nothing more.
+pub(crate) trait Traced {
+    fn trace(&self) {}
+}
+
+impl Traced for ReloadEvent {}
+
+impl<E: Clone + Traced> EventHub<E> {
     pub fn subscribe(&self) -> Receiver<E> {
         let (tx, rx) = channel();
         self.subscribers.lock().push(tx);
@@ -433,6 +478,7 @@ impl<E: Clone> EventHub<E> {
     /// a lock keep their order against everything queued after it is released; call
     /// [`flush`](Self::flush) once it is.
     pub fn enqueue(&self, event: E) {
+        event.trace();
         let mut delivery = self.delivery.lock();
         delivery.queue.push_back(event);
         delivery.queued += 1;
@@ -541,8 +587,26 @@ impl PluginEvents {
 
 fn trace(plugin: &str, event: &ReloadEvent) {
     match event {
-        ReloadEvent::Detected { path } => {
-            tracing::debug!(plugin, path = %path.display(), "change detected")
+        ReloadEvent::Detected { path, cause } => match cause {
+            Cause::Changed => {
+                tracing::debug!(plugin, path = %path.display(), "change detected")
+            }
+            Cause::Asked => tracing::debug!(plugin, path = %path.display(), "reload asked for"),
+            Cause::Start => tracing::debug!(plugin, path = %path.display(), "first load"),
+        },
+        ReloadEvent::StartedFromLastGood {
+            path,
+            last_good,
+            rejection,
+        } => tracing::warn!(
+            plugin,
+            path = %path.display(),
+            last_good = %last_good.display(),
+            reason = %rejection.reason,
+            "the plugin file was refused at start; serving the last good build"
+        ),
+        ReloadEvent::WaitingForHold { path } => {
+            tracing::info!(plugin, path = %path.display(), "a reload waits for a hold to end")
         }
         ReloadEvent::Unchanged { generation, .. } => {
             tracing::debug!(plugin, generation, "content unchanged; nothing to reload")
@@ -558,20 +622,24 @@ fn trace(plugin: &str, event: &ReloadEvent) {
         } => {
             tracing::warn!(plugin, attempt, left, stage = %failure.stage, reason = %failure.reason, "loading the new build failed; trying again")
         }
-        ReloadEvent::Swapped { from, to } => {
-            tracing::info!(
-                plugin,
-                from = from.generation,
-                to = to.generation,
-                "plugin swapped"
-            )
-        }
+        // Traced by the pipeline as it swaps, with how long each stage took.
+        ReloadEvent::Swapped { .. } => {}
         ReloadEvent::Draining {
             generation,
             in_flight,
         } => tracing::debug!(plugin, generation, in_flight, "old version draining"),
+        // A pinned version is memory that stays until the process exits.
+        ReloadEvent::Unloaded {
+            generation,
+            state: UnloadState::Pinned,
+        } => tracing::warn!(
+            plugin,
+            generation,
+            state = %UnloadState::Pinned,
+            "old version unloaded but still mapped: likely a thread-local with a destructor on a host thread, or a thread the plugin started"
+        ),
         ReloadEvent::Unloaded { generation, state } => {
-            tracing::info!(plugin, generation, state = ?state, "old version unloaded")
+            tracing::info!(plugin, generation, %state, "old version unloaded")
         }
         ReloadEvent::Stranded { generation } => {
             tracing::warn!(

@@ -48,6 +48,25 @@ impl HoldGate {
     }
 
     /// Enters for a reload once no hold is in place.
+    /// Enters, waiting for holds to end until `deadline` (`None`: for ever). `None`
+    /// when the deadline passed first.
+    pub fn enter_until(&self, deadline: Option<std::time::Instant>) -> Option<Entered<'_>> {
+        let mut state = self.state.lock();
+        while state.holds > 0 {
+            match deadline {
+                Some(deadline) => {
+                    if self.changed.wait_until(&mut state, deadline).timed_out() && state.holds > 0
+                    {
+                        return None;
+                    }
+                }
+                None => self.changed.wait(&mut state),
+            }
+        }
+        state.reloads += 1;
+        Some(Entered(self))
+    }
+
     pub fn enter(&self) -> Entered<'_> {
         let mut state = self.state.lock();
         while state.holds > 0 {

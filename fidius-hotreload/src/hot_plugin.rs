@@ -191,6 +191,28 @@ impl HotPluginBuilder {
         self
     }
 
+    /// Keeps the last good build in `dir`: each build that passed validation (and its
+    /// probation, when there is one) is copied there, one file per plugin, replacing
+    /// the one before. If the plugin file is refused when the hot plugin is built (a
+    /// bad deploy, then a restart), the kept build serves instead, with a
+    /// [`ReloadEvent::StartedFromLastGood`], and the file is watched as usual.
+    ///
+    /// `dir` is made private to this user (mode 0700) if it does not exist, and must
+    /// be private if it does, as the shadow directory must. With a
+    /// [`trust`](Self::trust), signatures are kept too, and the kept build is judged
+    /// again before it loads. Off by default.
+    pub fn last_known_good(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.last_good = Some(Arc::new(crate::last_good::LastGood::new(dir.into())));
+        self
+    }
+
+    /// Counts into `metrics` instead of counters of its own: give several hot plugins
+    /// the same value to count them together. See [`HotPlugin::metrics`].
+    pub fn metrics(mut self, metrics: Arc<crate::HotMetrics>) -> Self {
+        self.config.metrics = metrics;
+        self
+    }
+
     /// The largest library file loaded (default 512 MiB). A larger file is refused
     /// at the [`Stage::Copy`] stage from its size alone, without reading it.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
@@ -341,6 +363,7 @@ impl HotPlugin {
             &b.plugin,
             ReloadEvent::Detected {
                 path: source.clone(),
+                cause: crate::events::Cause::Start,
             },
         );
         // The watch starts after the first copy: a change in between is found by
@@ -364,11 +387,48 @@ impl HotPlugin {
             )
         })
         .map(|v| v.expect("with no current version, content is never unchanged"));
+        let mut from_last_good = false;
         let first = match first {
             Ok(first) => first,
             Err(r) => {
                 events.emit(&b.plugin, ReloadEvent::Rejected(r.clone()));
-                return Err(r);
+                // A restart after a bad deploy: the last good build, if one is kept.
+                let kept = b.config.last_good.as_ref().and_then(|store| {
+                    let file = store.find(&source, &b.plugin)?;
+                    let loaded = pipeline::make_copy(&file, &b.config, 1, &b.cancel)
+                        .and_then(|copy| {
+                            pipeline::load_version(
+                                &file,
+                                &b.plugin,
+                                &b.expected,
+                                (copy, None),
+                                1,
+                                None,
+                                retirement.clone(),
+                                b.config.isolation.as_ref(),
+                            )
+                        });
+                    match loaded {
+                        Ok(v) => Some((file, v?)),
+                        Err(why) => {
+                            tracing::warn!(plugin = %b.plugin, last_good = %file.display(), reason = %why, "the last good build cannot be loaded either");
+                            None
+                        }
+                    }
+                });
+                let Some((last_good, first)) = kept else {
+                    return Err(r);
+                };
+                events.emit(
+                    &b.plugin,
+                    ReloadEvent::StartedFromLastGood {
+                        path: source.clone(),
+                        last_good,
+                        rejection: r,
+                    },
+                );
+                from_last_good = true;
+                first
             }
         };
         let loaded = first.info();
@@ -399,6 +459,9 @@ impl HotPlugin {
             None
         };
         // Reported only now that the hot plugin exists: a failed start loaded nothing.
+        if !from_last_good {
+            shared.keep_as_last_good(loaded.content_hash);
+        }
         shared.emit(ReloadEvent::Loaded(loaded));
         if let Some((WatcherKind::Polling, reason)) = fallback {
             let directory = shared
@@ -431,7 +494,15 @@ impl HotPlugin {
     /// [`hold`](Self::hold) to end (so never call it while holding one on the same
     /// thread). May be called from an event callback.
     pub fn reload_now(&self) -> Result<ReloadOutcome, Rejection> {
-        self.shared.reload_now(None)
+        self.shared.reload_now(None, None)
+    }
+
+    /// As [`reload_now`](Self::reload_now), waiting at most `limit` for holds to end:
+    /// past it, the reload is refused at the [`Stage::Held`] stage and nothing is
+    /// done. Either way, a reload that must wait reports
+    /// [`ReloadEvent::WaitingForHold`] first.
+    pub fn reload_within(&self, limit: std::time::Duration) -> Result<ReloadOutcome, Rejection> {
+        self.shared.reload_now(None, Some(limit))
     }
 
     /// A channel that receives every event from now on.
@@ -453,10 +524,18 @@ impl HotPlugin {
             .expect("a hot plugin that is not a directory's has its own events")
     }
 
-    /// Stops reacting to file changes until [`resume`](Self::resume). Changes seen while
-    /// paused are reloaded on resume. `reload_now` still works.
+    /// Stops reacting to file changes until [`resume`](Self::resume): the watcher's
+    /// reloads only. Changes seen while paused are reloaded on resume, and
+    /// [`reload_now`](Self::reload_now) still works. To keep *every* reload off,
+    /// `reload_now` included, for a moment, take a [`hold`](Self::hold) instead.
+    ///
+    /// Without a watcher ([`HotPluginBuilder::watch`]`(false)`) nothing reacts to the
+    /// file, so there is nothing to pause: this does nothing, and
+    /// [`HotStatus::paused`](crate::HotStatus::paused) stays `false`.
     pub fn pause(&self) {
-        self.shared.set_paused(true);
+        if self.watching.is_some() {
+            self.shared.set_paused(true);
+        }
     }
 
     /// Reacts to file changes again, starting with any seen while paused.
@@ -467,9 +546,13 @@ impl HotPlugin {
         }
     }
 
-    /// Holds reloads off until the returned guard is dropped: while the host does
+    /// Holds every reload off until the returned guard is dropped: while the host does
     /// something that must not see a swap. Calls keep working; a change seen meanwhile
-    /// is reloaded afterwards.
+    /// is reloaded afterwards, and [`reload_now`](Self::reload_now) waits for the hold
+    /// to end (saying so with [`ReloadEvent::WaitingForHold`];
+    /// [`reload_within`](Self::reload_within) waits at most as long as it is told).
+    /// Unlike [`pause`](Self::pause), which only stops the watcher's reloads, a hold
+    /// is meant to be short.
     pub fn hold(&self) -> ReloadHold<'_> {
         ReloadHold::new(
             &self.shared.hold,
@@ -490,6 +573,12 @@ impl HotPlugin {
     /// A snapshot of versions, drains and counters.
     pub fn status(&self) -> HotStatus {
         self.shared.status()
+    }
+
+    /// Its counters (reloads, rejections, rollbacks...) and gauges (versions
+    /// draining and pinned), to read at any time; see [`HotMetrics`](crate::HotMetrics).
+    pub fn metrics(&self) -> Arc<crate::HotMetrics> {
+        self.shared.config().metrics.clone()
     }
 }
 

@@ -425,6 +425,8 @@ mod drain;
 mod handoff;
 mod hazard;
 mod hold;
+mod last_good;
+mod metrics;
 mod pipeline;
 mod poll;
 mod pool;
@@ -436,6 +438,7 @@ mod watcher;
 
 // The facade: what users touch.
 mod directory;
+mod display;
 mod events;
 mod handle;
 mod hot_plugin;
@@ -445,7 +448,7 @@ pub use directory::{
     DirectoryEvent, DirectoryStatus, HotDirectory, HotDirectoryBuilder, LibraryReload,
     RemovalPolicy,
 };
-pub use events::{PinnedPolicy, Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
+pub use events::{Cause, PinnedPolicy, Rejection, ReloadEvent, ReloadOutcome, Stage, VersionInfo};
 /// Settings of isolated versions ([`HotPluginBuilder::isolated`]).
 #[cfg(all(feature = "isolated", target_os = "linux"))]
 pub use fidius_isolated::Isolation;
@@ -453,6 +456,7 @@ pub use handle::{HotHandle, VersionHandle};
 pub use handoff::{DRAIN_LIMIT, HANDOFF_WAIT};
 pub use hold::ReloadHold;
 pub use hot_plugin::{HotPlugin, HotPluginBuilder};
+pub use metrics::{HotMetrics, MetricsSnapshot};
 pub use pipeline::{
     DEFAULT_DEBOUNCE, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_PINNED, DEFAULT_MAX_RETAINED,
 };

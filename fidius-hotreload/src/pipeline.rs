@@ -9,10 +9,14 @@
 
 use crate::debounce::{Ran, BACKOFF};
 use crate::drain::{self, Drain, Retirement};
-use crate::events::{PinnedPolicy, PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage};
+use crate::events::{
+    Cause, PinnedPolicy, PluginEvents, Rejection, ReloadEvent, ReloadOutcome, Stage,
+};
 use crate::handoff::HandoffGate;
 use crate::hazard::HazardCell;
 use crate::hold::{Entered, HoldGate};
+use crate::last_good::LastGood;
+use crate::metrics::HotMetrics;
 use crate::probation::{Check, OnProbation, Probation, Quarantined, Trial};
 use crate::shadow::{self, ShadowCopy};
 use crate::status::{DrainingVersion, HotStatus};
@@ -27,7 +31,7 @@ use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Default debounce: how long the file must be quiet before a reload starts.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(25);
@@ -59,6 +63,10 @@ pub(crate) struct Config {
     pub pre_swap_check: Option<Check>,
     /// Only builds this trusts are loaded.
     pub trust: Option<Arc<Trust>>,
+    /// Counted into; shared by every plugin given the same value.
+    pub metrics: Arc<HotMetrics>,
+    /// Where the last good build is kept, if anywhere.
+    pub last_good: Option<Arc<LastGood>>,
 }
 
 /// Settings of isolated versions (`HotPluginBuilder::isolated`).
@@ -84,6 +92,8 @@ impl Default for Config {
             probation: None,
             pre_swap_check: None,
             trust: None,
+            metrics: Arc::default(),
+            last_good: None,
         }
     }
 }
@@ -196,6 +206,7 @@ impl Shared {
     }
 
     pub fn emit(&self, event: ReloadEvent) {
+        self.config.metrics.count(&event);
         self.events.emit(&self.plugin, event);
     }
 
@@ -211,17 +222,26 @@ impl Shared {
     }
 
     /// Reloads now, on the caller's thread, waiting for any hold to end (the plugin's
-    /// own, and `outer`, a hot directory's). A rejection is counted and reported.
+    /// own, and `outer`, a hot directory's), for at most `limit` when one is given. A
+    /// reload that must wait says so ([`ReloadEvent::WaitingForHold`]); one whose
+    /// limit passes is refused at the [`Stage::Held`] stage, with nothing done. A
+    /// rejection of the build is counted and reported.
     pub fn reload_now(
         self: &Arc<Self>,
         outer: Option<&HoldGate>,
+        limit: Option<Duration>,
     ) -> Result<ReloadOutcome, Rejection> {
+        let deadline = limit.map(|l| Instant::now() + l);
         let (result, old) = {
-            let _outer = outer.map(HoldGate::enter);
-            let _own = self.hold.enter();
+            let _outer = match outer {
+                Some(gate) => Some(self.enter_gate(gate, deadline, limit)?),
+                None => None,
+            };
+            let _own = self.enter_gate(&self.hold, deadline, limit)?;
             let _serial = self.reload_lock.lock();
             self.queue(ReloadEvent::Detected {
                 path: self.source.clone(),
+                cause: Cause::Asked,
             });
             let (result, old) = self.pipeline();
             if let Err(r) = &result {
@@ -231,6 +251,56 @@ impl Shared {
         };
         self.finish(old);
         result
+    }
+
+    /// Keeps the watched file as the last good build, on a worker, if it still has
+    /// the content `content_hash` (see `last_good.rs`).
+    pub(crate) fn keep_as_last_good(&self, content_hash: u64) {
+        let Some(store) = self.config.last_good.clone() else {
+            return;
+        };
+        let (source, plugin) = (self.source.clone(), self.plugin.clone());
+        let signed = self.config.trust.is_some();
+        crate::pool::spawn(
+            move || match store.keep(&source, &plugin, content_hash, signed) {
+                Ok(true) => {
+                    tracing::debug!(plugin, path = %source.display(), "kept as the last good build")
+                }
+                Ok(false) => {
+                    tracing::debug!(plugin, path = %source.display(), "changed since it was loaded; not kept as the last good build")
+                }
+                Err(why) => {
+                    tracing::warn!(plugin, path = %source.display(), reason = %why, "cannot keep the last good build")
+                }
+            },
+        );
+    }
+
+    /// Enters `gate` for a reload asked for, saying so when a hold makes it wait.
+    fn enter_gate<'g>(
+        &self,
+        gate: &'g HoldGate,
+        deadline: Option<Instant>,
+        limit: Option<Duration>,
+    ) -> Result<Entered<'g>, Rejection> {
+        if let Some(entered) = gate.try_enter() {
+            return Ok(entered);
+        }
+        self.emit(ReloadEvent::WaitingForHold {
+            path: self.source.clone(),
+        });
+        gate.enter_until(deadline).ok_or_else(|| {
+            let limit = limit.unwrap_or_default();
+            Rejection::new(
+                &self.source,
+                Stage::Held,
+                format!(
+                    "a hold did not end within {} ms; nothing was reloaded",
+                    limit.as_millis()
+                ),
+                None,
+            )
+        })
     }
 
     /// One attempt at reloading a watched file that settled (see `debounce.rs`): on a
@@ -261,6 +331,7 @@ impl Shared {
             if attempt == 0 {
                 self.queue(ReloadEvent::Detected {
                     path: self.source.clone(),
+                    cause: Cause::Changed,
                 });
             }
             let (result, old) = self.pipeline();
@@ -316,6 +387,17 @@ impl Shared {
 
     pub(crate) fn push_draining(&self, draining: Draining) {
         self.draining.lock().push(draining);
+        self.config.metrics.draining(1);
+    }
+
+    /// Forgets the draining versions `keep` says no to, and counts them out.
+    fn forget_draining(&self, keep: impl FnMut(&Draining) -> bool) {
+        let mut draining = self.draining.lock();
+        let before = draining.len();
+        draining.retain(keep);
+        self.config
+            .metrics
+            .draining(draining.len() as i64 - before as i64);
     }
 
     /// Rolls back to the version the current one replaced, while it is still kept
@@ -352,6 +434,7 @@ impl Shared {
     }
 
     pub(crate) fn queue(&self, event: ReloadEvent) {
+        self.config.metrics.count(&event);
         self.events.enqueue(&self.plugin, event);
     }
 
@@ -359,6 +442,7 @@ impl Shared {
         self: &Arc<Self>,
         old: &mut Vec<Arc<Version>>,
     ) -> Result<ReloadOutcome, Rejection> {
+        let started = Instant::now();
         let current = self.current.load_full();
         self.prune_draining();
         let draining = self.draining.lock().len();
@@ -391,6 +475,7 @@ impl Shared {
         // version is actually swapped in: generations count versions, not attempts.
         let generation = self.next_generation.load(Ordering::SeqCst);
         let copy = make_copy(&self.source, &self.config, generation, &self.stopped)?;
+        let copied = started.elapsed();
         if let Some(q) = self.quarantined(copy.content_hash) {
             return Err(Rejection::new(
                 &self.source,
@@ -413,6 +498,7 @@ impl Shared {
             retirement,
             self.config.isolation.as_ref(),
         )?;
+        let loaded_in = started.elapsed() - copied;
         let Some(new) = loaded else {
             let generation = current.generation;
             self.queue(ReloadEvent::Unchanged {
@@ -473,6 +559,18 @@ impl Shared {
             from: from.generation,
             to: to.generation,
         };
+        tracing::info!(
+            plugin = %self.plugin,
+            from = from.generation,
+            to = to.generation,
+            copy_ms = ms(copied),
+            load_ms = ms(loaded_in),
+            total_ms = ms(started.elapsed()),
+            "plugin swapped"
+        );
+        if !on_probation {
+            self.keep_as_last_good(to.content_hash);
+        }
         self.queue(ReloadEvent::Swapped { from, to });
         let generation = current.generation;
         // The version replaced drains, unless it is kept to roll back to.
@@ -501,7 +599,7 @@ impl Shared {
     /// Forgets old versions that are gone, or stranded (they will never go; see
     /// [`ReloadEvent::Stranded`]), so that they count against no bound.
     fn prune_draining(&self) {
-        self.draining.lock().retain(|d| {
+        self.forget_draining(|d| {
             d.version.strong_count() > 0 && !self.current.is_stranded(d.version.as_ptr())
         });
     }
@@ -588,7 +686,7 @@ impl Drain for Shared {
             pinned.push(generation);
             pinned.len()
         });
-        self.draining.lock().retain(|d| d.generation != generation);
+        self.forget_draining(|d| d.generation != generation);
         self.emit(ReloadEvent::Unloaded { generation, state });
         if let Some(pinned) = pinned.filter(|&n| n >= self.config.max_pinned) {
             self.emit(ReloadEvent::PinnedLimit {
@@ -607,6 +705,11 @@ impl Drain for Shared {
     fn process_event(&self, generation: u64, event: fidius_isolated::IsolatedEvent) {
         self.emit(ReloadEvent::Process { generation, event });
     }
+}
+
+/// A duration in milliseconds, for traces.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Copies the watched file for version `generation`, unless `cancel` is set first.
@@ -738,14 +841,17 @@ pub(crate) fn load_version(
     }
     // Messages name the user's file, not the copy's load path.
     let explain = |e: &fidius::LoadError| copy.explain(e, source);
-    let library = PluginLibrary::open(copy.load_path());
-    // The library the copy was listed with (directory mode) has done its job. Closed
-    // now, it cannot make a failed copy look still in use (and so keep it forever).
-    drop(listed);
-    let library = library.map_err(|e| reject(Stage::Load, explain(&e), Some(e)))?;
+    // The library the copy was listed with (directory mode) is this very library:
+    // used as it is, not opened (and reported) a second time. Errors name the user's
+    // file, not the loader's path to the copy.
+    let library = match listed {
+        Some(listed) => listed,
+        None => PluginLibrary::open(copy.load_path())
+            .map_err(|e| reject(Stage::Load, explain(&e), Some(e.with_path(source))))?,
+    };
     let handle: PluginHandle = library
         .handle(plugin, Some(expected))
-        .map_err(|e| reject(Stage::Validate, explain(&e), Some(e)))?;
+        .map_err(|e| reject(Stage::Validate, explain(&e), Some(e.with_path(source))))?;
     drop(library);
     if let Some(current) = current {
         if matches!(&*current.handle, Backend::Local(h) if handle.same_code(h)) {

@@ -279,6 +279,12 @@ impl Shared {
         self.queue(ReloadEvent::ProbationPassed {
             generation: on.generation,
         });
+        let proven = self
+            .current
+            .with(|v| (v.generation == on.generation).then(|| v.info()));
+        if let Some(proven) = proven {
+            self.keep_as_last_good(proven.content_hash);
+        }
         self.push_draining(Draining::of(&on.previous));
         Some(on.previous)
     }

@@ -659,7 +659,7 @@ fn process_alive(_pid: u32) -> bool {
 }
 
 /// The private directory for file copies: its checks, and how files are made in it.
-mod private_dir {
+pub(crate) mod private_dir {
     use super::CopyError;
     use std::fs::File;
     use std::path::Path;

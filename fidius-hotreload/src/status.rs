@@ -45,7 +45,8 @@ pub struct HotStatus {
     pub reloads: u64,
     /// Builds refused since the start.
     pub rejections: u64,
-    /// Watching is paused.
+    /// The watcher's reloads are paused ([`HotPlugin::pause`](crate::HotPlugin::pause)):
+    /// file changes wait for `resume`. Always `false` when the file is not watched.
     pub paused: bool,
     /// The file is watched at all.
     pub watching: bool,
