@@ -33,7 +33,7 @@ pub mod platform;
 pub use handle::PluginHandle;
 pub use library::PluginLibrary;
 pub use load_error::LoadError;
-pub use sealed::TrustedCopy;
+pub use sealed::{TrustedCopy, MAX_LIBRARY_SIZE};
 
 use crate::info::PluginInfo;
 use crate::interface::{Interface, InterfaceInfo};
