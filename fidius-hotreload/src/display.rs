@@ -5,7 +5,7 @@
 //! event's type name: `swapped in g2 (xxh3 0x…, interface v1), replacing g1`.
 
 use crate::directory::DirectoryEvent;
-use crate::events::{Cause, ReloadEvent, VersionInfo};
+use crate::events::{Cause, ReloadEvent, ReloadOutcome, VersionInfo};
 use crate::status::HotStatus;
 use crate::unload::UnloadState;
 use std::fmt::{self, Display, Formatter};
@@ -19,6 +19,17 @@ impl Display for VersionInfo {
             "g{} (xxh3 {:#018x}, interface v{})",
             self.generation, self.content_hash, self.interface_version
         )
+    }
+}
+
+impl Display for ReloadOutcome {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match self {
+            ReloadOutcome::Swapped { from, to } => write!(f, "swapped in g{to}, replacing g{from}"),
+            ReloadOutcome::Unchanged { generation } => {
+                write!(f, "content unchanged, g{generation} serves on")
+            }
+        }
     }
 }
 
@@ -470,6 +481,18 @@ mod tests {
         for (event, expected) in cases {
             assert_eq!(event.to_string(), expected, "{event:?}");
         }
+    }
+
+    #[test]
+    fn outcomes_read_as_one_line() {
+        assert_eq!(
+            ReloadOutcome::Swapped { from: 1, to: 2 }.to_string(),
+            "swapped in g2, replacing g1"
+        );
+        assert_eq!(
+            ReloadOutcome::Unchanged { generation: 3 }.to_string(),
+            "content unchanged, g3 serves on"
+        );
     }
 
     #[test]

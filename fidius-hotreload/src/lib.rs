@@ -15,7 +15,7 @@
 //! use my_interface::{MyPlugin, MyPluginClient};
 //!
 //! let hot = HotPlugin::builder::<dyn MyPlugin>("target/debug/libmy_plugin.so", "MyImpl")
-//!     .on_event(|event| eprintln!("{event:?}"))
+//!     .on_event(|event| eprintln!("{event}"))
 //!     .build()?;
 //! let client = MyPluginClient::new(hot.handle())?;
 //! loop {
@@ -247,23 +247,164 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! ## Deploying a new version in production
+//! ## Controls: reload now, hold, pause
 //!
-//! Write the new build next to the watched file and **rename** it into place (`mv`
-//! on one file system, or what cargo does: remove, then hard-link the finished
-//! build), so the file is complete the instant it appears. GNU `install` does not
-//! rename: it writes the target itself, so `install` the build to a name beside the
-//! watched file and `mv` it over. Never `cp` over a file that is loaded: writing
-//! into a mapped library crashes the process that maps it. fidius itself never maps the watched file, and its private
-//! copies have no name one could link to, so a `cp` over the watched file (even one
-//! hard-linked somewhere) cannot crash a fidius host; but the file is half-written
-//! while the copy runs (the load is retried), and other tools that load it directly
-//! are not as careful.
-//! Use [`HotPluginBuilder::watch`]`(false)` and [`HotPlugin::reload_now`] when reloads
-//! should only happen on command, and [`HotPlugin::hold`] around work that must not see
-//! a swap.
+//! * [`HotPlugin::reload_now`] reloads on the calling thread, whatever the watcher saw;
+//!   [`HotPlugin::reload_within`] gives up (at the [`Stage::Held`] stage, having done
+//!   nothing) when a hold keeps it waiting longer than it is told. A reload that must
+//!   wait for a hold says so first, with a [`ReloadEvent::WaitingForHold`].
+//! * [`HotPlugin::hold`] keeps **every** reload off, `reload_now` included, while its
+//!   guard lives: for a short piece of work that must not see a swap.
+//! * [`HotPlugin::pause`] stops the **watcher's** reloads only, until
+//!   [`HotPlugin::resume`]; `reload_now` still works. Without a watcher
+//!   ([`HotPluginBuilder::watch`]`(false)`) there is nothing to pause.
+//! * [`HotPlugin::status`] is a snapshot: the version serving, those draining and
+//!   pinned, counters, the watcher, a probation under way.
 //!
-//! ## Concurrency: how calls and swaps meet, and how it is checked
+//! ## What an operator sees: events, traces, metrics
+//!
+//! * **Events** ([`ReloadEvent`], [`DirectoryEvent`]), to a callback
+//!   ([`HotPluginBuilder::on_event`]) or a channel ([`HotPlugin::subscribe`]). Each
+//!   prints as one line meant for a log (`Display`), as does [`HotStatus`]:
+//!   `swapped in g2 (xxh3 0x…, interface v1), replacing g1`.
+//! * **Traces** (`tracing`), under this crate's module paths as targets
+//!   (`fidius_hotreload::…`), a reload inside a span `fidius_reload` with the field
+//!   `plugin`. Levels follow severity:
+//!
+//!   | level | what |
+//!   |---|---|
+//!   | error | a build refused at the security or trust stage; a rollback |
+//!   | warn | any other refusal, a retry, a version pinned in memory, a pinned-version limit reached, polling instead of watching, a removed plugin file, a start from the last good build |
+//!   | info | a swap (with `copy_ms`, `load_ms` and `total_ms`), an unload, a library added to or removed from a directory, a state handoff, a probation passed, a reload waiting for a hold |
+//!   | debug | the pipeline's steps: what started it, a new version loaded, content unchanged, draining |
+//!
+//!   Plugin panics go where `fidius::panics::route_plugin_panics` says (by default
+//!   debug-level events with target `fidius::plugin_panic`).
+//! * **Metrics** ([`HotMetrics`], from [`HotPlugin::metrics`] or
+//!   [`HotDirectory::metrics`]): counters (reloads, rejections, retries, rollbacks,
+//!   unloads...) and gauges (versions draining and pinned), atomics read at any time.
+//!
+//! ## Examples
+//!
+//! Complete programs, built by CI, in this crate's `examples/`; each takes the path of
+//! a plugin built from the demo's `text-interface` (`cargo build -p uppercase` builds
+//! one):
+//!
+//! * `reload_on_sighup`: no watcher, a reload on `SIGHUP` after an `mv` deploy;
+//! * `directory`: a directory of plugins, each served by name;
+//! * `controls`: hold, pause and status;
+//! * `events`: matching on events, and the metrics.
+//!
+//! ```sh
+//! cargo build -p uppercase
+//! cargo run -p fidius-hotreload --example reload_on_sighup -- target/debug/libuppercase.so
+//! ```
+//!
+//! ## Running it in production: a checklist
+//!
+//! * **Deploy by rename.** Write the new build (and, with a trust, its signature
+//!   first) next to the watched file and **rename** it into place (`mv` on one file
+//!   system, or what cargo does: remove, then hard-link the finished build), so the
+//!   file is complete the instant it appears. GNU `install` does not rename: it
+//!   writes the target itself, so `install` to a name beside the watched file and
+//!   `mv` it over. Never `cp` over a library another program has loaded: writing into
+//!   a mapped library crashes the process that maps it. fidius itself never maps the
+//!   watched file, so a `cp` cannot crash a fidius host, but the file is half-written
+//!   while the copy runs (the load is retried).
+//! * **Reload on command**, if you prefer: [`HotPluginBuilder::watch`]`(false)`, then
+//!   [`HotPlugin::reload_now`] from your deploy signal (see `reload_on_sighup`).
+//! * **Keep the last good build** ([`HotPluginBuilder::last_known_good`]): a bad
+//!   deploy followed by a restart then starts from the last build that worked,
+//!   instead of failing.
+//! * **Require signed builds** ([`HotPluginBuilder::trust`]) when others can write the
+//!   plugin directory.
+//! * **Private copies**: on Linux they live in memory and nothing is left after a
+//!   crash; elsewhere they are files in the shadow directory (by default
+//!   `$TMPDIR/fidius-shadow-<uid>`), unlinked once loaded, and those a crash leaves
+//!   behind are removed at the next start.
+//! * **Plugin panics** are caught and reported; route them with
+//!   `fidius::panics::route_plugin_panics`. A plugin that uses `thread_local!` with
+//!   a destructor on host threads (or starts threads of its own) pins its versions
+//!   in memory: watch the `pinned` gauge and [`ReloadEvent::PinnedLimit`], and set
+//!   [`HotPluginBuilder::max_pinned`] with [`PinnedPolicy::Refuse`] to bound it.
+//! * **Bounds**: at most [`HotPluginBuilder::max_retained`] old versions drain at
+//!   once (new builds wait past it), [`HotPluginBuilder::max_file_size`] per build,
+//!   one file descriptor per loaded version on Linux.
+//! * **Probation** ([`HotPluginBuilder::probation`]) rolls a new build back when its
+//!   calls fail, and quarantines it until the file changes.
+//!
+//! ## Known limitations
+//!
+//! * Calls through a [`HotHandle`] are not async-signal-safe: a thread's first call
+//!   takes a lock to get its hazard record, and deep nesting takes a read lock. Do not
+//!   call a hot plugin from a signal handler.
+//! * `fork` without `exec` is not supported in a process that uses hot plugins. In
+//!   the child only the forking thread exists: a version another thread was calling
+//!   into stays announced in that thread's slots and is never freed, a lock held by
+//!   another thread at the fork is never released, and the watcher and the pool's
+//!   threads are gone, so nothing reloads or drains. A child that only `exec`s (as
+//!   `std::process::Command` does) is fine.
+//! * Unloading is best-effort everywhere, and the unload check reads
+//!   `/proc/self/maps`, so only Linux reports [`UnloadState::Unmapped`] or
+//!   [`UnloadState::Pinned`]; elsewhere the state is [`UnloadState::Unknown`]. macOS
+//!   never unloads images that use thread-locals; musl never unloads at all.
+//! * At most [`HotPluginBuilder::max_retained`] old versions may drain at once; past
+//!   that, new builds are refused (stage [`Stage::Retention`]) until some finish.
+//! * A library file larger than [`HotPluginBuilder::max_file_size`] (default
+//!   512 MiB) is refused from its size; one whose header is no library of this host
+//!   is refused from its first 64 KiB. Neither is copied.
+//! * An old version is closed up to 100 ms after its last call returns (it is polled
+//!   for, so that calls need not report their end), not at that instant. After the
+//!   [`HotPlugin`] is dropped, the timer keeps polling for versions still in calls
+//!   until they are closed or the last handle goes.
+//! * A switched or replaced directory is noticed within half a second (at once when
+//!   the watched directory itself is renamed or removed). Each distinct configured
+//!   directory is resolved again every half second: a few system calls per path
+//!   component, so the idle cost grows with the number of distinct directories, not
+//!   of plugins (BENCHMARKS.md measures a thousand of each).
+//! * At most eight reloads run at once in a process (one per plugin at a time);
+//!   more wait for a worker. A directory that is polled sees a change up to
+//!   [`POLL_INTERVAL`] late.
+//! * Dropping a hot plugin or directory stops its watching and waits for a pipeline
+//!   run in progress, but events of that run may still be delivered just after the
+//!   drop returns.
+//! * A hot directory reloads a library's plugins together: when one of them must be
+//!   tried again (its load failed, or it was busy), all are, and those already
+//!   reloaded report `Unchanged`.
+//! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A
+//!   thread that exits hands its record on; records are never freed, so there are as
+//!   many as threads that ever called at the same time.
+//! * Only Linux runs the tests. macOS and Windows builds are type-checked and linted
+//!   in CI; there, calls use one memory fence each (no `membarrier`).
+//! * Calls nested more than four deep on one thread (a plugin calling the host calling
+//!   a hot plugin, and so on), and calls made from thread-local destructors, take a
+//!   read lock instead of a slot. A swap holds that lock for one pointer exchange, so
+//!   such a call can wait that long.
+//! * State inside the plugin is carried over only for plugins that opt in
+//!   (`fidius::PluginState`); any other new version starts fresh.
+//! * A plugin's code runs in the host process with the host's privileges; reloading
+//!   validates interfaces, it does not sandbox. Anyone who can write the watched file
+//!   can deploy code, unless the host requires signed builds
+//!   ([`HotPluginBuilder::trust`]); even then, any build ever signed by a trusted key
+//!   can be deployed again.
+//! * The last-known-good store ([`HotPluginBuilder::last_known_good`]) serves hot
+//!   plugins; a [`HotDirectory`] does not use one yet.
+//! * On Linux each loaded version holds one file descriptor (its in-memory copy) until
+//!   its library has left memory: the loader and backtraces know the library by the
+//!   path `/proc/self/fd/N`, which must not come to name another file. A
+//!   [pinned](UnloadState::Pinned) version keeps its descriptor for the life of the
+//!   process. Count one descriptor per plugin (more while old versions drain) against
+//!   the process's limit.
+//! * Where copies are files, the directory's parents must not be writable by others
+//!   (a sticky directory such as `/tmp` is fine): the checks look at the directory
+//!   itself, and the path is resolved again for each step. Missing parents are created
+//!   with mode 0700. If another user has taken the default directory's name, file
+//!   copies are refused until it is removed or another directory is configured.
+//! * On Windows only the shadow directory's existence is checked, and a file copy is
+//!   removed when its version is closed rather than as soon as it is loaded; a crash
+//!   leaves copies behind there.
+//!
+//! ## Internals: how calls and swaps meet, and how it is checked
 //!
 //! The guarantee that matters is that a call never runs on a version that was freed,
 //! and a swap never blocks or fails a call. It rests on *hazard slots*
@@ -345,70 +486,6 @@
 //!   the call began (`tests/tests/hot_reload.rs`), with and without membarrier;
 //! * the soak benchmark (BENCHMARKS.md).
 //!
-//! ## Known limitations
-//!
-//! * Calls through a [`HotHandle`] are not async-signal-safe: a thread's first call
-//!   takes a lock to get its hazard record, and deep nesting takes a read lock. Do not
-//!   call a hot plugin from a signal handler.
-//! * `fork` without `exec` is not supported in a process that uses hot plugins. In
-//!   the child only the forking thread exists: a version another thread was calling
-//!   into stays announced in that thread's slots and is never freed, a lock held by
-//!   another thread at the fork is never released, and the watcher and the pool's
-//!   threads are gone, so nothing reloads or drains. A child that only `exec`s (as
-//!   `std::process::Command` does) is fine.
-//! * Unloading is best-effort everywhere, and the unload check reads
-//!   `/proc/self/maps`, so only Linux reports [`UnloadState::Unmapped`] or
-//!   [`UnloadState::Pinned`]; elsewhere the state is [`UnloadState::Unknown`]. macOS
-//!   never unloads images that use thread-locals; musl never unloads at all.
-//! * At most [`HotPluginBuilder::max_retained`] old versions may drain at once; past
-//!   that, new builds are refused (stage [`Stage::Retention`]) until some finish.
-//! * A library file larger than [`HotPluginBuilder::max_file_size`] (default
-//!   512 MiB) is refused from its size; one whose header is no library of this host
-//!   is refused from its first 64 KiB. Neither is copied.
-//! * An old version is closed up to 100 ms after its last call returns (it is polled
-//!   for, so that calls need not report their end), not at that instant. After the [`HotPlugin`] is dropped, the timer keeps polling for
-//!   versions still in calls until they are closed or the last handle goes.
-//! * A switched or replaced directory is noticed within half a second (at once when
-//!   the watched directory itself is renamed or removed). Each distinct configured
-//!   directory is resolved again every half second: a few system calls per path
-//!   component, so the idle cost grows with the number of distinct directories, not
-//!   of plugins (BENCHMARKS.md measures a thousand of each).
-//! * At most eight reloads run at once in a process (one per plugin at a time);
-//!   more wait for a worker. A directory that is polled sees a change up to
-//!   [`POLL_INTERVAL`] late.
-//! * Dropping a hot plugin or directory stops its watching and waits for a pipeline
-//!   run in progress, but events of that run may still be delivered just after the
-//!   drop returns.
-//! * A hot directory reloads a library's plugins together: when one of them must be
-//!   tried again (its load failed, or it was busy), all are, and those already
-//!   reloaded report `Unchanged`.
-//! * Each thread that makes hot calls takes one record of hazard slots (128 bytes). A
-//!   thread that exits hands its record on; records are never freed, so there are as
-//!   many as threads that ever called at the same time.
-//! * Only Linux runs the tests. macOS and Windows builds are type-checked and linted
-//!   in CI; there, calls use one memory fence each (no `membarrier`).
-//! * Calls nested more than four deep on one thread (a plugin calling the host calling
-//!   a hot plugin, and so on), and calls made from thread-local destructors, take a
-//!   read lock instead of a slot. A swap holds that lock for one pointer exchange, so
-//!   such a call can wait that long.
-//! * State inside the plugin is not carried over: a new version starts fresh.
-//! * A plugin's code runs in the host process with the host's privileges; reloading
-//!   validates interfaces, it does not sandbox. Anyone who can write the watched file
-//!   can deploy code (signing is not implemented yet).
-//! * On Linux each loaded version holds one file descriptor (its in-memory copy) until
-//!   its library has left memory: the loader and backtraces know the library by the
-//!   path `/proc/self/fd/N`, which must not come to name another file. A
-//!   [pinned](UnloadState::Pinned) version keeps its descriptor for the life of the
-//!   process. Count one descriptor per plugin (more while old versions drain) against
-//!   the process's limit.
-//! * Where copies are files, the directory's parents must not be writable by others
-//!   (a sticky directory such as `/tmp` is fine): the checks look at the directory
-//!   itself, and the path is resolved again for each step. Missing parents are created
-//!   with mode 0700. If another user has taken the default directory's name, file
-//!   copies are refused until it is removed or another directory is configured.
-//! * On Windows only the shadow directory's existence is checked, and a file copy is
-//!   removed when its version is closed rather than as soon as it is loaded; a crash
-//!   leaves copies behind there.
 
 #![warn(missing_docs)]
 

@@ -1,11 +1,22 @@
 //! # fidius
 //!
 //! Plugins as ordinary Rust traits: define an interface, implement it in a `cdylib`,
-//! load it in a host and call it through a typed client.
+//! load it in a host and call it through a typed client. Three kinds of crate take
+//! part; each section below starts with its `Cargo.toml`.
+//!
+//! Hot reloading (watch a plugin file, swap new builds in under running calls) is the
+//! [`fidius-hotreload`](https://docs.rs/fidius-hotreload) crate; plugins in processes
+//! of their own, [`fidius-isolated`](https://docs.rs/fidius-isolated); the `fidius`
+//! command (describe, call, check, sign), the `fidius-cli` crate.
 //!
 //! ## An interface crate
 //!
 //! Depends on `fidius` only; no features, no `cfg`s.
+//!
+//! ```toml
+//! [dependencies]
+//! fidius = "0.1"
+//! ```
 //!
 //! ```
 //! pub use fidius::{plugin_impl, PluginError};
@@ -19,8 +30,20 @@
 //!
 //! ## A plugin crate
 //!
-//! A `cdylib` depending on the interface crate and `fidius`. It imports the trait and
-//! nothing else:
+//! A `cdylib` depending on the interface crate and `fidius`. Without
+//! `crate-type = ["cdylib"]`, cargo builds no library a host could load; without
+//! `fidius_plugin_registry!()`, a host finds no plugin in it (both errors say so).
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! my-interface = { path = "../my-interface" }
+//! fidius = "0.1"
+//! ```
+//!
+//! It imports the trait and nothing else:
 //!
 //! ```
 //! # mod my_interface {
@@ -30,7 +53,7 @@
 //! #         fn process(&self, input: String) -> String;
 //! #     }
 //! # }
-//! use my_interface::{plugin_impl, MyPlugin, PluginError};
+//! use my_interface::{plugin_impl, MyPlugin};
 //!
 //! pub struct MyImpl;
 //!
@@ -46,6 +69,15 @@
 //! ```
 //!
 //! ## A host (feature `host`)
+//!
+//! ```toml
+//! [dependencies]
+//! my-interface = { path = "../my-interface" }
+//! fidius = { version = "0.1", features = ["host"] }
+//! ```
+//!
+//! [`host::platform::library_file_name`] names a plugin crate's library on this
+//! platform (`libmy_plugin.so`, `libmy_plugin.dylib`, `my_plugin.dll`).
 //!
 //! ```no_run
 //! # mod my_interface {
@@ -70,6 +102,19 @@
 //! # #[cfg(not(feature = "host"))]
 //! # fn main() {}
 //! ```
+//!
+//! ## Trust and its limits
+//!
+//! A plugin runs in the host's process with the host's rights: loading a library
+//! runs its code. Validation catches accidents (a file that is no library, another
+//! architecture, ABI or interface version, a panicking plugin), never malice. A host
+//! decides whom it trusts with [`host::trust::Trust`]: it then loads only builds
+//! signed by its keys (`fidius sign`) or with pinned digests, judged on a private copy
+//! before the loader sees it. Plugin panics are caught at the boundary and reported
+//! as `CallError::Panic`; where else they go is the host's choice
+//! ([`panics::route_plugin_panics`]). A library is closed when its last handle goes,
+//! but the system may keep it mapped (see the repository's README, "Known
+//! limitations").
 //!
 //! ## What the macros accept
 //!

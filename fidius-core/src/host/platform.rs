@@ -9,6 +9,24 @@ use std::path::Path;
 /// The file extension of shared libraries on this platform (`so`, `dylib`, `dll`).
 pub const DYLIB_EXTENSION: &str = std::env::consts::DLL_EXTENSION;
 
+/// The file name cargo gives the `cdylib` of crate `crate_name` on this platform:
+/// `greeter-plugin` → `libgreeter_plugin.so` (Linux), `libgreeter_plugin.dylib`
+/// (macOS), `greeter_plugin.dll` (Windows).
+///
+/// ```
+/// let name = fidius_core::host::platform::library_file_name("greeter-plugin");
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(name, "libgreeter_plugin.so");
+/// ```
+pub fn library_file_name(crate_name: &str) -> String {
+    format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        crate_name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
 /// Opens `path` for reading only if it is a regular file, judged on the open
 /// descriptor: a FIFO, device, socket or directory is refused, and opening a FIFO does
 /// not wait for a writer (nor a terminal become the controlling one). Whoever can

@@ -1,4 +1,4 @@
-use my_interface::{plugin_impl, MyPlugin, PluginError};
+use my_interface::{plugin_impl, MyPlugin};
 
 pub struct MyImpl;
 
