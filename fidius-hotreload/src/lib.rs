@@ -361,7 +361,7 @@
 //!   the watched directory itself is renamed or removed). Each distinct configured
 //!   directory is resolved again every half second: a few system calls per path
 //!   component, so the idle cost grows with the number of distinct directories, not
-//!   of plugins (BENCHMARKS.md measures a thousand of each).
+//!   of plugins (the repository's `BENCHMARKS.md` measures a thousand of each).
 //! * At most eight reloads run at once in a process (one per plugin at a time);
 //!   more wait for a worker. A directory that is polled sees a change up to
 //!   [`POLL_INTERVAL`] late.
@@ -408,7 +408,8 @@
 //!
 //! The guarantee that matters is that a call never runs on a version that was freed,
 //! and a swap never blocks or fails a call. It rests on *hazard slots*
-//! (`src/hazard.rs`, where the argument is written out):
+//! (this crate's `src/hazard.rs` in the repository, where the argument is written
+//! out):
 //!
 //! * A call announces the version it uses in a slot of its own thread and clears the
 //!   slot when it returns. These are two plain stores: no shared counter, no locked
@@ -431,7 +432,8 @@
 //! Why not arc-swap: its guard avoids a shared counter too, but takes its per-thread
 //! slot with locked read-modify-write instructions, two per call, and those make up
 //! nearly all of what a hot call would cost over a plain handle. arc-swap remains a
-//! dev-dependency of the benchmarks, which measure both side by side (BENCHMARKS.md).
+//! dev-dependency of the benchmarks, which measure both side by side (the
+//! repository's `BENCHMARKS.md`).
 //!
 //! Everything around the slots (the draining list, the event queues, the counters)
 //! is behind a mutex or a channel, and a version is retired from its `Drop`, which
@@ -439,7 +441,7 @@
 //!
 //! How the protocol is checked, and that each check can fail:
 //!
-//! * **A loom model** (`tests/hazard_loom.rs`): loom explores every interleaving and
+//! * **A loom model** (this crate's `tests/hazard_loom.rs`): loom explores every interleaving and
 //!   every reordering the memory model allows of a reader, a swap and a reclaim that
 //!   mirror the real steps, with the asymmetric pair modelled as a sequentially
 //!   consistent fence on each side (what `membarrier` guarantees). Each value is a
@@ -474,7 +476,8 @@
 //!   `fidius_mutant="free_stranded"` (the values announced before the switch are freed
 //!   too) must fail the loom model (the test cannot reach its window: only a few values
 //!   cross the switch). Clearing a slot with a relaxed store instead of a release store
-//!   also fails the loom models. BENCHMARKS.md, "The hazard cell's proofs", records how
+//!   also fails the loom models. The repository's `BENCHMARKS.md` ("The hazard cell's
+//!   proofs") records how
 //!   often each failed.
 //!   Reading the current pointer with relaxed instead of acquire before the fence
 //!   mode also fails that model (tried by hand).
@@ -483,8 +486,9 @@
 //!   arithmetic, provenance and the `Arc` bookkeeping of each step.
 //! * four threads calling through 210 consecutive swaps of real plugin builds, checking
 //!   that every result comes from a generation at least as new as the one current when
-//!   the call began (`tests/tests/hot_reload.rs`), with and without membarrier;
-//! * the soak benchmark (BENCHMARKS.md).
+//!   the call began (the repository's `tests/tests/hot_reload.rs`), with and without
+//!   membarrier;
+//! * the soak benchmark (the repository's `BENCHMARKS.md`).
 //!
 
 #![warn(missing_docs)]

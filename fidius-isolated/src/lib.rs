@@ -57,7 +57,7 @@
 //! # What it costs, and when to pick it
 //!
 //! A call crosses two processes: a few microseconds instead of a few nanoseconds
-//! (figures in `BENCHMARKS.md`). Pick isolation for plugins you do not fully trust
+//! (figures in the repository's `BENCHMARKS.md`). Pick isolation for plugins you do not fully trust
 //! to be correct, for calls that need a deadline, and for plugins that cannot be
 //! unloaded in-process; keep in-process calls for hot paths of code you trust.
 //!

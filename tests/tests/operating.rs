@@ -157,3 +157,29 @@ fn a_restart_after_a_bad_deploy_starts_from_the_last_good_build() {
         assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
 }
+
+/// Every stage's message names the user's file, and the error behind it too, not the
+/// private copy it was loaded from.
+#[test]
+fn rejections_name_the_users_file_at_every_stage() {
+    let dir = HotDir::new("v1");
+    let hot = hot(&dir);
+    let file = dir.file.display().to_string();
+    // Validate: a plugin `Hot` of another interface.
+    dir.deploy("other", Deploy::Rename);
+    let r = hot.reload_now().unwrap_err();
+    assert_eq!(r.stage, Stage::Validate, "{r}");
+    assert!(r.reason.contains(&file), "{r}");
+    assert!(!r.reason.contains("/proc/self/fd"), "{r}");
+    assert_eq!(r.error.as_ref().unwrap().path(), Some(dir.file.as_path()));
+    // Load: bytes with a library's header that the loader refuses.
+    let mut bytes = std::fs::read(fidius_tests::hot_build("v2")).unwrap();
+    bytes.truncate(bytes.len() / 2);
+    dir.deploy_bytes(&bytes, Deploy::Rename);
+    let r = hot.reload_now().unwrap_err();
+    assert!(r.reason.contains(&file), "{r}");
+    assert!(!r.reason.contains("/proc/self/fd"), "{r}");
+    if let Some(e) = &r.error {
+        assert_eq!(e.path(), Some(dir.file.as_path()), "{r}");
+    }
+}

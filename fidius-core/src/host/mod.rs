@@ -34,6 +34,7 @@ pub use handle::PluginHandle;
 pub use library::PluginLibrary;
 pub use load_error::LoadError;
 pub use sealed::{TrustedCopy, MAX_LIBRARY_SIZE};
+pub use validate::{MAX_METADATA, MAX_METHODS};
 
 use crate::info::PluginInfo;
 use crate::interface::{Interface, InterfaceInfo};
