@@ -87,6 +87,10 @@ mod host {
         /// A `tracing` event at this level, target `fidius::plugin_panic`, with the
         /// fields `panic` (the message), `file` and `line`.
         Trace(tracing::Level),
+        /// One line on the host's standard error: `plugin panicked at FILE:LINE:
+        /// MESSAGE` (no backtrace). What a plugin process of fidius-isolated does, so
+        /// that a crash report carries the message.
+        Stderr,
     }
 
     impl Default for PanicRoute {
@@ -101,6 +105,7 @@ mod host {
     fn code(route: PanicRoute) -> u8 {
         match route {
             PanicRoute::Nowhere => 0,
+            PanicRoute::Stderr => 6,
             PanicRoute::Trace(level) if level == tracing::Level::TRACE => 1,
             PanicRoute::Trace(level) if level == tracing::Level::DEBUG => 2,
             PanicRoute::Trace(level) if level == tracing::Level::INFO => 3,
@@ -147,6 +152,13 @@ mod host {
             3 => emit!(tracing::Level::INFO),
             4 => emit!(tracing::Level::WARN),
             5 => emit!(tracing::Level::ERROR),
+            6 => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "plugin panicked at {file}:{line}: {message}"
+                );
+            }
             _ => {}
         }
     }

@@ -86,6 +86,9 @@ fn serve() -> ! {
             exit(3)
         }
     };
+    // The plugin's panics, one line each on standard error, which the host reads: a
+    // plugin built to abort on panic then leaves its message in the crash report.
+    fidius::panics::route_plugin_panics(fidius::panics::PanicRoute::Stderr);
     if let Some(limit) = start.memory_limit {
         use rustix::process::{setrlimit, Resource, Rlimit};
         let rlimit = Rlimit {

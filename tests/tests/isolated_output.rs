@@ -68,10 +68,21 @@ fn a_plugin_process_output_goes_to_tracing_tagged_with_the_plugin() {
     };
     let stdout = tagged("misbehave: to standard output", "stdout");
     let stderr = tagged("misbehave: to standard error", "stderr");
+    // A panic in the process: the caller gets it, and the process's standard error
+    // has it as one line (what a crash report of a plugin that aborts would show).
+    assert!(matches!(
+        client.crash("panic".into()),
+        Err(fidius::CallError::Panic(m)) if m == "misbehave: panicking on request"
+    ));
+    let panicked = |event: &String| {
+        event.contains("plugin panicked at ")
+            && event.contains(": misbehave: panicking on request")
+            && event.contains("stream=stderr ")
+    };
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let events = EVENTS.lock().unwrap().clone();
-        if events.iter().any(&stdout) && events.iter().any(&stderr) {
+        if events.iter().any(&stdout) && events.iter().any(&stderr) && events.iter().any(panicked) {
             break;
         }
         assert!(Instant::now() < until, "not found in {events:#?}");
