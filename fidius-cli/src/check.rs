@@ -24,6 +24,8 @@ struct Report {
     reasons: Vec<Reason>,
     /// What passed, for the reader.
     notes: Vec<String>,
+    /// What was not checked, and why (not a reason of its own).
+    unchecked: Vec<String>,
     plugins: Vec<String>,
 }
 
@@ -48,6 +50,7 @@ impl Report {
                 "accepted": self.reasons.is_empty(),
                 "plugins": self.plugins,
                 "passed": self.notes,
+                "not_checked": self.unchecked,
                 "reasons": reasons,
             });
             println!("{report:#}");
@@ -60,6 +63,9 @@ impl Report {
                     Some(p) => println!("refused ({}, plugin `{p}`): {}", r.stage, r.message),
                     None => println!("refused ({}): {}", r.stage, r.message),
                 }
+            }
+            for why in &self.unchecked {
+                println!("not checked: {why}");
             }
         }
         match self.reasons.len() {
@@ -110,11 +116,10 @@ pub fn check(lib: &str, options: &Options) -> Result<(), Failure> {
         Ok(library) => library,
         Err(LoadError::Untrusted { reason, .. }) => {
             report.refuse("trust", None, reason.to_string());
-            report.refuse(
-                "load",
-                None,
-                "not loaded: the remaining checks load the library, which runs its code, \
-                 and that is not done for an untrusted build",
+            report.unchecked.push(
+                "the rest: those checks load the library, which runs its code, and that is \
+                 not done for an untrusted build"
+                    .into(),
             );
             return report.finish(lib, options.json);
         }

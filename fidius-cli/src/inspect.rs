@@ -72,12 +72,26 @@ pub fn call(path: &str, plugin: &str, method: &str, args: &str) -> Result<(), Fa
             "arguments must be a JSON array, e.g. '[\"text\", 3]'".into(),
         ));
     };
-    let args: Vec<Value> = args.iter().map(to_value).collect();
     let library = open(path)?;
     let handle = library
         .handle(plugin, None)
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    if handle.method_info(method)?.streaming {
+    let info = handle.method_info(method)?;
+    // Bytes, as the results print them: a JSON array of numbers (a string gives its
+    // UTF-8 bytes), for a raw method's argument and every `Vec<u8>` one.
+    let types = info.arguments();
+    let args: Vec<Value> = args
+        .iter()
+        .enumerate()
+        .map(|(i, arg)| {
+            let bytes = info.raw || types.get(i).is_some_and(|t| *t == "Vec<u8>");
+            match (bytes, as_bytes(arg)) {
+                (true, Some(bytes)) => Value::Binary(bytes),
+                _ => to_value(arg),
+            }
+        })
+        .collect();
+    if info.streaming {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         for item in handle.call_dynamic_stream(method, &args)? {
@@ -87,6 +101,15 @@ pub fn call(path: &str, plugin: &str, method: &str, args: &str) -> Result<(), Fa
         println!("{}", to_json(&handle.call_dynamic(method, &args)?));
     }
     Ok(())
+}
+
+/// A JSON array of numbers 0 to 255, as bytes.
+fn as_bytes(j: &Json) -> Option<Vec<u8>> {
+    let Json::Array(items) = j else { return None };
+    items
+        .iter()
+        .map(|n| n.as_u64().and_then(|n| u8::try_from(n).ok()))
+        .collect()
 }
 
 /// JSON to a MessagePack value: numbers stay integers when they are.

@@ -21,7 +21,8 @@ usage:
   fidius describe LIB                     what every plugin in LIB offers, as JSON
   fidius call LIB PLUGIN METHOD [ARGS]    call a method: ARGS is a JSON array, the
                                           result is printed as JSON (a stream, one
-                                          value per line)
+                                          value per line); bytes are arrays of
+                                          numbers, or strings (their UTF-8)
   fidius check LIB [OPTIONS]              every reason a host would refuse LIB
       --against REF                       expect the interface of REF's plugins (a
                                           library built against the host's interface)

@@ -120,7 +120,10 @@
 //!
 //! `#[plugin_interface(version = N, buffer = PluginAllocated | Arena)]` on a trait whose
 //! methods take `&self` and owned serde arguments, and return a serde type, `()`, or
-//! `Result<T, PluginError>`. Method attributes:
+//! `Result<T, PluginError>`. `version` is required; `buffer` defaults to
+//! `PluginAllocated`. `crate = "path"` names fidius for an interface crate that
+//! re-exports it under another path (`crate = "my_sdk::fidius"`); the generated code
+//! then goes through that path. Method attributes:
 //!
 //! * `#[optional(since = N)]`: plugins may leave the method out; the client's
 //!   `has_<method>()` tells, and calling it anyway gives `CallError::NotImplemented`
@@ -144,8 +147,11 @@
 //! client returns a [`PluginStream<T>`], an iterator of `Result<T, CallError>` that
 //! pulls one item per `next()`. Dropping it cancels the producer.
 //!
-//! `#[plugin_impl(Trait)]` (optionally `buffer = ...`, checked against the interface)
-//! on `impl Trait for Type`, where `Type` is a unit struct or implements `Default`.
+//! `#[plugin_impl(Trait)]` (optionally `buffer = ...`, checked against the interface,
+//! and `crate = "path"`) on `impl Trait for Type`, where `Type` is a unit struct or
+//! implements `Default`. The method attributes above may be written again on the
+//! impl's methods, as some codebases do: they are checked to agree with the trait's
+//! (which decide) and explained where they do not.
 //! Methods are wired by name, so the order of the impl block does not matter. A panic
 //! in a method is caught and reported as `CallError::Panic`.
 //!

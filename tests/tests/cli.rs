@@ -266,7 +266,44 @@ fn check_reports_every_reason_a_host_would_refuse() {
     ]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("refused (trust)") && out.contains("not loaded"),
+        out.contains("refused (trust)") && out.contains("not checked"),
         "{out}"
     );
+}
+
+/// A library named without a directory is the file in the current directory (the
+/// dynamic loader alone would look in the system's library path), and a loader
+/// failure keeps the loader's own words.
+#[test]
+fn a_bare_file_name_is_the_file_here() {
+    let lib = fixture("calc-plugins");
+    let dir = lib.parent().unwrap();
+    let name = lib.file_name().unwrap().to_str().unwrap();
+    let out = Command::new(fidius_tool())
+        .current_dir(dir)
+        .args(["check", name, "--against", name])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, out, _) = run(&["check", "/no/such/dir/libnothing.so"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("No such file"), "{out}");
+}
+
+/// Bytes go in as JSON arrays of numbers, as they come out.
+#[test]
+fn bytes_are_arrays_of_numbers_both_ways() {
+    let lib = fixture("calc-plugins");
+    let lib = lib.to_str().unwrap();
+    let (code, out, err) = run(&["call", lib, "BasicCalc", "reverse_raw", "[[1, 2, 3]]"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[3,2,1]");
+    let (code, out, err) = run(&["call", lib, "BasicCalc", "echo", "[[0, 255]]"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[0,255]");
 }

@@ -134,17 +134,33 @@ fn an_untrusted_library_never_runs() {
     );
 }
 
-/// A plugin that is not found names the libraries it could not use and why.
+/// Searching for a plugin: when the only libraries there were refused as untrusted,
+/// that refusal is the error; otherwise "not found" names them, with the reason.
 #[test]
-fn not_found_names_the_untrusted_libraries() {
+fn a_search_reports_untrusted_libraries() {
     let dir = fidius_tests::dir_with(&["calc-plugins"]);
     let host = PluginHost::builder()
         .search_path(dir.path())
         .trust(Trust::new().key(key(1).public_key()))
         .build();
-    let message = host.load("BasicCalc").unwrap_err().to_string();
+    let err = host.load("BasicCalc").unwrap_err();
+    assert!(matches!(untrusted(err), Untrusted::Unsigned { .. }));
+
+    // With a trusted library there too, a missing plugin is "not found", naming the
+    // untrusted one.
+    let signed = dir.path().join(lib_name("calc-alt"));
+    std::fs::copy(fixture("calc-alt"), &signed).unwrap();
+    sign(&signed, &key(1));
+    let message = host.load("NoSuchPlugin").unwrap_err().to_string();
+    assert!(message.contains("not found"), "{message}");
     assert!(message.contains("not trusted"), "{message}");
     assert!(message.contains(&lib_name("calc-plugins")), "{message}");
+    // The error's Debug, as `main` prints it, is that message too.
+    let debug = format!("{:?}", host.load("NoSuchPlugin").unwrap_err());
+    assert!(
+        debug.starts_with("PluginNotFound: plugin `NoSuchPlugin` not found"),
+        "{debug}"
+    );
 }
 
 fn lib_name(fixture_name: &str) -> String {

@@ -301,6 +301,25 @@ fn route_panics(library: &libloading::Library) {
     }
 }
 
+/// The loader's message, with its cause (libloading keeps the system's text there).
+fn loader_message(e: &libloading::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// `path` as the dynamic loader must see it: a name with no directory in it would be
+/// looked up in the system's library path, not in the current directory.
+fn as_file_path(path: &Path) -> std::borrow::Cow<'_, Path> {
+    if path.components().count() == 1 && path.is_relative() {
+        std::borrow::Cow::Owned(Path::new(".").join(path))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
+}
+
 #[cfg(unix)]
 fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
@@ -308,11 +327,11 @@ fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
     // trusted libraries may be loaded. RTLD_NOW resolves every symbol now, so a library
     // with missing dependencies fails here rather than in the middle of a call;
     // RTLD_LOCAL keeps its symbols from clashing with other plugins'.
-    unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
+    unsafe { Library::open(Some(as_file_path(path).as_ref()), RTLD_NOW | RTLD_LOCAL) }
         .map(Into::into)
         .map_err(|e| LoadError::LibraryLoad {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            reason: loader_message(&e),
         })
 }
 
@@ -320,8 +339,10 @@ fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
 fn open_library(path: &Path) -> Result<libloading::Library, LoadError> {
     // SAFETY: loading runs the library's initialisers; fidius documents that only
     // trusted libraries may be loaded.
-    unsafe { libloading::Library::new(path) }.map_err(|e| LoadError::LibraryLoad {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    unsafe { libloading::Library::new(as_file_path(path).as_ref()) }.map_err(|e| {
+        LoadError::LibraryLoad {
+            path: path.to_path_buf(),
+            reason: loader_message(&e),
+        }
     })
 }

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 ///
 /// Serializable, so that a plugin process can report its own loading to its host
 /// (fidius-isolated); an I/O error travels as its kind, OS code and message.
-#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
+///
+/// Its `Debug` is its message after the variant's name, so that a `main` returning
+/// `Result<(), Box<dyn Error>>` prints what to do, not the fields.
+#[derive(thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum LoadError {
     /// The file could not be read.
@@ -258,7 +261,34 @@ macro_rules! file_of {
     };
 }
 
+impl std::fmt::Debug for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {self}", self.kind())
+    }
+}
+
 impl LoadError {
+    /// The variant's name, for `Debug`.
+    fn kind(&self) -> &'static str {
+        match self {
+            LoadError::Io { .. } => "Io",
+            LoadError::NotALibrary { .. } => "NotALibrary",
+            LoadError::WrongArchitecture { .. } => "WrongArchitecture",
+            LoadError::LibraryLoad { .. } => "LibraryLoad",
+            LoadError::MissingRegistry { .. } => "MissingRegistry",
+            LoadError::NullRegistry { .. } => "NullRegistry",
+            LoadError::BadMagic { .. } => "BadMagic",
+            LoadError::RegistryVersion { .. } => "RegistryVersion",
+            LoadError::AbiVersion { .. } => "AbiVersion",
+            LoadError::DescriptorTooSmall { .. } => "DescriptorTooSmall",
+            LoadError::InvalidDescriptor { .. } => "InvalidDescriptor",
+            LoadError::DuplicatePlugin { .. } => "DuplicatePlugin",
+            LoadError::InterfaceMismatch { .. } => "InterfaceMismatch",
+            LoadError::Untrusted { .. } => "Untrusted",
+            LoadError::PluginNotFound { .. } => "PluginNotFound",
+        }
+    }
+
     /// The error for plugin `plugin` of `path`, which does not match the interface.
     pub fn from_mismatch(path: PathBuf, plugin: String, mismatch: InterfaceMismatch) -> Self {
         Self::InterfaceMismatch {

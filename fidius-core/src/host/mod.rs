@@ -206,7 +206,10 @@ impl PluginHost {
     /// that contains it.
     ///
     /// When a plugin of that name exists but does not match the expected interface,
-    /// that mismatch is returned rather than "not found".
+    /// that mismatch is returned rather than "not found". With a [`Trust`], when no
+    /// library could be looked into and one was refused as untrusted, that
+    /// [`LoadError::Untrusted`] is returned; otherwise "not found" lists every library
+    /// it could not use, untrusted ones included, with the reason.
     pub fn load(&self, name: &str) -> Result<PluginHandle, LoadError> {
         let mut skipped = Vec::new();
         let mut available = Vec::new();
@@ -227,13 +230,26 @@ impl PluginHost {
                 Err(e) => mismatch = mismatch.or(Some(e)),
             }
         }
-        Err(mismatch.unwrap_or(LoadError::PluginNotFound {
+        if let Some(mismatch) = mismatch {
+            return Err(mismatch);
+        }
+        // Nothing could be looked into, and a library was refused as untrusted: that
+        // refusal is the answer (its plugins are unknown, but this is what to fix).
+        if available.is_empty() {
+            if let Some(i) = skipped
+                .iter()
+                .position(|e| matches!(e, LoadError::Untrusted { .. }))
+            {
+                return Err(skipped.swap_remove(i));
+            }
+        }
+        Err(LoadError::PluginNotFound {
             name: name.to_string(),
             searched: self.search_paths.clone(),
             available,
             skipped: skipped.iter().map(ToString::to_string).collect(),
             libraries: files.len(),
-        }))
+        })
     }
 
     /// Loads plugin `name` from the library at `path`, checked against the expected
