@@ -329,18 +329,7 @@ pub unsafe extern "C" fn free_buffer(ptr: *mut u8, len: usize, cap: usize) {
 }
 
 const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
+    bytes_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// Capability bits for the optional methods among `implemented` (every method name in

@@ -15,7 +15,7 @@
 
 use crate::shadow::{private_dir, CopyError};
 use fidius::host::trust::{read_signature, signature_path};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where the last good builds are kept.
@@ -78,20 +78,12 @@ impl LastGood {
         let _ = std::fs::remove_file(&staged);
         let written = (|| -> std::io::Result<bool> {
             let mut input = fidius::host::platform::open_regular(source)?;
-            let mut output = private_dir::create_file(&staged)?;
-            let mut hash = xxhash_rust::xxh3::Xxh3::new();
-            let mut buf = [0u8; 64 * 1024];
-            loop {
-                let n = match input.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                hash.update(&buf[..n]);
-                output.write_all(&buf[..n])?;
-            }
-            Ok(hash.digest() == content_hash)
+            let mut output = Hashing(
+                private_dir::create_file(&staged)?,
+                xxhash_rust::xxh3::Xxh3::new(),
+            );
+            std::io::copy(&mut input, &mut output)?;
+            Ok(output.1.digest() == content_hash)
         })();
         match written {
             Ok(true) => {}
@@ -124,6 +116,22 @@ impl LastGood {
         }
         std::fs::rename(&staged, &target).map_err(|e| format!("{}: {e}", target.display()))?;
         Ok(true)
+    }
+}
+
+/// Writes through to the kept file, hashing what passes (the content hash of
+/// `VersionInfo`).
+struct Hashing(std::fs::File, xxhash_rust::xxh3::Xxh3);
+
+impl Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.0.write(buf)?;
+        self.1.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 

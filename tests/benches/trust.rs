@@ -60,7 +60,8 @@ fn main() {
             drop(PluginLibrary::open_trusted(&lib, &trust).unwrap());
             trusted.push(t.elapsed());
         }
-        let (read, hash, open, trusted) = (median(read), median(hash), median(open), median(trusted));
+        let (read, hash, open, trusted) =
+            (median(read), median(hash), median(open), median(trusted));
         println!(
             "one-shot {fixture} ({:.1} MiB), medians of {ROUNDS}: read {} | sha256 {} | open {} | open_trusted {} ({:.2}x open, +{})",
             size as f64 / (1 << 20) as f64,

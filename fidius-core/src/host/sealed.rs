@@ -250,19 +250,21 @@ fn to_private_dir(source: &Path, input: &mut impl Read) -> std::io::Result<Seale
 }
 
 fn copy_hashing(input: &mut impl Read, output: &mut File) -> std::io::Result<Digest> {
-    let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        output.write_all(&buf[..n])?;
+    /// Writes through to the copy, hashing what passes.
+    struct Hashing<'a>(&'a mut File, Hasher);
+    impl Write for Hashing<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.0.write(buf)?;
+            self.1.update(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.0.flush()
+        }
     }
-    Ok(hasher.finish())
+    let mut out = Hashing(output, Hasher::new());
+    std::io::copy(input, &mut out)?;
+    Ok(out.1.finish())
 }
 
 #[cfg(target_os = "linux")]
