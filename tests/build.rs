@@ -24,6 +24,8 @@ const FIXTURES: &[&str] = &[
     // Mis-built on purpose, as a new user might: the errors must say what is wrong.
     "forgot-registry",
     "rlib-plugin",
+    // A plugin of an SDK that re-exports fidius, depending on the SDK alone.
+    "sdk-plugin",
 ];
 
 /// The builds of `hot-plugin`, each kept under its own name: (feature, library name).

@@ -44,7 +44,15 @@ pub fn rebase(tokens: TokenStream, krate: Option<&syn::Path>) -> TokenStream {
         let mut i = 0;
         while i < trees.len() {
             let starts_path = match out.last() {
-                Some(TokenTree::Ident(prev)) => prev == "as",
+                // `a::fidius` continues a path; after a keyword (`impl ::fidius`,
+                // `&'static ::fidius`) a path starts.
+                Some(TokenTree::Ident(prev)) => {
+                    let lifetime = matches!(
+                        out.iter().rev().nth(1),
+                        Some(TokenTree::Punct(p)) if p.as_char() == '\''
+                    );
+                    lifetime || is_keyword_before_path(&prev.to_string())
+                }
                 _ => true,
             };
             if let (TokenTree::Punct(a), Some(TokenTree::Punct(b)), Some(TokenTree::Ident(id))) =
@@ -77,6 +85,46 @@ pub fn rebase(tokens: TokenStream, krate: Option<&syn::Path>) -> TokenStream {
         Some(krate) => walk(tokens, &quote!(#krate)),
         None => tokens,
     }
+}
+
+/// A keyword after which `::fidius` starts a path rather than continuing one: any
+/// keyword but the path segments `crate`, `self`, `super` and `Self`.
+fn is_keyword_before_path(word: &str) -> bool {
+    matches!(
+        word,
+        "as" | "async"
+            | "await"
+            | "break"
+            | "const"
+            | "continue"
+            | "dyn"
+            | "else"
+            | "enum"
+            | "extern"
+            | "fn"
+            | "for"
+            | "if"
+            | "impl"
+            | "in"
+            | "let"
+            | "loop"
+            | "match"
+            | "mod"
+            | "move"
+            | "mut"
+            | "pub"
+            | "ref"
+            | "return"
+            | "static"
+            | "struct"
+            | "trait"
+            | "type"
+            | "unsafe"
+            | "use"
+            | "where"
+            | "while"
+            | "yield"
+    )
 }
 
 pub fn c_str(s: &str) -> syn::LitCStr {

@@ -417,3 +417,17 @@ fn a_search_path_without_any_library_says_to_build_a_cdylib() {
     assert!(message.contains("No dynamic library"), "{message}");
     assert!(message.contains(r#"crate-type = ["cdylib"]"#), "{message}");
 }
+
+/// A plugin of an SDK that re-exports fidius (`crate = "sdk_interface::plugins"`),
+/// built without any dependency on fidius itself, loads and answers.
+#[test]
+fn a_plugin_of_a_reexporting_sdk_loads() {
+    use sdk_interface::{Greeter, GreeterClient};
+    let handle = PluginHost::builder()
+        .expect_interface::<dyn Greeter>()
+        .build()
+        .load_from(fixture("sdk-plugin"), "English")
+        .unwrap();
+    let client = GreeterClient::new(handle).unwrap();
+    assert_eq!(client.greet("SDK".into()).unwrap(), "Hello, SDK");
+}
