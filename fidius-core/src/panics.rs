@@ -14,21 +14,41 @@
 //! `tracing` event at debug level, target `fidius::plugin_panic`). A panic inside a
 //! call also reaches the caller as `CallError::Panic`, with its message.
 //!
+//! A panic in a plugin built with `panic = "abort"` ends the process: that one is
+//! always reported on standard error and at error level (unless the route is
+//! `Nowhere`). Panics in threads the plugin starts follow the route like the others,
+//! at its level: route at a level your logs show if your plugins start threads.
+//!
 //! A plugin that wants a hook of its own may set one after it is loaded; the last
-//! `set_hook` in the plugin wins.
+//! `set_hook` in the plugin wins. A plugin sharing the host's standard library (built
+//! with `-C prefer-dynamic`) installs none: the host's own hook sees its panics.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a host is told of a plugin's panic: its message and its location in the
-/// plugin's source (`file` may be empty, `line` 0, when unknown). The pointers are
-/// valid for the call only.
+/// plugin's source (`file` may be empty, `line` 0, when unknown), and `flags`
+/// ([`PANIC_FATAL`]). The pointers are valid for the call only.
 pub type PanicSink = unsafe extern "C" fn(
     message: *const u8,
     message_len: usize,
     file: *const u8,
     file_len: usize,
     line: u32,
+    flags: u32,
 );
+
+/// In a [`PanicSink`]'s `flags`: the plugin is built with `panic = "abort"`, so the
+/// process ends right after this report. The host reports it whatever the route
+/// (except `PanicRoute::Nowhere`): on standard error and as an error-level event.
+pub const PANIC_FATAL: u32 = 1;
+
+/// What a host passes [`plugin_set_panic_sink`] to tell its standard library apart:
+/// the address of its `std::panic::set_hook`. A plugin that shares it (built with
+/// `-C prefer-dynamic`) installs no hook of its own: the host's sees its panics.
+pub fn std_identity() -> usize {
+    type SetHook = fn(Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>);
+    std::panic::set_hook as SetHook as usize
+}
 
 /// The name of the symbol of [`plugin_set_panic_sink`] in a plugin library.
 pub const PANIC_SINK_SYMBOL: &str = "fidius_panic_sink";
@@ -38,8 +58,13 @@ static SINK: AtomicUsize = AtomicUsize::new(0);
 
 /// What `fidius_plugin_registry!` exports as `fidius_panic_sink`: installs this
 /// library's panic hook (once) and sends its panics to `sink` (`None`: nowhere).
-pub extern "C" fn plugin_set_panic_sink(sink: Option<PanicSink>) {
+/// `host_std` is the host's [`std_identity`]: a plugin sharing the host's standard
+/// library leaves the host's hook in place.
+pub extern "C" fn plugin_set_panic_sink(sink: Option<PanicSink>, host_std: usize) {
     static INSTALL: std::sync::Once = std::sync::Once::new();
+    if host_std == std_identity() {
+        return;
+    }
     SINK.store(sink.map_or(0, |f| f as usize), Ordering::Release);
     // `set_hook` refuses to run on a panicking thread; a host loads libraries from
     // threads that are not panicking.
@@ -57,6 +82,11 @@ fn hook(info: &std::panic::PanicHookInfo<'_>) {
     let sink: PanicSink = unsafe { std::mem::transmute::<usize, PanicSink>(sink) };
     let message = crate::shim::panic_message(info.payload());
     let (file, line) = info.location().map_or(("", 0), |l| (l.file(), l.line()));
+    let flags = if cfg!(panic = "abort") {
+        PANIC_FATAL
+    } else {
+        0
+    };
     // SAFETY: the pointers and lengths describe live strings for the whole call, as
     // the sink's contract asks.
     unsafe {
@@ -66,6 +96,7 @@ fn hook(info: &std::panic::PanicHookInfo<'_>) {
             file.as_ptr(),
             file.len(),
             line,
+            flags,
         )
     };
 }
@@ -123,6 +154,7 @@ mod host {
     }
 
     /// The host's [`PanicSink`](super::PanicSink), handed to every library it loads.
+    /// Nothing unwinds out of it: a subscriber that panics is ignored.
     ///
     /// # Safety
     /// `message` and `file` must point at `message_len` and `file_len` readable bytes.
@@ -132,6 +164,23 @@ mod host {
         file: *const u8,
         file_len: usize,
         line: u32,
+        flags: u32,
+    ) {
+        let _ = std::panic::catch_unwind(|| {
+            // SAFETY: as this function's contract says.
+            unsafe { route(message, message_len, file, file_len, line, flags) }
+        });
+    }
+
+    /// # Safety
+    /// As [`host_sink`].
+    unsafe fn route(
+        message: *const u8,
+        message_len: usize,
+        file: *const u8,
+        file_len: usize,
+        line: u32,
+        flags: u32,
     ) {
         let text = |ptr: *const u8, len: usize| {
             if ptr.is_null() || len == 0 {
@@ -146,7 +195,18 @@ mod host {
                 tracing::event!(target: "fidius::plugin_panic", $level, panic = %message, %file, line, "a plugin panicked")
             };
         }
-        match ROUTE.load(Ordering::Relaxed) {
+        let route = ROUTE.load(Ordering::Relaxed);
+        if flags & super::PANIC_FATAL != 0 && route != 0 {
+            // The process ends right after this: say it where it will be seen.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "plugin panicked at {file}:{line}: {message} (the plugin aborts on panic)"
+            );
+            emit!(tracing::Level::ERROR);
+            return;
+        }
+        match route {
             1 => emit!(tracing::Level::TRACE),
             2 => emit!(tracing::Level::DEBUG),
             3 => emit!(tracing::Level::INFO),

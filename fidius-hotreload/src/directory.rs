@@ -774,7 +774,7 @@ impl DirShared {
             How::Now => {
                 let plugins = plugins
                     .iter()
-                    .map(|(name, m)| (name.clone(), m.hot.shared().reload_now(None, None)))
+                    .map(|(name, m)| (name.clone(), m.hot.shared().reload_now(None)))
                     .collect();
                 (Ran::Done, Ok(LibraryReload::Reloaded { plugins }))
             }
@@ -884,6 +884,7 @@ impl DirShared {
                 // Reported once (and at the first scan or on command, where no retry
                 // came before); tried again until it clears or the file changes.
                 if attempt < BACKOFF || attempt == u32::MAX {
+                    self.config.plugin.metrics.rejected();
                     self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
                 }
                 return (Ran::Backoff, Err(r));
@@ -891,6 +892,7 @@ impl DirShared {
             Err(r) => {
                 let retries = self.config.plugin.load_retries;
                 if r.stage == Stage::Load && attempt < retries {
+                    self.config.plugin.metrics.retried();
                     self.hub.enqueue(DirectoryEvent::Retrying {
                         attempt: attempt + 1,
                         left: retries - attempt,
@@ -898,6 +900,7 @@ impl DirShared {
                     });
                     return (Ran::Retry, Err(r));
                 }
+                self.config.plugin.metrics.rejected();
                 self.hub.enqueue(DirectoryEvent::Rejected(r.clone()));
                 return (Ran::Done, Err(r));
             }

@@ -47,9 +47,8 @@ impl HoldGate {
         Some(Entered(self))
     }
 
-    /// Enters for a reload once no hold is in place.
-    /// Enters, waiting for holds to end until `deadline` (`None`: for ever). `None`
-    /// when the deadline passed first.
+    /// Enters for a reload once no hold is in place, waiting for holds to end until
+    /// `deadline` (`None`: for ever). `None` when the deadline passed first.
     pub fn enter_until(&self, deadline: Option<std::time::Instant>) -> Option<Entered<'_>> {
         let mut state = self.state.lock();
         while state.holds > 0 {
@@ -67,13 +66,10 @@ impl HoldGate {
         Some(Entered(self))
     }
 
+    /// Enters for a reload once no hold is in place, however long that takes.
     pub fn enter(&self) -> Entered<'_> {
-        let mut state = self.state.lock();
-        while state.holds > 0 {
-            self.changed.wait(&mut state);
-        }
-        state.reloads += 1;
-        Entered(self)
+        self.enter_until(None)
+            .expect("with no deadline, entering always succeeds")
     }
 
     fn hold(&self) {

@@ -391,6 +391,7 @@ impl HotPlugin {
         let first = match first {
             Ok(first) => first,
             Err(r) => {
+                b.config.metrics.rejected();
                 events.emit(&b.plugin, ReloadEvent::Rejected(r.clone()));
                 // A restart after a bad deploy: the last good build, if one is kept.
                 let kept = b.config.last_good.as_ref().and_then(|store| {
@@ -459,7 +460,9 @@ impl HotPlugin {
             None
         };
         // Reported only now that the hot plugin exists: a failed start loaded nothing.
-        if !from_last_good {
+        // Kept as proven: with probation set, only a build that passed one is (the
+        // first version is never on probation).
+        if !from_last_good && shared.config().probation.is_none() {
             shared.keep_as_last_good(loaded.content_hash);
         }
         shared.emit(ReloadEvent::Loaded(loaded));
@@ -494,7 +497,7 @@ impl HotPlugin {
     /// [`hold`](Self::hold) to end (so never call it while holding one on the same
     /// thread). May be called from an event callback.
     pub fn reload_now(&self) -> Result<ReloadOutcome, Rejection> {
-        self.shared.reload_now(None, None)
+        self.shared.reload_now(None)
     }
 
     /// As [`reload_now`](Self::reload_now), waiting at most `limit` for holds to end:
@@ -502,7 +505,7 @@ impl HotPlugin {
     /// done. Either way, a reload that must wait reports
     /// [`ReloadEvent::WaitingForHold`] first.
     pub fn reload_within(&self, limit: std::time::Duration) -> Result<ReloadOutcome, Rejection> {
-        self.shared.reload_now(None, Some(limit))
+        self.shared.reload_now(Some(limit))
     }
 
     /// A channel that receives every event from now on.

@@ -105,6 +105,17 @@ impl HotMetrics {
         }
     }
 
+    /// A build refused that no plugin's events report (a plugin's first build, a
+    /// library new to a directory).
+    pub(crate) fn rejected(&self) {
+        self.rejections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A failed attempt at a new library, tried again.
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// `n` more old versions are draining (negative: fewer).
     pub(crate) fn draining(&self, n: i64) {
         if n >= 0 {

@@ -221,22 +221,18 @@ impl Shared {
         drop(self.reload_lock.lock());
     }
 
-    /// Reloads now, on the caller's thread, waiting for any hold to end (the plugin's
-    /// own, and `outer`, a hot directory's), for at most `limit` when one is given. A
+    /// Reloads now, on the caller's thread, waiting for the plugin's holds to end, for
+    /// at most `limit` when one is given. A
     /// reload that must wait says so ([`ReloadEvent::WaitingForHold`]); one whose
     /// limit passes is refused at the [`Stage::Held`] stage, with nothing done. A
     /// rejection of the build is counted and reported.
     pub fn reload_now(
         self: &Arc<Self>,
-        outer: Option<&HoldGate>,
         limit: Option<Duration>,
     ) -> Result<ReloadOutcome, Rejection> {
-        let deadline = limit.map(|l| Instant::now() + l);
+        // A limit too far to add is no limit.
+        let deadline = limit.and_then(|l| Instant::now().checked_add(l));
         let (result, old) = {
-            let _outer = match outer {
-                Some(gate) => Some(self.enter_gate(gate, deadline, limit)?),
-                None => None,
-            };
             let _own = self.enter_gate(&self.hold, deadline, limit)?;
             let _serial = self.reload_lock.lock();
             self.queue(ReloadEvent::Detected {
@@ -260,9 +256,9 @@ impl Shared {
             return;
         };
         let (source, plugin) = (self.source.clone(), self.plugin.clone());
-        let signed = self.config.trust.is_some();
-        crate::pool::spawn(
-            move || match store.keep(&source, &plugin, content_hash, signed) {
+        let trust = self.config.trust.clone();
+        crate::pool::spawn(move || {
+            match store.keep(&source, &plugin, content_hash, trust.as_deref()) {
                 Ok(true) => {
                     tracing::debug!(plugin, path = %source.display(), "kept as the last good build")
                 }
@@ -272,8 +268,8 @@ impl Shared {
                 Err(why) => {
                     tracing::warn!(plugin, path = %source.display(), reason = %why, "cannot keep the last good build")
                 }
-            },
-        );
+            }
+        });
     }
 
     /// Enters `gate` for a reload asked for, saying so when a hold makes it wait.
@@ -386,7 +382,8 @@ impl Shared {
     }
 
     pub(crate) fn push_draining(&self, draining: Draining) {
-        self.draining.lock().push(draining);
+        let mut list = self.draining.lock();
+        list.push(draining);
         self.config.metrics.draining(1);
     }
 
@@ -659,6 +656,15 @@ impl Shared {
     }
 }
 
+impl Drop for Shared {
+    /// Versions still draining when the plugin goes are no longer counted by it (they
+    /// leave when their last holder does, reported to nobody).
+    fn drop(&mut self) {
+        let left = self.draining.get_mut().len();
+        self.config.metrics.draining(-(left as i64));
+    }
+}
+
 impl Drain for Shared {
     fn reclaim(&self) -> bool {
         drop(self.current.reclaim());
@@ -762,11 +768,21 @@ pub(crate) fn make_copy(
         let before = read_sig()?;
         let copied = copy(&limits)?;
         let after = read_sig()?;
-        if before != after && attempt < SIGNATURE_ATTEMPTS {
-            attempt += 1;
+        if before != after {
             drop(copied);
-            std::thread::sleep(SIGNATURE_PAUSE);
-            continue;
+            if attempt < SIGNATURE_ATTEMPTS {
+                attempt += 1;
+                continue;
+            }
+            // Still changing: a deploy in progress. Tried again later, on a timer (a
+            // worker never sleeps).
+            let reason = format!(
+                "the signature {} kept changing while the library was copied",
+                sig_path.display()
+            );
+            let mut rejection = Rejection::new(source, Stage::Trust, reason, None);
+            rejection.transient = true;
+            return Err(rejection);
         }
         let digest = copied.digest.expect("the copy was asked for its digest");
         return match trust.check(&digest, after.as_deref(), &sig_path) {
@@ -790,10 +806,9 @@ pub(crate) fn make_copy(
     }
 }
 
-/// How many times a build is copied again when its signature changed meanwhile, and
-/// the pause before each.
-const SIGNATURE_ATTEMPTS: u32 = 5;
-const SIGNATURE_PAUSE: Duration = Duration::from_millis(50);
+/// How many times a build is copied again at once when its signature changed
+/// meanwhile, before the reload is put off.
+const SIGNATURE_ATTEMPTS: u32 = 3;
 
 /// Loads and validates one version from its copy (let go of again on failure), in
 /// this process or, with `isolation`, in a process of its own.

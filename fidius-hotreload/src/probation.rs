@@ -271,17 +271,15 @@ impl Shared {
     /// any swap. Under the reload lock.
     pub(crate) fn pass_probation(&self) -> Option<Arc<Version>> {
         let on = self.probation.lock().take()?;
-        self.current.with(|v| {
-            if v.generation == on.generation {
+        let proven = self.current.with(|v| {
+            (v.generation == on.generation).then(|| {
                 v.trial.set(ON_PROBATION, false);
-            }
+                v.info()
+            })
         });
         self.queue(ReloadEvent::ProbationPassed {
             generation: on.generation,
         });
-        let proven = self
-            .current
-            .with(|v| (v.generation == on.generation).then(|| v.info()));
         if let Some(proven) = proven {
             self.keep_as_last_good(proven.content_hash);
         }

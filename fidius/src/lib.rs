@@ -245,8 +245,9 @@ macro_rules! fidius_plugin_registry {
         #[unsafe(no_mangle)]
         pub extern "C" fn fidius_panic_sink(
             sink: ::core::option::Option<$crate::panics::PanicSink>,
+            host_std: usize,
         ) {
-            $crate::panics::plugin_set_panic_sink(sink)
+            $crate::panics::plugin_set_panic_sink(sink, host_std)
         }
     };
 }

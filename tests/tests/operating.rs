@@ -183,3 +183,42 @@ fn rejections_name_the_users_file_at_every_stage() {
         assert_eq!(e.path(), Some(dir.file.as_path()), "{r}");
     }
 }
+
+/// With a trust, the kept build is kept with its signature, and judged again when a
+/// restart falls back on it.
+#[test]
+fn the_last_good_build_keeps_its_signature() {
+    use fidius::host::trust::{signature_path, Digest, SecretKey, Trust};
+    let key = SecretKey::from_seed([21; 32]);
+    let trust = Trust::new().key(key.public_key());
+    let sign = |file: &std::path::Path| {
+        let digest = Digest::of_file(file).unwrap();
+        std::fs::write(signature_path(file), key.sign(&digest).to_text("hot")).unwrap();
+    };
+    let dir = HotDir::new("v1");
+    sign(&dir.file);
+    let store = dir.dir.path().join("last-good");
+    let build = || {
+        HotPlugin::builder::<dyn Versioned>(&dir.file, "Hot")
+            .shadow_dir(&dir.shadow)
+            .watch(false)
+            .trust(trust.clone())
+            .last_known_good(&store)
+            .build()
+    };
+    drop(build().unwrap());
+    eventually("the build and its signature to be kept", || {
+        std::fs::read_dir(&store).is_ok_and(|d| d.count() == 2)
+    });
+    // An unsigned build, then a restart: the kept pair serves, judged again.
+    dir.deploy("v2", Deploy::Rename);
+    let hot = build().expect("the kept, signed build should serve");
+    assert_eq!(
+        VersionedClient::new(hot.handle()).unwrap().version().unwrap(),
+        1
+    );
+    // A bound too far to add is no bound.
+    dir.deploy("v1", Deploy::Rename);
+    sign(&dir.file);
+    hot.reload_within(Duration::MAX).unwrap();
+}

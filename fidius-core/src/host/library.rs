@@ -292,12 +292,15 @@ fn shares_allocator(library: &libloading::Library) -> bool {
 /// keep their standard library's default hook.
 fn route_panics(library: &libloading::Library) {
     let symbol = format!("{}\0", crate::panics::PANIC_SINK_SYMBOL);
-    type SetSink = extern "C" fn(Option<crate::panics::PanicSink>);
+    type SetSink = extern "C" fn(Option<crate::panics::PanicSink>, usize);
     // SAFETY: the library passed the registry checks, so it is a fidius plugin; those
     // built with this version export `fidius_panic_sink` with exactly this signature
     // (through `fidius_plugin_registry!`), and older ones do not export it at all.
     if let Ok(set_sink) = unsafe { library.get::<SetSink>(symbol.as_bytes()) } {
-        set_sink(Some(crate::panics::host_sink));
+        set_sink(
+            Some(crate::panics::host_sink),
+            crate::panics::std_identity(),
+        );
     }
 }
 

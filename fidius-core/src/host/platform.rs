@@ -32,6 +32,14 @@ pub fn library_file_name(crate_name: &str) -> String {
 /// not wait for a writer (nor a terminal become the controlling one). Whoever can
 /// write a plugin directory must not be able to hang the host that reads it.
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let not_regular =
+        || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+    // Anything but a regular file is refused before it is opened (opening a device can
+    // have effects of its own); the open descriptor is checked again below, in case
+    // the path changed in between.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -42,10 +50,7 @@ pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     }
     let file = options.open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(not_regular());
     }
     // Reads of a regular file block as usual (some network file systems would
     // otherwise answer "try again").
