@@ -214,7 +214,10 @@ fn the_last_good_build_keeps_its_signature() {
     dir.deploy("v2", Deploy::Rename);
     let hot = build().expect("the kept, signed build should serve");
     assert_eq!(
-        VersionedClient::new(hot.handle()).unwrap().version().unwrap(),
+        VersionedClient::new(hot.handle())
+            .unwrap()
+            .version()
+            .unwrap(),
         1
     );
     // A bound too far to add is no bound.
