@@ -166,22 +166,6 @@ mod host {
         line: u32,
         flags: u32,
     ) {
-        let _ = std::panic::catch_unwind(|| {
-            // SAFETY: as this function's contract says.
-            unsafe { route(message, message_len, file, file_len, line, flags) }
-        });
-    }
-
-    /// # Safety
-    /// As [`host_sink`].
-    unsafe fn route(
-        message: *const u8,
-        message_len: usize,
-        file: *const u8,
-        file_len: usize,
-        line: u32,
-        flags: u32,
-    ) {
         let text = |ptr: *const u8, len: usize| {
             if ptr.is_null() || len == 0 {
                 return std::borrow::Cow::Borrowed("");
@@ -190,6 +174,18 @@ mod host {
             String::from_utf8_lossy(unsafe { std::slice::from_raw_parts(ptr, len) })
         };
         let (message, file) = (text(message, message_len), text(file, file_len));
+        let _ = std::panic::catch_unwind(|| route(&message, &file, line, flags));
+    }
+
+    /// Reports one plugin panic where [`route_plugin_panics`] says.
+    fn route(message: &str, file: &str, line: u32, flags: u32) {
+        let to_stderr = |note: &str| {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "plugin panicked at {file}:{line}: {message}{note}"
+            );
+        };
         macro_rules! emit {
             ($level:expr) => {
                 tracing::event!(target: "fidius::plugin_panic", $level, panic = %message, %file, line, "a plugin panicked")
@@ -198,11 +194,7 @@ mod host {
         let route = ROUTE.load(Ordering::Relaxed);
         if flags & super::PANIC_FATAL != 0 && route != 0 {
             // The process ends right after this: say it where it will be seen.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "plugin panicked at {file}:{line}: {message} (the plugin aborts on panic)"
-            );
+            to_stderr(" (the plugin aborts on panic)");
             emit!(tracing::Level::ERROR);
             return;
         }
@@ -212,13 +204,7 @@ mod host {
             3 => emit!(tracing::Level::INFO),
             4 => emit!(tracing::Level::WARN),
             5 => emit!(tracing::Level::ERROR),
-            6 => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "plugin panicked at {file}:{line}: {message}"
-                );
-            }
+            6 => to_stderr(""),
             _ => {}
         }
     }

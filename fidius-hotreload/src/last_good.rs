@@ -94,15 +94,16 @@ impl LastGood {
             STAGED.fetch_add(1, Ordering::Relaxed)
         ));
         let staged_sig = signature_path(&staged);
-        let kept = self.write_pair(source, (&staged, &staged_sig), &target, content_hash, trust);
+        let kept = Self::write_pair(source, (&staged, &staged_sig), &target, content_hash, trust);
         // Whatever happened, nothing staged stays behind.
         let _ = std::fs::remove_file(&staged);
         let _ = std::fs::remove_file(&staged_sig);
         kept
     }
 
+    /// Copies `source` to `staged` and, when it is the build loaded (and, with a
+    /// trust, still vouched for), renames it (and its signature) into `target`.
     fn write_pair(
-        &self,
         source: &Path,
         (staged, staged_sig): (&Path, &Path),
         target: &Path,

@@ -317,37 +317,16 @@ pub(crate) fn copy(
 
 /// Opens the watched file for reading, once: it must be a regular file on the open
 /// descriptor (a FIFO, device or directory is refused, and opening a FIFO does not
-/// wait for a writer).
+/// wait for a writer), as `fidius::host::platform::open_regular` checks.
 fn open_source(source: &Path) -> Result<File, CopyError> {
-    // Anything but a regular file is refused before it is opened (opening a device
-    // can have effects of its own); the open descriptor is checked again below, in
-    // case the path changed in between.
-    let kind = std::fs::metadata(source)
-        .map_err(CopyError::Source)?
-        .file_type();
-    if !kind.is_file() {
-        return Err(CopyError::NotRegular(describe_kind(kind)));
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use rustix::fs::OFlags;
-        use std::os::unix::fs::OpenOptionsExt;
-        // Opening a FIFO must not wait for a writer, nor a terminal become ours.
-        options.custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32);
-    }
-    let file = options.open(source).map_err(CopyError::Source)?;
-    let kind = file.metadata().map_err(CopyError::Source)?.file_type();
-    if kind.is_file() {
-        // Reads of a regular file block as usual (some network file systems would
-        // otherwise answer "try again").
-        #[cfg(unix)]
-        rustix::fs::fcntl_setfl(&file, rustix::fs::OFlags::empty())
-            .map_err(|e| CopyError::Source(e.into()))?;
-        return Ok(file);
-    }
-    Err(CopyError::NotRegular(describe_kind(kind)))
+    fidius::host::platform::open_regular(source).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            let kind = std::fs::metadata(source).map(|m| describe_kind(m.file_type()));
+            CopyError::NotRegular(kind.unwrap_or("not a regular file"))
+        } else {
+            CopyError::Source(e)
+        }
+    })
 }
 
 fn describe_kind(kind: std::fs::FileType) -> &'static str {
